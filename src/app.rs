@@ -1,0 +1,117 @@
+//! Start-up: builds the shared [`AppState`] from a [`Config`] (store, master key, schemas,
+//! limits) and runs the server until shutdown.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::ingest::IdempotencyLocks;
+use crate::keys::{CreatedKey, KeyOptions, Keys};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimits;
+use crate::store::Store;
+use crate::validate::Schemas;
+use crate::verify::VerifySettings;
+
+/// Everything a request handler needs; shared behind an `Arc`.
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub keys: Keys,
+    pub limits: RateLimits,
+    pub schemas: Schemas,
+    pub metrics: Metrics,
+    pub idempotency_locks: IdempotencyLocks,
+    pub verify_settings: VerifySettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    MasterKey(#[from] crate::crypto::MasterKeyError),
+    #[error("schemas: {0}")]
+    Schemas(String),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(String, std::io::Error),
+}
+
+/// Where the generated development master key lives: next to the database.
+pub fn master_key_path(config: &Config) -> PathBuf {
+    config
+        .database
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| p.join("master.key"))
+        .unwrap_or_else(|| PathBuf::from("master.key"))
+}
+
+/// Opens the store and unseals the master key: what both the server and the CLI need.
+pub fn open_store(config: &Config) -> Result<(Store, Keys), StartError> {
+    let store = Store::open(&config.database, config.writer.max_batch)?;
+    let (master, generated) =
+        MasterKey::load_or_generate(&config.master_key, &master_key_path(config))?;
+    if generated {
+        tracing::warn!(
+            path = %master_key_path(config).display(),
+            "using a master key from a file next to the database; set HOOKGATE_MASTER_KEY in production"
+        );
+    }
+    let keys = Keys::new(store.clone(), master);
+    Ok((store, keys))
+}
+
+impl AppState {
+    pub fn build(config: Config) -> Result<Arc<AppState>, StartError> {
+        let (store, keys) = open_store(&config)?;
+        let schemas = Schemas::compile().map_err(StartError::Schemas)?;
+        Ok(Arc::new(AppState {
+            limits: RateLimits::new(config.rate_limit.clone()),
+            verify_settings: VerifySettings {
+                public_url: config.public_url.clone(),
+                timestamp_tolerance_secs: config.timestamp_tolerance_secs,
+                dynamics_header: config.dynamics_header.to_ascii_lowercase(),
+            },
+            metrics: Metrics::default(),
+            idempotency_locks: IdempotencyLocks::default(),
+            schemas,
+            store,
+            keys,
+            config,
+        }))
+    }
+
+    /// On a database with no key at all, creates a `dev` company with a `dev` key so that a
+    /// newcomer can send a first request. Returns it (the caller prints it once).
+    pub async fn create_dev_key_if_empty(&self) -> Result<Option<CreatedKey>, StartError> {
+        let count = self.store.read(|r| r.count_keys()).await?;
+        if count > 0 {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.keys
+                .create("dev", "dev", KeyOptions::default())
+                .await?,
+        ))
+    }
+}
+
+/// Binds the configured address and serves until `shutdown` resolves.
+pub async fn serve(
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let addr = state.config.listen.clone();
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| StartError::Listen(addr.clone(), e))?;
+    tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or(addr), "hookgate listening");
+    crate::http::run(listener, state, shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,493 @@
+//! The `POST /webhooks/inbound` pipeline, stage by stage, each rejecting early and cheaply:
+//! type/size → authentication → verification → rate limit → idempotency → parse → normalize →
+//! validate → apply (one transaction with the ingest-log row and the outbox) → respond.
+//!
+//! HTTP specifics (reading the body with a limit, writing headers) stay in `http/`; this module
+//! sees headers through [`Headers`] and the body as bytes.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::apply::{self, ApplyContext, DomainError};
+use crate::clock;
+use crate::crypto;
+use crate::envelope::{self, TEST_CONNECTION};
+use crate::error::ApiError;
+use crate::keys::ApiKey;
+use crate::normalize;
+use crate::ratelimit::RateStatus;
+use crate::store::{IngestEntry, StoredResponse};
+use crate::verify::{self, Headers, Source, VerifiedRequest};
+
+/// What the HTTP layer sends back.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+    pub rate: Option<RateStatus>,
+    pub replayed: bool,
+    pub request_id: String,
+}
+
+impl Reply {
+    fn json(status: u16, body: &Value, request_id: &str) -> Reply {
+        Reply {
+            status,
+            body: Bytes::from(serde_json::to_vec(body).expect("JSON values serialize")),
+            rate: None,
+            replayed: false,
+            request_id: request_id.to_string(),
+        }
+    }
+}
+
+/// What is known about a request as it moves through the pipeline; becomes its ingest-log row.
+pub struct Trace {
+    pub request_id: String,
+    pub client: IpAddr,
+    pub received_at_ms: i64,
+    pub started: Instant,
+    pub key: Option<Arc<ApiKey>>,
+    pub source: Option<Source>,
+    pub event_type: Option<String>,
+    pub event_id: Option<String>,
+    pub record_id: Option<String>,
+    pub error_code: Option<&'static str>,
+    pub rate: Option<RateStatus>,
+    /// The row was already written in the apply transaction.
+    pub logged: bool,
+}
+
+impl Trace {
+    pub fn start(client: IpAddr) -> Trace {
+        Trace {
+            request_id: crypto::random_id("req_", 8),
+            client,
+            received_at_ms: clock::now_ms(),
+            started: Instant::now(),
+            key: None,
+            source: None,
+            event_type: None,
+            event_id: None,
+            record_id: None,
+            error_code: None,
+            rate: None,
+            logged: false,
+        }
+    }
+
+    fn entry(&self, status: u16) -> IngestEntry {
+        IngestEntry {
+            id: 0,
+            received_at: self.received_at_ms,
+            request_id: self.request_id.clone(),
+            company_id: self.key.as_ref().map(|k| k.company_id.clone()),
+            key_id: self.key.as_ref().map(|k| k.id.clone()),
+            client_addr: Some(self.client.to_string()),
+            source: self.source.map(|s| s.as_str().to_string()),
+            event_type: self.event_type.clone(),
+            status,
+            error_code: self.error_code.map(str::to_string),
+            latency_us: self.started.elapsed().as_micros() as i64,
+            event_id: self.event_id.clone(),
+            record_id: self.record_id.clone(),
+        }
+    }
+
+    /// The error reply for `error`, remembering its code for the log.
+    pub fn fail(&mut self, error: ApiError) -> Reply {
+        self.error_code = Some(error.code);
+        let mut reply = Reply::json(error.status, &error.body(), &self.request_id);
+        if let Some(wait) = error.retry_after {
+            reply.rate = Some(RateStatus {
+                limit: 0,
+                remaining: 0,
+                reset: clock::now_secs() + wait as i64,
+                retry_after: Some(wait),
+            });
+        }
+        reply
+    }
+}
+
+/// Per (key, idempotency key) locks, so that concurrent duplicates run one after the other and
+/// the second finds the first's stored response.
+#[derive(Default)]
+pub struct IdempotencyLocks {
+    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl IdempotencyLocks {
+    fn lock_for(&self, key: (String, String)) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("idempotency locks")
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+
+    fn release(&self, key: &(String, String)) {
+        let mut locks = self.locks.lock().expect("idempotency locks");
+        if locks.get(key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(key);
+        }
+    }
+}
+
+/// Stages 1-2 that need only the headers: a blocked client, content type, declared size and
+/// the API key. Returns the key, or the reply to send without reading the body.
+pub async fn authenticate(
+    state: &AppState,
+    trace: &mut Trace,
+    headers: &impl Headers,
+    content_length: Option<u64>,
+) -> Result<Arc<ApiKey>, Reply> {
+    if let Some(status) = state.limits.auth_blocked(trace.client) {
+        let mut reply = trace.fail(ApiError::new(
+            429,
+            "too_many_auth_failures",
+            "too many failed authentication attempts from this address; retry later",
+        ));
+        reply.rate = Some(status);
+        return Err(reply);
+    }
+    if !is_json_content_type(headers.get("content-type")) {
+        return Err(trace.fail(ApiError::new(
+            415,
+            "unsupported_media_type",
+            "Content-Type must be application/json",
+        )));
+    }
+    if content_length.is_some_and(|n| n > state.config.max_body_bytes as u64) {
+        return Err(trace.fail(payload_too_large(state.config.max_body_bytes)));
+    }
+    let key = match headers.get("x-api-key").map(str::trim) {
+        None | Some("") => Err(ApiError::new(
+            401,
+            "api_key_missing",
+            "the X-API-Key header is required",
+        )),
+        Some(id) => match state.keys.find(id).await {
+            Ok(Some(key)) if !key.revoked => Ok(key),
+            Ok(Some(_)) => Err(ApiError::new(
+                401,
+                "api_key_revoked",
+                "this API key has been revoked",
+            )),
+            Ok(None) => Err(ApiError::new(401, "api_key_invalid", "unknown API key")),
+            Err(e) => return Err(trace.fail(ApiError::internal(&e, &trace.request_id))),
+        },
+    };
+    key.map_err(|e| {
+        let status = state.limits.auth_failed(trace.client);
+        let mut reply = trace.fail(e);
+        reply.rate = Some(status);
+        reply
+    })
+}
+
+pub fn payload_too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        413,
+        "payload_too_large",
+        format!("the request body exceeds {limit} bytes"),
+    )
+}
+
+fn is_json_content_type(value: Option<&str>) -> bool {
+    let Some(value) = value else { return false };
+    let media = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
+}
+
+/// Stages 3-9 once the body is read.
+pub async fn process(
+    state: &AppState,
+    trace: &mut Trace,
+    key: Arc<ApiKey>,
+    headers: &impl Headers,
+    path_and_query: &str,
+    body: Bytes,
+) -> Reply {
+    trace.key = Some(key.clone());
+    trace.event_type = envelope::peek_event_type(&body);
+    // 3. verification
+    let source = match Source::parse(headers.get("x-webhook-source")) {
+        Ok(s) => s,
+        Err(e) => return trace.fail(e),
+    };
+    trace.source = Some(source);
+    let verified = match verify::verify(
+        key.clone(),
+        source,
+        headers,
+        path_and_query,
+        body,
+        clock::now_secs(),
+        &state.verify_settings,
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            state.limits.auth_failed(trace.client);
+            let mut reply = trace.fail(e);
+            reply.rate = Some(
+                state
+                    .limits
+                    .inbound(&key.id, key.per_minute, key.per_hour)
+                    .peek(),
+            );
+            return reply;
+        }
+    };
+    // 4. rate limit, counted only for authenticated, verified requests
+    let rate = state
+        .limits
+        .inbound(&key.id, key.per_minute, key.per_hour)
+        .check();
+    trace.rate = Some(rate);
+    if let Some(wait) = rate.retry_after {
+        let mut e = ApiError::new(
+            429,
+            "rate_limited",
+            format!(
+                "rate limit of {} requests exceeded for this API key; retry in {wait} s",
+                rate.limit
+            ),
+        );
+        e.retry_after = Some(wait);
+        let mut reply = trace.fail(e);
+        reply.rate = Some(rate);
+        return reply;
+    }
+    // 5. idempotency
+    let idem_key = headers
+        .get("idempotency-key")
+        .or_else(|| headers.get("x-webhook-id"))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| k.chars().take(255).collect::<String>());
+    let mut reply = match idem_key {
+        None => run_event(state, trace, verified, None).await,
+        Some(idem_key) => {
+            let lock_key = (key.id.clone(), idem_key.clone());
+            let lock = state.idempotency_locks.lock_for(lock_key.clone());
+            let reply = {
+                let _guard = lock.lock().await;
+                match stored_response(state, &key.id, &idem_key).await {
+                    Ok(Some(stored)) => replay(state, trace, stored),
+                    Ok(None) => run_event(state, trace, verified, Some(idem_key)).await,
+                    Err(e) => trace.fail(ApiError::internal(&e, &trace.request_id)),
+                }
+            };
+            drop(lock);
+            state.idempotency_locks.release(&lock_key);
+            reply
+        }
+    };
+    if reply.rate.is_none() {
+        reply.rate = Some(rate);
+    }
+    reply
+}
+
+async fn stored_response(
+    state: &AppState,
+    key_id: &str,
+    idem_key: &str,
+) -> Result<Option<StoredResponse>, crate::store::StoreError> {
+    let (key_id, idem_key) = (key_id.to_string(), idem_key.to_string());
+    let not_before = clock::now_secs() - state.config.idempotency_ttl_secs;
+    state
+        .store
+        .read(move |r| r.stored_response(&key_id, &idem_key, not_before))
+        .await
+}
+
+fn replay(state: &AppState, trace: &mut Trace, stored: StoredResponse) -> Reply {
+    state.metrics.idempotent_replay();
+    if let Ok(body) = serde_json::from_slice::<Value>(&stored.body) {
+        trace.event_id = body["event_id"].as_str().map(str::to_string);
+        trace.record_id = body["record_id"].as_str().map(str::to_string);
+        trace.error_code = match body["error"]["code"].as_str() {
+            Some(_) => Some("idempotent_replay"),
+            None => None,
+        };
+    }
+    Reply {
+        status: stored.status,
+        body: Bytes::from(stored.body),
+        rate: None,
+        replayed: true,
+        request_id: trace.request_id.clone(),
+    }
+}
+
+/// Stages 6-9.
+async fn run_event(
+    state: &AppState,
+    trace: &mut Trace,
+    verified: VerifiedRequest,
+    idem_key: Option<String>,
+) -> Reply {
+    let envelope = match envelope::parse(&verified) {
+        Ok(e) => e,
+        Err(e) => return trace.fail(e),
+    };
+    trace.event_type = Some(envelope.event_type.to_string());
+    if let Err(e) = verified.require_signature(envelope.event_type == TEST_CONNECTION) {
+        state.limits.auth_failed(trace.client);
+        return trace.fail(e);
+    }
+    if let Err(e) = state.schemas.check_envelope(&envelope) {
+        return trace.fail(e);
+    }
+    let event = match normalize::normalize(envelope).and_then(|n| state.schemas.validate(n)) {
+        Ok(e) => e,
+        Err(e) => return trace.fail(e),
+    };
+    let key = verified.key.clone();
+    if apply::is_read_only(event.event_type) {
+        let company_id = key.company_id.clone();
+        let result = state
+            .store
+            .read(move |r| Ok(apply::search(r, &company_id, &event)))
+            .await;
+        return match result {
+            Ok(Ok(body)) => Reply::json(200, &body, &trace.request_id),
+            Ok(Err(DomainError::Rejected(e))) => trace.fail(e),
+            Ok(Err(DomainError::Store(e))) | Err(e) => {
+                trace.fail(ApiError::internal(&e, &trace.request_id))
+            }
+        };
+    }
+    let ctx = ApplyContext {
+        company_id: key.company_id.clone(),
+        key_id: key.id.clone(),
+        event_id: crypto::random_id("evt_", 12),
+        now_ms: clock::now_ms(),
+        signature_verified: verified.signature_verified(),
+    };
+    trace.event_id = Some(ctx.event_id.clone());
+    let base_entry = trace.entry(0);
+    let started = trace.started;
+    let ttl = state.config.idempotency_ttl_secs;
+    let outcome = state
+        .store
+        .write(move |tx| {
+            let now_secs = clock::now_secs();
+            if let Some(idem) = &idem_key {
+                // Another process may have answered this key since our read.
+                if let Some(stored) = tx.claimed_response(&ctx.key_id, idem, now_secs - ttl)? {
+                    return Ok(Outcome::Replay(stored));
+                }
+            }
+            let (status, body, record_id, error_code) =
+                match apply::apply_in_savepoint(tx, &ctx, &event) {
+                    Ok(applied) => {
+                        let mut body = json!({
+                            "success": true,
+                            "message": applied.message,
+                            "event_id": ctx.event_id,
+                            "record_id": applied.record_id,
+                        });
+                        body.as_object_mut().expect("object").extend(applied.extra);
+                        (200, body, Some(applied.record_id), None)
+                    }
+                    Err(DomainError::Rejected(e)) => (e.status, e.body(), None, Some(e.code)),
+                    Err(DomainError::Store(e)) => return Err(e),
+                };
+            let entry = IngestEntry {
+                status,
+                record_id: record_id.clone(),
+                error_code: error_code.map(str::to_string),
+                latency_us: started.elapsed().as_micros() as i64,
+                ..base_entry
+            };
+            tx.insert_ingest_entry(&entry)?;
+            let bytes = serde_json::to_vec(&body).expect("JSON values serialize");
+            if let Some(idem) = &idem_key {
+                tx.store_response(
+                    &ctx.key_id,
+                    idem,
+                    &StoredResponse {
+                        status,
+                        body: bytes.clone(),
+                    },
+                    now_secs,
+                )?;
+            }
+            Ok(Outcome::Done {
+                status,
+                body: bytes,
+                record_id,
+                error_code,
+            })
+        })
+        .await;
+    match outcome {
+        Ok(Outcome::Done {
+            status,
+            body,
+            record_id,
+            error_code,
+        }) => {
+            trace.logged = true;
+            trace.record_id = record_id;
+            trace.error_code = error_code;
+            Reply {
+                status,
+                body: Bytes::from(body),
+                rate: None,
+                replayed: false,
+                request_id: trace.request_id.clone(),
+            }
+        }
+        Ok(Outcome::Replay(stored)) => replay(state, trace, stored),
+        Err(e) => trace.fail(ApiError::internal(&e, &trace.request_id)),
+    }
+}
+
+enum Outcome {
+    Done {
+        status: u16,
+        body: Vec<u8>,
+        record_id: Option<String>,
+        error_code: Option<&'static str>,
+    },
+    Replay(StoredResponse),
+}
+
+/// Records metrics and, unless the apply transaction already did, the ingest-log row.
+pub fn finish(state: &AppState, trace: &Trace, reply: &Reply) {
+    let latency = trace.started.elapsed().as_micros() as u64;
+    state
+        .metrics
+        .inbound(trace.event_type.as_deref(), reply.status, latency);
+    if !trace.logged {
+        let entry = trace.entry(reply.status);
+        state
+            .store
+            .write_detached(move |tx| tx.insert_ingest_entry(&entry));
+    }
+    tracing::debug!(
+        request_id = %trace.request_id,
+        status = reply.status,
+        event_type = trace.event_type.as_deref().unwrap_or("-"),
+        key_id = trace.key.as_ref().map(|k| k.id.as_str()).unwrap_or("-"),
+        error_code = trace.error_code.unwrap_or("-"),
+        latency_us = latency,
+        "inbound request"
+    );
+}

@@ -1,0 +1,256 @@
+//! Companies and API keys as the rest of the program sees them: creating, rotating and revoking
+//! keys, and looking up a key with its secrets unsealed (cached for a moment, so a revocation
+//! from the CLI takes effect within [`KEY_CACHE_TTL`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::clock;
+use crate::crypto::{self, MasterKey};
+use crate::store::{ApiKeyRecord, KeySummary, NewKey, Store, StoreError};
+
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// An API key with its secrets in the clear; never logged (Debug is redacted).
+#[derive(Clone)]
+pub struct ApiKey {
+    pub id: String,
+    pub company_id: String,
+    pub company_name: String,
+    pub name: String,
+    /// Secrets that verify `custom` signatures now: the current one, then the previous one
+    /// while its rotation overlap lasts.
+    pub signing_secrets: Vec<Vec<u8>>,
+    pub square_signature_key: Option<Vec<u8>>,
+    pub quickbooks_verifier_token: Option<Vec<u8>>,
+    pub dynamics_key: Option<Vec<u8>>,
+    pub body_only_signing: bool,
+    pub per_minute: Option<u32>,
+    pub per_hour: Option<u32>,
+    pub revoked: bool,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("company", &self.company_name)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no active API key {0}")]
+    NotFound(String),
+    #[error("stored secret of key {0} cannot be decrypted: wrong master key?")]
+    Unseal(String),
+}
+
+/// What `keys create` returns: the only time the secrets are shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedKey {
+    pub key_id: String,
+    pub secret: String,
+    pub api_token: String,
+    pub company: String,
+    pub company_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KeyOptions {
+    pub per_minute: Option<u32>,
+    pub per_hour: Option<u32>,
+    pub square_signature_key: Option<String>,
+    pub quickbooks_verifier_token: Option<String>,
+    pub dynamics_key: Option<String>,
+    pub body_only_signing: bool,
+}
+
+#[derive(Clone)]
+pub struct Keys {
+    store: Store,
+    master: MasterKey,
+    cache: Arc<RwLock<HashMap<String, (Instant, Option<Arc<ApiKey>>)>>>,
+}
+
+pub fn hash_api_token(token: &str) -> String {
+    crypto::sha256_hex(token.as_bytes())
+}
+
+impl Keys {
+    pub fn new(store: Store, master: MasterKey) -> Keys {
+        Keys {
+            store,
+            master,
+            cache: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        company: &str,
+        name: &str,
+        options: KeyOptions,
+    ) -> Result<CreatedKey, KeyError> {
+        let key_id = crypto::random_id("hk_", 12);
+        let secret = crypto::random_id("hks_", 24);
+        let api_token = crypto::random_token("hkt_");
+        let seal = |s: &Option<String>| {
+            s.as_ref()
+                .map(|v| self.master.encrypt(v.as_bytes(), &key_id))
+        };
+        let new = NewKey {
+            id: key_id.clone(),
+            company_id: String::new(),
+            name: name.to_string(),
+            secret_enc: self.master.encrypt(secret.as_bytes(), &key_id),
+            square_key_enc: seal(&options.square_signature_key),
+            quickbooks_token_enc: seal(&options.quickbooks_verifier_token),
+            dynamics_key_enc: seal(&options.dynamics_key),
+            body_only_signing: options.body_only_signing,
+            per_minute: options.per_minute,
+            per_hour: options.per_hour,
+            api_token_hash: Some(hash_api_token(&api_token)),
+            created_at: clock::now_secs(),
+        };
+        let company_name = company.to_string();
+        let company_id = self
+            .store
+            .write(move |tx| {
+                let company_id =
+                    tx.ensure_company(&company_name, &crypto::random_id("co_", 8), new.created_at)?;
+                tx.insert_key(&NewKey {
+                    company_id: company_id.clone(),
+                    ..new
+                })?;
+                Ok(company_id)
+            })
+            .await?;
+        Ok(CreatedKey {
+            key_id,
+            secret,
+            api_token,
+            company: company.to_string(),
+            company_id,
+            name: name.to_string(),
+        })
+    }
+
+    pub async fn revoke(&self, key_id: &str) -> Result<(), KeyError> {
+        let id = key_id.to_string();
+        let done = self
+            .store
+            .write(move |tx| tx.revoke_key(&id, clock::now_secs()))
+            .await?;
+        self.forget(key_id);
+        if done {
+            Ok(())
+        } else {
+            Err(KeyError::NotFound(key_id.to_string()))
+        }
+    }
+
+    /// Issues a new signing secret; the old one keeps verifying for `overlap_secs`.
+    pub async fn rotate(&self, key_id: &str, overlap_secs: i64) -> Result<String, KeyError> {
+        let secret = crypto::random_id("hks_", 24);
+        let sealed = self.master.encrypt(secret.as_bytes(), key_id);
+        let id = key_id.to_string();
+        let until = clock::now_secs() + overlap_secs;
+        let done = self
+            .store
+            .write(move |tx| tx.rotate_key(&id, &sealed, until))
+            .await?;
+        self.forget(key_id);
+        if done {
+            Ok(secret)
+        } else {
+            Err(KeyError::NotFound(key_id.to_string()))
+        }
+    }
+
+    /// Issues a new management (REST) token for the key, invalidating the previous one.
+    pub async fn issue_api_token(&self, key_id: &str) -> Result<String, KeyError> {
+        let token = crypto::random_token("hkt_");
+        let hash = hash_api_token(&token);
+        let id = key_id.to_string();
+        let done = self
+            .store
+            .write(move |tx| tx.set_api_token_hash(&id, &hash))
+            .await?;
+        if done {
+            Ok(token)
+        } else {
+            Err(KeyError::NotFound(key_id.to_string()))
+        }
+    }
+
+    pub fn list(&self, company: Option<&str>) -> Result<Vec<KeySummary>, KeyError> {
+        Ok(self.store.read_blocking(|r| r.list_keys(company))?)
+    }
+
+    /// The key with this public id, if it exists (revoked keys are returned with `revoked`).
+    pub async fn find(&self, key_id: &str) -> Result<Option<Arc<ApiKey>>, KeyError> {
+        if let Some((at, cached)) = self.cache.read().expect("key cache").get(key_id) {
+            if at.elapsed() < KEY_CACHE_TTL {
+                return Ok(cached.clone());
+            }
+        }
+        let id = key_id.to_string();
+        let record = self.store.read(move |r| r.key_by_id(&id)).await?;
+        let key = record.map(|r| self.unseal(r)).transpose()?.map(Arc::new);
+        let mut cache = self.cache.write().expect("key cache");
+        if cache.len() > 100_000 {
+            cache.clear(); // unknown ids sent at random must not grow the cache without bound
+        }
+        cache.insert(key_id.to_string(), (Instant::now(), key.clone()));
+        Ok(key)
+    }
+
+    /// The active key whose management token this is.
+    pub async fn find_by_api_token(&self, token: &str) -> Result<Option<Arc<ApiKey>>, KeyError> {
+        let hash = hash_api_token(token);
+        let record = self.store.read(move |r| r.key_by_token_hash(&hash)).await?;
+        Ok(record.map(|r| self.unseal(r)).transpose()?.map(Arc::new))
+    }
+
+    fn forget(&self, key_id: &str) {
+        self.cache.write().expect("key cache").remove(key_id);
+    }
+
+    fn unseal(&self, r: ApiKeyRecord) -> Result<ApiKey, KeyError> {
+        let open = |blob: &[u8]| {
+            self.master
+                .decrypt(blob, &r.id)
+                .ok_or_else(|| KeyError::Unseal(r.id.clone()))
+        };
+        let mut signing_secrets = vec![open(&r.secret_enc)?];
+        if let (Some(prev), Some(until)) = (&r.previous_secret_enc, r.previous_expires_at) {
+            if until > clock::now_secs() {
+                signing_secrets.push(open(prev)?);
+            }
+        }
+        let open_opt = |blob: &Option<Vec<u8>>| blob.as_deref().map(open).transpose();
+        Ok(ApiKey {
+            signing_secrets,
+            square_signature_key: open_opt(&r.square_key_enc)?,
+            quickbooks_verifier_token: open_opt(&r.quickbooks_token_enc)?,
+            dynamics_key: open_opt(&r.dynamics_key_enc)?,
+            body_only_signing: r.body_only_signing,
+            per_minute: r.per_minute,
+            per_hour: r.per_hour,
+            revoked: r.revoked_at.is_some(),
+            id: r.id,
+            company_id: r.company_id,
+            company_name: r.company_name,
+            name: r.name,
+        })
+    }
+}

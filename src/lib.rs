@@ -1,0 +1,36 @@
+//! # hookgate: an inbound webhook gateway
+//!
+//! ERP, CRM and HR systems push signed JSON envelopes to `POST /webhooks/inbound`; hookgate
+//! authenticates, rate-limits, validates and applies them to its own store, and notifies every
+//! other subscribed system of the change, never the one that caused it.
+//!
+//! # Layout
+//! Modules follow the request path, and imports flow one way (later stages may use earlier
+//! ones, never the reverse):
+//!
+//! - [`http`]: hyper server, routing, body limits; the only module that knows hyper.
+//! - [`ingest`]: the inbound pipeline, calling the stages below in order.
+//! - [`verify`] (authentication and signatures) → [`ratelimit`] → idempotency (in [`ingest`]) →
+//!   [`envelope`] (parse) → [`normalize`] → [`validate`] → [`apply`].
+//! - [`store`]: SQLite behind a narrow interface; one group-commit writer, pooled readers.
+//! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold.
+//! - [`config`], [`app`], [`cli`], [`metrics`], [`clock`], [`error`]: the rest.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod apply;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod envelope;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod keys;
+pub mod metrics;
+pub mod normalize;
+pub mod ratelimit;
+pub mod store;
+pub mod validate;
+pub mod verify;

@@ -1,0 +1,76 @@
+//! Schema migrations, applied in order and tracked with `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: tenancy, keys, ingest log, idempotency.
+    "CREATE TABLE companies (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id                     TEXT PRIMARY KEY,      -- the public X-API-Key value
+        company_id             TEXT NOT NULL REFERENCES companies(id),
+        name                   TEXT NOT NULL,
+        secret_enc             BLOB NOT NULL,
+        previous_secret_enc    BLOB,
+        previous_expires_at    INTEGER,
+        square_key_enc         BLOB,
+        quickbooks_token_enc   BLOB,
+        dynamics_key_enc       BLOB,
+        body_only_signing      INTEGER NOT NULL DEFAULT 0,
+        per_minute             INTEGER,
+        per_hour               INTEGER,
+        api_token_hash         TEXT UNIQUE,
+        created_at             INTEGER NOT NULL,
+        revoked_at             INTEGER
+    );
+    CREATE INDEX api_keys_company ON api_keys(company_id);
+    CREATE TABLE ingest_log (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at  INTEGER NOT NULL,               -- unix milliseconds
+        request_id   TEXT NOT NULL,
+        company_id   TEXT,
+        key_id       TEXT,
+        client_addr  TEXT,
+        source       TEXT,
+        event_type   TEXT,
+        status       INTEGER NOT NULL,
+        error_code   TEXT,
+        latency_us   INTEGER NOT NULL,
+        event_id     TEXT,
+        record_id    TEXT
+    );
+    CREATE INDEX ingest_log_key ON ingest_log(key_id, id);
+    CREATE TABLE idempotency (
+        key_id      TEXT NOT NULL,
+        idem_key    TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        status      INTEGER NOT NULL,
+        body        BLOB NOT NULL,
+        PRIMARY KEY (key_id, idem_key)
+    );",
+];
+
+pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {
+    // IMMEDIATE so that two processes starting at once do not both migrate.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        if version > current {
+            tx.execute_batch(sql)?;
+            tracing::info!(version, "applied database migration");
+        }
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {}", latest_version()))?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}

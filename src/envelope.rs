@@ -126,15 +126,13 @@ pub fn parse(request: &VerifiedRequest) -> Result<Envelope, ApiError> {
         }
     };
     let timestamp = text_field("timestamp")?;
-    if let Some(ts) = &timestamp {
-        if crate::clock::parse_rfc3339_ms(ts).is_none() {
-            return Err(ApiError::bad_request(
-                "invalid_envelope",
-                format!(
-                    "timestamp {ts:?} is not an RFC 3339 date-time such as 2025-01-15T14:30:00Z"
-                ),
-            ));
-        }
+    if let Some(ts) = &timestamp
+        && crate::clock::parse_rfc3339_ms(ts).is_none()
+    {
+        return Err(ApiError::bad_request(
+            "invalid_envelope",
+            format!("timestamp {ts:?} is not an RFC 3339 date-time such as 2025-01-15T14:30:00Z"),
+        ));
     }
     Ok(Envelope {
         event_type: known,

@@ -118,9 +118,11 @@ impl Trace {
 
 /// Per (key, idempotency key) locks, so that concurrent duplicates run one after the other and
 /// the second finds the first's stored response.
+type LockKey = (String, String);
+
 #[derive(Default)]
 pub struct IdempotencyLocks {
-    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<LockKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl IdempotencyLocks {

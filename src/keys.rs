@@ -74,11 +74,14 @@ pub struct KeyOptions {
     pub body_only_signing: bool,
 }
 
+/// When a lookup was made, and what it found (`None`: no such key).
+type CachedKey = (Instant, Option<Arc<ApiKey>>);
+
 #[derive(Clone)]
 pub struct Keys {
     store: Store,
     master: MasterKey,
-    cache: Arc<RwLock<HashMap<String, (Instant, Option<Arc<ApiKey>>)>>>,
+    cache: Arc<RwLock<HashMap<String, CachedKey>>>,
 }
 
 pub fn hash_api_token(token: &str) -> String {
@@ -198,10 +201,10 @@ impl Keys {
 
     /// The key with this public id, if it exists (revoked keys are returned with `revoked`).
     pub async fn find(&self, key_id: &str) -> Result<Option<Arc<ApiKey>>, KeyError> {
-        if let Some((at, cached)) = self.cache.read().expect("key cache").get(key_id) {
-            if at.elapsed() < KEY_CACHE_TTL {
-                return Ok(cached.clone());
-            }
+        if let Some((at, cached)) = self.cache.read().expect("key cache").get(key_id)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(cached.clone());
         }
         let id = key_id.to_string();
         let record = self.store.read(move |r| r.key_by_id(&id)).await?;
@@ -232,10 +235,10 @@ impl Keys {
                 .ok_or_else(|| KeyError::Unseal(r.id.clone()))
         };
         let mut signing_secrets = vec![open(&r.secret_enc)?];
-        if let (Some(prev), Some(until)) = (&r.previous_secret_enc, r.previous_expires_at) {
-            if until > clock::now_secs() {
-                signing_secrets.push(open(prev)?);
-            }
+        if let (Some(prev), Some(until)) = (&r.previous_secret_enc, r.previous_expires_at)
+            && until > clock::now_secs()
+        {
+            signing_secrets.push(open(prev)?);
         }
         let open_opt = |blob: &Option<Vec<u8>>| blob.as_deref().map(open).transpose();
         Ok(ApiKey {

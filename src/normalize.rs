@@ -154,10 +154,10 @@ pub fn normalize(envelope: Envelope) -> Result<NormalizedEvent, ApiError> {
             *s = region_code(s);
         }
     }
-    if event_type.starts_with("work_order.") {
-        if let Some(scope) = data.get_mut("scope_of_work") {
-            normalize_scope(scope, &mut conflicts);
-        }
+    if event_type.starts_with("work_order.")
+        && let Some(scope) = data.get_mut("scope_of_work")
+    {
+        normalize_scope(scope, &mut conflicts);
     }
     if event_type.starts_with("vendor.") {
         if let Some(Value::String(s)) = data.get("trade_specialty") {

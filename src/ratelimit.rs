@@ -182,8 +182,16 @@ impl RateLimits {
     pub fn auth_blocked(&self, addr: IpAddr) -> Option<RateStatus> {
         let failures = self.auth_failures.lock().expect("auth limiter lock");
         let (window, _) = failures.get(&addr)?;
-        let status = window.peek();
-        (status.is_limited() && status.reset > clock::now_secs()).then_some(status)
+        let mut status = window.peek();
+        let now = clock::now_secs();
+        // Exhausted (not only refused): the next failure would be refused anyway, so refuse
+        // before spending any work on the request.
+        if (status.is_limited() || status.remaining == 0) && status.reset > now {
+            status.retry_after = Some(status.retry_after.unwrap_or((status.reset - now) as u64));
+            Some(status)
+        } else {
+            None
+        }
     }
 
     /// Counts one failed authentication from `addr`.

@@ -193,7 +193,7 @@ fn verify_custom(
 }
 
 /// Returns the timestamp's text (as signed) when it is an integer within the window.
-fn check_timestamp<'a>(raw: &'a str, now_secs: i64, tolerance: i64) -> Result<&'a str, ApiError> {
+fn check_timestamp(raw: &str, now_secs: i64, tolerance: i64) -> Result<&str, ApiError> {
     let raw = raw.trim();
     let ts: i64 = raw.parse().map_err(|_| {
         ApiError::new(

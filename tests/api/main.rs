@@ -1,0 +1,5 @@
+//! One integration-test binary: every test starts the real server on a random port with a
+//! fresh database (`helpers::spawn_app`) and talks to it over HTTP.
+
+mod core;
+mod helpers;

@@ -130,6 +130,7 @@ impl Keys {
             .write(move |tx| {
                 let company_id =
                     tx.ensure_company(&company_name, &crypto::random_id("co_", 8), new.created_at)?;
+                tx.ensure_work_types(&company_id)?;
                 tx.insert_key(&NewKey {
                     company_id: company_id.clone(),
                     ..new

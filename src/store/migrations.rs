@@ -53,6 +53,57 @@ const MIGRATIONS: &[&str] = &[
         body        BLOB NOT NULL,
         PRIMARY KEY (key_id, idem_key)
     );",
+    // 2: the company's records (one JSON document per record, found by its natural key),
+    // skills and work types, counters, and the change log that is also the outbox.
+    "CREATE TABLE records (
+        company_id   TEXT NOT NULL,
+        kind         TEXT NOT NULL,                 -- work_order, project, employee, ...
+        natural_key  TEXT NOT NULL,                 -- lower-cased identifying fields
+        record_id    TEXT NOT NULL UNIQUE,
+        data         TEXT NOT NULL,                 -- canonical JSON
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        created_by   TEXT,
+        updated_by   TEXT,
+        PRIMARY KEY (company_id, kind, natural_key)
+    );
+    CREATE TABLE skills (
+        company_id  TEXT NOT NULL,
+        name        TEXT NOT NULL COLLATE NOCASE,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (company_id, name)
+    );
+    CREATE TABLE work_types (
+        company_id          TEXT NOT NULL,
+        code                TEXT NOT NULL COLLATE NOCASE,
+        name                TEXT NOT NULL,
+        billable            INTEGER NOT NULL,
+        requires_work_order INTEGER NOT NULL,
+        multiplier          REAL NOT NULL DEFAULT 1.0,
+        is_default          INTEGER NOT NULL DEFAULT 0,
+        active              INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (company_id, code)
+    );
+    CREATE TABLE counters (
+        company_id  TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        value       INTEGER NOT NULL,
+        PRIMARY KEY (company_id, name)
+    );
+    CREATE TABLE events (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id       TEXT NOT NULL UNIQUE,
+        company_id     TEXT NOT NULL,
+        origin_key_id  TEXT,                        -- the API key whose request caused it
+        inbound_event_id TEXT,                      -- the evt_ id of that request
+        event_type     TEXT NOT NULL,
+        entity         TEXT NOT NULL,
+        record_id      TEXT NOT NULL,
+        payload        TEXT NOT NULL,               -- the outbound envelope, as sent
+        created_at     INTEGER NOT NULL             -- unix milliseconds
+    );
+    CREATE INDEX events_company ON events(company_id, seq);
+    CREATE INDEX events_record ON events(record_id, seq);",
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {

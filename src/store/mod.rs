@@ -10,6 +10,7 @@ mod idempotency;
 mod ingest_log;
 mod keys;
 mod migrations;
+mod records;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ pub use idempotency::StoredResponse;
 pub use ingest_log::{IngestEntry, IngestFilter};
 pub use keys::{ApiKeyRecord, KeySummary, NewKey};
 pub use migrations::latest_version;
+pub use records::{NewEvent, Record, WorkType};
 pub use sqlite::{ReadConn, WriteTx};
 
 #[derive(Debug, thiserror::Error)]

@@ -2,4 +2,5 @@
 //! fresh database (`helpers::spawn_app`) and talks to it over HTTP.
 
 mod core;
+mod fixtures;
 mod helpers;

@@ -1,0 +1,261 @@
+//! Projects: create (auto-creating the customer, location and contacts it names), update
+//! (including switching or editing the customer/location), delete and close.
+
+use serde_json::{Map, Value, json};
+
+use super::op::{Op, text, view};
+use super::work_orders;
+use super::{Applied, DomainError};
+use crate::clock;
+use crate::error::ApiError;
+use crate::store::Record;
+
+type Data = Map<String, Value>;
+type Outcome = Result<Applied, DomainError>;
+
+/// Project fields that describe its customer: `(project field, customer field)`.
+const CUSTOMER_FIELDS: &[(&str, &str)] = &[
+    ("customer_type", "type"),
+    ("customer_email", "email"),
+    ("customer_phone", "phone"),
+    ("customer_website", "website"),
+    ("customer_status", "status"),
+    ("customer_notes", "notes"),
+];
+
+/// Project fields that describe its location: `(project field, location field)`.
+const LOCATION_FIELDS: &[(&str, &str)] = &[
+    ("location_address_line_1", "address_line_1"),
+    ("location_address_line_2", "address_line_2"),
+    ("location_city", "city"),
+    ("location_province", "province"),
+    ("location_postal_code", "postal_code"),
+    ("location_country", "country"),
+    ("location_phone", "phone"),
+    ("location_notes", "notes"),
+];
+
+pub const MANAGER_FIELDS: &[&str] = &["account_manager_emp_number", "internal_manager_emp_number"];
+
+/// Splits a project request into the project's own fields and the customer's and location's.
+fn split(data: &Data) -> (Data, Data, Data) {
+    let mut project = Data::new();
+    let mut customer = Data::new();
+    let mut location = Data::new();
+    for (field, value) in data {
+        if let Some((_, c)) = CUSTOMER_FIELDS.iter().find(|(p, _)| p == field) {
+            customer.insert(c.to_string(), value.clone());
+        } else if let Some((_, l)) = LOCATION_FIELDS.iter().find(|(p, _)| p == field) {
+            location.insert(l.to_string(), value.clone());
+        } else {
+            project.insert(field.clone(), value.clone());
+        }
+    }
+    (project, customer, location)
+}
+
+/// Finds the customer, creating it from `fields` or updating it with them.
+fn upsert_customer(op: &Op, name: &str, fields: Data) -> Result<Record, DomainError> {
+    match op.get("customer", &[name])? {
+        Some(existing) => Ok(op.update("customer", &existing, &fields, &[name])?.0),
+        None => {
+            let mut data = Data::new();
+            data.insert("name".into(), json!(name));
+            data.extend(fields);
+            op.create("customer", &[name], &format!("customer {name:?}"), data)
+        }
+    }
+}
+
+fn upsert_location(
+    op: &Op,
+    customer: &str,
+    name: &str,
+    fields: Data,
+) -> Result<Record, DomainError> {
+    match op.get("location", &[customer, name])? {
+        Some(existing) => Ok(op
+            .update("location", &existing, &fields, &[customer, name])?
+            .0),
+        None => {
+            let mut data = Data::new();
+            data.insert("customer_name".into(), json!(customer));
+            data.insert("name".into(), json!(name));
+            data.extend(fields);
+            op.create(
+                "location",
+                &[customer, name],
+                &format!("location {name:?}"),
+                data,
+            )
+        }
+    }
+}
+
+/// Creates the contacts that do not exist yet and updates the ones that do.
+fn upsert_contacts(op: &Op, customer: &str, contacts: &[Value]) -> Result<(), DomainError> {
+    for contact in contacts.iter().filter_map(Value::as_object) {
+        let (first, last) = (text(contact, "first_name"), text(contact, "last_name"));
+        let key = [customer, first, last];
+        match op.get("contact", &key)? {
+            Some(existing) => {
+                op.update("contact", &existing, contact, &key)?;
+            }
+            None => {
+                let mut data = Data::new();
+                data.insert("customer_name".into(), json!(customer));
+                data.extend(contact.clone());
+                op.create("contact", &key, &format!("contact {first} {last}"), data)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_managers(op: &Op, data: &Data) -> Result<(), DomainError> {
+    for field in MANAGER_FIELDS {
+        op.employee_ref(data, field)?;
+    }
+    Ok(())
+}
+
+pub fn create(op: &Op, data: &Data) -> Outcome {
+    let code = text(data, "project_code");
+    if op.get("project", &[code])?.is_some() {
+        return Err(
+            ApiError::conflict("already_exists", format!("project {code} already exists")).into(),
+        );
+    }
+    check_managers(op, data)?;
+    let (mut project, customer_fields, location_fields) = split(data);
+    let customer = text(data, "customer_name");
+    let location = text(data, "location_name");
+    if !customer.is_empty() {
+        upsert_customer(op, customer, customer_fields)?;
+        if !location.is_empty() {
+            upsert_location(op, customer, location, location_fields)?;
+        }
+        if let Some(Value::Array(contacts)) = data.get("contacts") {
+            upsert_contacts(op, customer, contacts)?;
+        }
+    }
+    project.entry("status").or_insert(json!("active"));
+    let record = op.create("project", &[code], &format!("project {code}"), project)?;
+    Ok(Applied::new(
+        "Webhook processed successfully",
+        record.record_id,
+    ))
+}
+
+pub fn update(op: &Op, data: &Data) -> Outcome {
+    let code = text(data, "project_code");
+    let record = op.target("project", &[code], &format!("project {code}"))?;
+    check_managers(op, data)?;
+    let (project, customer_fields, location_fields) = split(data);
+    // The customer/location named in the request, else the project's current ones.
+    let current = |field: &str| {
+        data.get(field)
+            .or_else(|| record.data.get(field))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (customer, location) = (current("customer_name"), current("location_name"));
+    if !customer.is_empty() {
+        if data.contains_key("customer_name") || !customer_fields.is_empty() {
+            upsert_customer(op, &customer, customer_fields)?;
+        }
+        if !location.is_empty()
+            && (data.contains_key("location_name") || !location_fields.is_empty())
+        {
+            upsert_location(op, &customer, &location, location_fields)?;
+        }
+        if let Some(Value::Array(contacts)) = data.get("contacts") {
+            upsert_contacts(op, &customer, contacts)?;
+        }
+    }
+    op.update("project", &record, &project, &[code])?;
+    Ok(Applied::new(
+        "Project updated successfully",
+        record.record_id,
+    ))
+}
+
+/// Deletes the project and, with it, its work orders.
+pub fn delete(op: &Op, data: &Data) -> Outcome {
+    let code = text(data, "project_code");
+    let record = op.target("project", &[code], &format!("project {code}"))?;
+    for wo in op
+        .tx
+        .list_records(op.company(), "work_order", Some(("project_code", code)))?
+    {
+        op.delete("work_order", &wo, work_orders::IDENTITY)?;
+    }
+    op.delete("project", &record, &["project_code", "project_name"])?;
+    Ok(Applied::new(
+        "Project deleted successfully",
+        record.record_id,
+    ))
+}
+
+/// Refuses while work orders are open, unless `close_work_orders` (then completes them).
+pub fn close(op: &Op, data: &Data) -> Outcome {
+    let code = text(data, "project_code");
+    let record = op.target("project", &[code], &format!("project {code}"))?;
+    if record.data.get("status").and_then(Value::as_str) == Some("closed") {
+        return Ok(Applied::new(
+            "Project closed successfully",
+            record.record_id,
+        )); // nothing changes, nothing is emitted
+    }
+    let open: Vec<Record> = op
+        .tx
+        .list_records(op.company(), "work_order", Some(("project_code", code)))?
+        .into_iter()
+        .filter(work_orders::is_open)
+        .collect();
+    let force = data
+        .get("close_work_orders")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if !open.is_empty() && !force {
+        let numbers: Vec<Value> = open
+            .iter()
+            .map(|wo| wo.data["work_order_number"].clone())
+            .collect();
+        return Err(ApiError::conflict(
+            "open_work_orders",
+            format!(
+                "project {code} has {} open work order(s); complete them first or send close_work_orders: true",
+                open.len()
+            ),
+        )
+        .with_details(numbers)
+        .into());
+    }
+    for wo in &open {
+        work_orders::set_status(op, wo, "completed")?;
+    }
+    let closed_at = clock::rfc3339_from_ms(op.ctx.now_ms);
+    let mut update = Data::new();
+    update.insert("status".into(), json!("closed"));
+    update.insert("closed_at".into(), json!(closed_at));
+    let (updated, _) = op.update("project", &record, &update, &[code])?;
+    op.emit(
+        "project.closed",
+        "project",
+        &record.record_id,
+        json!({
+            "id": record.record_id,
+            "project_code": updated.data["project_code"],
+            "project_name": updated.data["project_name"],
+            "closed_at": closed_at,
+            "work_orders_closed": open.len(),
+            "project": view(&updated),
+        }),
+    )?;
+    Ok(Applied::new(
+        "Project closed successfully",
+        record.record_id,
+    ))
+}

@@ -1,0 +1,171 @@
+//! `project.search` and `work_order.search`: exact (case-insensitive equality) or fuzzy
+//! (case-insensitive substring, or every word of the term close to a word of the field,
+//! tolerating small typos), ranked best first. Runs on a read connection.
+
+use serde_json::{Value, json};
+
+use super::DomainError;
+use super::op::view;
+use crate::store::{ReadConn, Record};
+use crate::validate::ValidatedEvent;
+
+pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Value, DomainError> {
+    let data = &event.data;
+    let term = data
+        .get("search_term")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let exact = data
+        .get("exact_match")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let (kind, default_field) = match event.event_type {
+        "project.search" => ("project", "project_name"),
+        _ => ("work_order", "phase_name"),
+    };
+    let field = data
+        .get("search_field")
+        .and_then(Value::as_str)
+        .unwrap_or(default_field);
+    let filter = data
+        .get("project_code")
+        .and_then(Value::as_str)
+        .filter(|_| kind == "work_order")
+        .map(|code| ("project_code", code));
+    let candidates = conn.list_records(company, kind, filter)?;
+    let mut scored: Vec<(f64, &Record)> = candidates
+        .iter()
+        .filter_map(|r| {
+            let value = r.data.get(field).and_then(Value::as_str)?;
+            let score = if exact {
+                value
+                    .trim()
+                    .eq_ignore_ascii_case(term.trim())
+                    .then_some(1.0)
+            } else {
+                fuzzy_score(term, value)
+            };
+            score.map(|s| (s, r))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut results = Vec::with_capacity(scored.len());
+    for (_, record) in scored {
+        let mut item = view(record);
+        if kind == "work_order" {
+            let code = record.data["project_code"].as_str().unwrap_or("");
+            if let Some(p) = conn.get_record(company, "project", &super::natural_key(&[code]))? {
+                item["project"] = json!({
+                    "id": p.record_id,
+                    "project_code": p.data["project_code"],
+                    "project_name": p.data["project_name"],
+                });
+            }
+        }
+        results.push(item);
+    }
+    Ok(json!({"success": true, "action": "search", "results": results, "count": results.len()}))
+}
+
+/// A score in (0, 1] when `term` fuzzily matches `value`, else None.
+pub fn fuzzy_score(term: &str, value: &str) -> Option<f64> {
+    let term = term.trim().to_lowercase();
+    let value = value.to_lowercase();
+    if term.is_empty() {
+        return None;
+    }
+    if value == term {
+        return Some(1.0);
+    }
+    if value.starts_with(&term) {
+        return Some(0.95);
+    }
+    if value.contains(&term) {
+        return Some(0.9);
+    }
+    let words: Vec<&str> = value
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut total = 0.0;
+    let mut count = 0.0;
+    for q in term
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let best = words
+            .iter()
+            .map(|w| word_similarity(q, w))
+            .fold(0.0, f64::max);
+        if best == 0.0 {
+            return None;
+        }
+        total += best;
+        count += 1.0;
+    }
+    (count > 0.0).then(|| 0.8 * total / count)
+}
+
+/// 1 for a prefix or substring, less for a few typos, 0 when too far apart.
+fn word_similarity(q: &str, w: &str) -> f64 {
+    if w.starts_with(q) || (q.len() >= 3 && w.contains(q)) {
+        return 1.0;
+    }
+    let q_len = q.chars().count();
+    let allowed = match q_len {
+        0..=2 => 0,
+        3..=5 => 1,
+        6..=9 => 2,
+        _ => 3,
+    };
+    if allowed == 0 {
+        return 0.0;
+    }
+    // Compare with the whole word and with its prefix of the term's length (partial words).
+    let prefix: String = w.chars().take(q_len + 1).collect();
+    let distance = levenshtein(q, w).min(levenshtein(q, &prefix));
+    if distance <= allowed {
+        1.0 - distance as f64 / (q_len.max(1) as f64 + 1.0)
+    } else {
+        0.0
+    }
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            current[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(current[j] + 1);
+        }
+        prev = current;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_case_and_substrings() {
+        assert!(fuzzy_score("Skylin Towr", "Skyline Tower Construction").is_some());
+        assert!(fuzzy_score("fundation instalation", "Foundation Installation").is_some());
+        assert!(fuzzy_score("skyline", "Skyline Tower Construction").is_some());
+        assert!(fuzzy_score("Electrical", "Electrical Rough-In").is_some());
+        assert!(fuzzy_score("fundation instalation", "Framing").is_none());
+        assert!(fuzzy_score("Riverside", "Skyline Tower Construction").is_none());
+        assert!(
+            fuzzy_score("Skyline", "Skyline").unwrap()
+                > fuzzy_score("Skylin Towr", "Skyline Tower").unwrap()
+        );
+    }
+
+    #[test]
+    fn levenshtein_counts_edits() {
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(levenshtein("", "abc"), 3);
+    }
+}

@@ -176,6 +176,6 @@ mod tests {
         let body = b"{\n  \"a\": tru\n}";
         let e = serde_json::from_slice::<Value>(body).unwrap_err();
         let offset = byte_offset(body, e.line(), e.column());
-        assert!((9..=12).contains(&offset), "{offset}");
+        assert!((9..=13).contains(&offset), "{offset}");
     }
 }

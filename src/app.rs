@@ -11,6 +11,7 @@ use crate::crypto::MasterKey;
 use crate::ingest::IdempotencyLocks;
 use crate::keys::{CreatedKey, KeyOptions, Keys};
 use crate::metrics::Metrics;
+use crate::outbound::Outbound;
 use crate::ratelimit::RateLimits;
 use crate::store::Store;
 use crate::validate::Schemas;
@@ -23,7 +24,8 @@ pub struct AppState {
     pub keys: Keys,
     pub limits: RateLimits,
     pub schemas: Schemas,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    pub outbound: Arc<Outbound>,
     pub idempotency_locks: IdempotencyLocks,
     pub verify_settings: VerifySettings,
 }
@@ -71,14 +73,22 @@ impl AppState {
     pub fn build(config: Config) -> Result<Arc<AppState>, StartError> {
         let (store, keys) = open_store(&config)?;
         let schemas = Schemas::compile().map_err(StartError::Schemas)?;
+        let metrics = Arc::new(Metrics::default());
+        let outbound = Arc::new(Outbound::new(
+            store.clone(),
+            keys.clone(),
+            config.outbound.clone(),
+            metrics.clone(),
+        ));
         Ok(Arc::new(AppState {
+            outbound,
             limits: RateLimits::new(config.rate_limit.clone()),
             verify_settings: VerifySettings {
                 public_url: config.public_url.clone(),
                 timestamp_tolerance_secs: config.timestamp_tolerance_secs,
                 dynamics_header: config.dynamics_header.to_ascii_lowercase(),
             },
-            metrics: Metrics::default(),
+            metrics,
             idempotency_locks: IdempotencyLocks::default(),
             schemas,
             store,
@@ -112,6 +122,20 @@ pub async fn serve(
         .await
         .map_err(|e| StartError::Listen(addr.clone(), e))?;
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or(addr), "hookgate listening");
-    crate::http::run(listener, state, shutdown).await;
+    run(listener, state, shutdown).await;
     Ok(())
+}
+
+/// Serves HTTP on `listener` and runs the delivery worker beside it, until `shutdown`.
+/// In-flight requests finish first; deliveries in flight are retried after a restart.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(crate::outbound::run(state.outbound.clone(), worker_stopped));
+    crate::http::run(listener, state, shutdown).await;
+    let _ = stop_worker.send(true);
+    let _ = worker.await;
 }

@@ -33,6 +33,18 @@ enum Command {
     Keys(KeysCommand),
     /// Print the ingest log; with --follow, stream new entries live.
     Tail(TailArgs),
+    /// Manage a company's skill library.
+    #[command(subcommand)]
+    Skills(SkillsCommand),
+    /// Manage a company's work types.
+    #[command(subcommand, name = "work-types")]
+    WorkTypes(WorkTypesCommand),
+    /// Inspect outbound subscriptions.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+    /// Inspect and retry outbound deliveries.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Load and validate the configuration (and the schemas), then exit.
@@ -67,6 +79,79 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum SkillsCommand {
+    /// Add skills (names with spaces need quotes).
+    Add {
+        #[arg(long)]
+        company: String,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        company: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkTypesCommand {
+    List {
+        #[arg(long)]
+        company: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or change a work type (by code).
+    Add {
+        #[arg(long)]
+        company: String,
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        billable: bool,
+        #[arg(long)]
+        requires_work_order: bool,
+        #[arg(long, default_value_t = 1.0)]
+        multiplier: f64,
+        /// Make it the company default (used when an entry names no work type).
+        #[arg(long)]
+        default: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    List {
+        #[arg(long)]
+        company: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeliveriesCommand {
+    List {
+        /// Only this subscription.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// pending, in_flight, succeeded, failed or skipped_echo.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a delivery again (picked up by the running server).
+    Retry { delivery_id: String },
 }
 
 #[derive(Args)]
@@ -160,6 +245,10 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         Command::Serve => serve(config).await,
         Command::Keys(k) => keys(k, config).await,
         Command::Tail(t) => tail(t, config).await,
+        Command::Skills(c) => skills(c, config).await,
+        Command::WorkTypes(c) => work_types(c, config).await,
+        Command::Webhooks(c) => webhooks(c, config).await,
+        Command::Deliveries(c) => deliveries(c, config).await,
         Command::Migrate => {
             app::open_store(&config).map_err(|e| e.to_string())?;
             println!(
@@ -297,6 +386,204 @@ async fn keys(command: KeysCommand, config: Config) -> Result<(), String> {
             } else {
                 println!("new REST API token for {key_id}: {token}");
             }
+        }
+    }
+    Ok(())
+}
+
+/// The id of the company called `name`, creating it (with the default work types) if new.
+async fn company_id(store: &crate::store::Store, name: &str) -> Result<String, String> {
+    let name = name.to_string();
+    store
+        .write(move |tx| {
+            let id = tx.ensure_company(
+                &name,
+                &crate::crypto::random_id("co_", 8),
+                clock::now_secs(),
+            )?;
+            tx.ensure_work_types(&id)?;
+            Ok(id)
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn skills(command: SkillsCommand, config: Config) -> Result<(), String> {
+    let (store, _keys) = app::open_store(&config).map_err(|e| e.to_string())?;
+    match command {
+        SkillsCommand::Add { company, names } => {
+            let company_id = company_id(&store, &company).await?;
+            let names = crate::skills::check_skill_names(&names).map_err(|e| e.message)?;
+            let added = crate::skills::add_skills(&store, &company_id, names)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("added {added} skill(s) to {company}");
+        }
+        SkillsCommand::List { company, json } => {
+            let company_id = company_id(&store, &company).await?;
+            let list = store
+                .read(move |r| r.list_skills(&company_id))
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string(&list).expect("serializable"));
+            } else {
+                list.iter().for_each(|s| println!("{s}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn work_types(command: WorkTypesCommand, config: Config) -> Result<(), String> {
+    let (store, _keys) = app::open_store(&config).map_err(|e| e.to_string())?;
+    match command {
+        WorkTypesCommand::List { company, json } => {
+            let company_id = company_id(&store, &company).await?;
+            let list = store
+                .read(move |r| r.list_work_types(&company_id))
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string(&list).expect("serializable"));
+            } else {
+                for w in list {
+                    println!(
+                        "{:<8} {:<20} billable={} requires_work_order={} x{}{}{}",
+                        w.code,
+                        w.name,
+                        w.billable,
+                        w.requires_work_order,
+                        w.multiplier,
+                        if w.is_default { " default" } else { "" },
+                        if w.active { "" } else { " inactive" }
+                    );
+                }
+            }
+        }
+        WorkTypesCommand::Add {
+            company,
+            code,
+            name,
+            billable,
+            requires_work_order,
+            multiplier,
+            default,
+        } => {
+            let company_id = company_id(&store, &company).await?;
+            let input = crate::skills::WorkTypeInput {
+                code,
+                name,
+                billable,
+                requires_work_order,
+                multiplier,
+                is_default: default,
+                active: true,
+            };
+            let work_type = crate::skills::check_work_type(input).map_err(|e| e.message)?;
+            let code = work_type.code.clone();
+            crate::skills::save_work_type(&store, &company_id, work_type)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("saved work type {code} for {company}");
+        }
+    }
+    Ok(())
+}
+
+async fn webhooks(command: WebhooksCommand, config: Config) -> Result<(), String> {
+    let (store, _keys) = app::open_store(&config).map_err(|e| e.to_string())?;
+    let WebhooksCommand::List { company, json } = command;
+    let company_id = match company {
+        Some(name) => Some(
+            store
+                .read(move |r| r.company_id_by_name(&name))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no such company")?,
+        ),
+        None => None,
+    };
+    let list = store
+        .read(move |r| r.list_subscriptions(company_id.as_deref()))
+        .await
+        .map_err(|e| e.to_string())?;
+    for s in list {
+        let item = serde_json::json!({
+            "id": s.id, "name": s.name, "url": s.url, "events": s.events, "status": s.status,
+            "disabled_reason": s.disabled_reason, "owner_key_id": s.owner_key_id,
+            "consecutive_failures": s.consecutive_failures,
+        });
+        if json {
+            println!("{item}");
+        } else {
+            println!(
+                "{}  {:<20} {:<9} {}  events={}{}",
+                s.id,
+                s.name,
+                s.status,
+                s.url,
+                s.events.join(","),
+                s.disabled_reason
+                    .map(|r| format!("  ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn deliveries(command: DeliveriesCommand, config: Config) -> Result<(), String> {
+    let (store, keys) = app::open_store(&config).map_err(|e| e.to_string())?;
+    match command {
+        DeliveriesCommand::List {
+            webhook,
+            status,
+            limit,
+            json,
+        } => {
+            let filter = crate::store::DeliveryFilter {
+                company_id: None,
+                subscription_id: webhook,
+                status,
+                limit,
+            };
+            let list = store
+                .read(move |r| r.list_deliveries(&filter))
+                .await
+                .map_err(|e| e.to_string())?;
+            for d in &list {
+                if json {
+                    println!("{}", crate::outbound::subscriptions::delivery_view(d));
+                } else {
+                    println!(
+                        "{}  {:<12} {:<28} attempts={} code={} {}",
+                        d.id,
+                        d.status,
+                        d.event_type,
+                        d.attempts,
+                        d.last_status_code
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        d.last_error.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+        DeliveriesCommand::Retry { delivery_id } => {
+            let did = delivery_id.clone();
+            let company = store
+                .read(move |r| r.delivery(&did))
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|(_, company)| company)
+                .ok_or_else(|| format!("no delivery {delivery_id}"))?;
+            let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+            let out = crate::outbound::Outbound::new(store, keys, config.outbound.clone(), metrics);
+            crate::outbound::subscriptions::retry(&out, &company, None, &delivery_id)
+                .await
+                .map_err(|e| e.message)?;
+            println!("delivery {delivery_id} queued again");
         }
     }
     Ok(())

@@ -36,7 +36,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn json(status: u16, body: &Value, request_id: &str) -> Reply {
+    pub fn json(status: u16, body: &Value, request_id: &str) -> Reply {
         Reply {
             status,
             body: Bytes::from(serde_json::to_vec(body).expect("JSON values serialize")),

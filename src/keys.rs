@@ -209,7 +209,10 @@ impl Keys {
         }
         let id = key_id.to_string();
         let record = self.store.read(move |r| r.key_by_id(&id)).await?;
-        let key = record.map(|r| self.unseal(r)).transpose()?.map(Arc::new);
+        let key = record
+            .map(|r| self.unseal_record(r))
+            .transpose()?
+            .map(Arc::new);
         let mut cache = self.cache.write().expect("key cache");
         if cache.len() > 100_000 {
             cache.clear(); // unknown ids sent at random must not grow the cache without bound
@@ -222,14 +225,26 @@ impl Keys {
     pub async fn find_by_api_token(&self, token: &str) -> Result<Option<Arc<ApiKey>>, KeyError> {
         let hash = hash_api_token(token);
         let record = self.store.read(move |r| r.key_by_token_hash(&hash)).await?;
-        Ok(record.map(|r| self.unseal(r)).transpose()?.map(Arc::new))
+        Ok(record
+            .map(|r| self.unseal_record(r))
+            .transpose()?
+            .map(Arc::new))
     }
 
     fn forget(&self, key_id: &str) {
         self.cache.write().expect("key cache").remove(key_id);
     }
 
-    fn unseal(&self, r: ApiKeyRecord) -> Result<ApiKey, KeyError> {
+    /// Seals a secret that belongs to the row `owner_id` (e.g. a subscription secret).
+    pub fn seal(&self, plaintext: &[u8], owner_id: &str) -> Vec<u8> {
+        self.master.encrypt(plaintext, owner_id)
+    }
+
+    pub fn unseal(&self, sealed: &[u8], owner_id: &str) -> Option<Vec<u8>> {
+        self.master.decrypt(sealed, owner_id)
+    }
+
+    fn unseal_record(&self, r: ApiKeyRecord) -> Result<ApiKey, KeyError> {
         let open = |blob: &[u8]| {
             self.master
                 .decrypt(blob, &r.id)

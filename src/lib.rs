@@ -13,7 +13,11 @@
 //! - [`verify`] (authentication and signatures) → [`ratelimit`] → idempotency (in [`ingest`]) →
 //!   [`envelope`] (parse) → [`normalize`] → [`validate`] → [`apply`].
 //! - [`store`]: SQLite behind a narrow interface; one group-commit writer, pooled readers.
-//! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold.
+//! - [`outbound`]: beside the pipeline, fan-out of the event log to subscriptions (never
+//!   back to the key that caused the event), signed deliveries with retries, SSRF guard.
+//! - [`rest`]: the management API (`/api/v1`: skills, work types, webhooks).
+//! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`skills`]: the
+//!   skill library and work types.
 //! - [`config`], [`app`], [`cli`], [`metrics`], [`clock`], [`error`]: the rest.
 #![forbid(unsafe_code)]
 
@@ -30,7 +34,10 @@ pub mod ingest;
 pub mod keys;
 pub mod metrics;
 pub mod normalize;
+pub mod outbound;
 pub mod ratelimit;
+pub mod rest;
+pub mod skills;
 pub mod store;
 pub mod validate;
 pub mod verify;

@@ -283,6 +283,7 @@ impl<'a> Op<'a> {
             "company_id": self.ctx.company_id,
             "data": data,
         });
+        let project_code = data_project_code(&payload["data"]);
         self.tx.insert_event(&NewEvent {
             event_id: &event_id,
             company_id: &self.ctx.company_id,
@@ -291,11 +292,20 @@ impl<'a> Op<'a> {
             event_type,
             entity,
             record_id,
+            project_code: project_code.as_deref(),
             payload: &payload,
             created_at: self.ctx.now_ms,
         })?;
         Ok(())
     }
+}
+
+/// The project an event concerns, for subscriptions filtered by project.
+fn data_project_code(data: &Value) -> Option<String> {
+    data.get("project_code")
+        .or_else(|| data.get("project").and_then(|p| p.get("project_code")))
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ async fn route(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -
             let gauges = Gauges {
                 writer_batches: batches,
                 writer_batched_jobs: jobs,
-                outbox_pending: None,
+                outbox_pending: state.store.read(|r| r.pending_deliveries()).await.ok(),
             };
             text(
                 StatusCode::OK,
@@ -110,6 +110,7 @@ async fn route(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -
             )
         }
         (&Method::POST, "/webhooks/inbound") => inbound(&state, peer, req).await,
+        (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => rest(&state, req).await,
         (_, "/webhooks/inbound" | "/healthz" | "/readyz" | "/metrics") => error_response(
             &ApiError::new(405, "method_not_allowed", "method not allowed on this path"),
         ),
@@ -173,6 +174,40 @@ async fn inbound(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>
     };
     ingest::finish(state, &trace, &reply);
     reply_response(&reply, close)
+}
+
+async fn rest(state: &Arc<AppState>, req: Request<Incoming>) -> HttpResponse {
+    let (parts, mut incoming) = req.into_parts();
+    let request_id = crate::crypto::random_id("req_", 8);
+    let body = match body::read_limited(&mut incoming, state.config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(body::BodyError::TooLarge) => {
+            body::drain_in_background(incoming, state.config.max_body_bytes);
+            let e = ingest::payload_too_large(state.config.max_body_bytes);
+            return reply_response(&Reply::json(e.status, &e.body(), &request_id), true);
+        }
+        Err(body::BodyError::Io(e)) => {
+            let e = ApiError::bad_request(
+                "body_read_failed",
+                format!("could not read the request body: {e}"),
+            );
+            return reply_response(&Reply::json(e.status, &e.body(), &request_id), true);
+        }
+    };
+    let authorization = parts
+        .headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let request = crate::rest::RestRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        authorization,
+        body,
+        request_id,
+    };
+    let reply = crate::rest::handle(state, request).await;
+    reply_response(&reply, false)
 }
 
 fn reply_response(reply: &Reply, close: bool) -> HttpResponse {

@@ -99,11 +99,70 @@ const MIGRATIONS: &[&str] = &[
         event_type     TEXT NOT NULL,
         entity         TEXT NOT NULL,
         record_id      TEXT NOT NULL,
+        project_code   TEXT,                        -- for subscriptions' project filters
         payload        TEXT NOT NULL,               -- the outbound envelope, as sent
         created_at     INTEGER NOT NULL             -- unix milliseconds
     );
     CREATE INDEX events_company ON events(company_id, seq);
     CREATE INDEX events_record ON events(record_id, seq);",
+    // 3: outbound subscriptions and their deliveries (one row per event and subscription,
+    // including the echoes skipped), each attempt, and the fan-out cursor.
+    "CREATE TABLE subscriptions (
+        id                   TEXT PRIMARY KEY,
+        company_id           TEXT NOT NULL,
+        owner_key_id         TEXT NOT NULL,
+        name                 TEXT NOT NULL,
+        url                  TEXT NOT NULL,
+        events               TEXT NOT NULL,         -- JSON array of patterns
+        secret_enc           BLOB NOT NULL,
+        payload              TEXT NOT NULL,         -- full | thin
+        projects             TEXT,                  -- JSON array of project codes, or NULL
+        basic_auth_enc       BLOB,
+        rate_limit           REAL,                  -- deliveries per second, or NULL
+        verify_url           INTEGER NOT NULL DEFAULT 0,
+        status               TEXT NOT NULL,         -- active | failing | disabled
+        disabled_reason      TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        created_at           INTEGER NOT NULL,
+        updated_at           INTEGER NOT NULL,
+        UNIQUE (company_id, name)
+    );
+    CREATE TABLE deliveries (
+        id               TEXT PRIMARY KEY,
+        subscription_id  TEXT NOT NULL,
+        company_id       TEXT NOT NULL,
+        event_seq        INTEGER NOT NULL,
+        event_id         TEXT NOT NULL,
+        event_type       TEXT NOT NULL,
+        record_id        TEXT NOT NULL,
+        status           TEXT NOT NULL,             -- pending | in_flight | succeeded | failed | skipped_echo
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  INTEGER,                   -- unix ms
+        lease_until      INTEGER,
+        last_status_code INTEGER,
+        last_error       TEXT,
+        last_response_ms INTEGER,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL
+    );
+    CREATE INDEX deliveries_due ON deliveries(status, next_attempt_at);
+    CREATE INDEX deliveries_order ON deliveries(subscription_id, record_id, event_seq);
+    CREATE INDEX deliveries_event ON deliveries(subscription_id, event_seq);
+    CREATE TABLE delivery_attempts (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id  TEXT NOT NULL,
+        attempt      INTEGER NOT NULL,
+        at           INTEGER NOT NULL,
+        status_code  INTEGER,
+        response_ms  INTEGER NOT NULL,
+        outcome      TEXT NOT NULL,
+        error        TEXT
+    );
+    CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery_id, attempt);
+    CREATE TABLE cursors (
+        name   TEXT PRIMARY KEY,
+        value  INTEGER NOT NULL
+    );",
 ];
 
 pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {

@@ -10,6 +10,7 @@ mod idempotency;
 mod ingest_log;
 mod keys;
 mod migrations;
+mod outbound;
 mod records;
 mod sqlite;
 
@@ -20,6 +21,7 @@ pub use idempotency::StoredResponse;
 pub use ingest_log::{IngestEntry, IngestFilter};
 pub use keys::{ApiKeyRecord, KeySummary, NewKey};
 pub use migrations::latest_version;
+pub use outbound::{DeliveryFilter, DeliveryRow, DueDelivery, EventRow, SubscriptionRow};
 pub use records::{NewEvent, Record, WorkType};
 pub use sqlite::{ReadConn, WriteTx};
 

@@ -37,6 +37,7 @@ pub struct NewEvent<'a> {
     pub event_type: &'a str,
     pub entity: &'a str,
     pub record_id: &'a str,
+    pub project_code: Option<&'a str>,
     pub payload: &'a Value,
     pub created_at: i64,
 }
@@ -200,8 +201,8 @@ impl WriteTx<'_> {
         self.conn
             .prepare_cached(
                 "INSERT INTO events (event_id, company_id, origin_key_id, inbound_event_id,
-                    event_type, entity, record_id, payload, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    event_type, entity, record_id, project_code, payload, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 e.event_id,
@@ -211,6 +212,7 @@ impl WriteTx<'_> {
                 e.event_type,
                 e.entity,
                 e.record_id,
+                e.project_code,
                 e.payload.to_string(),
                 e.created_at
             ])?;

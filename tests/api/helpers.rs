@@ -64,7 +64,7 @@ pub async fn start(db_path: PathBuf, env: &[(&str, &str)]) -> TestApp {
         .expect("bind");
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(hookgate::http::run(listener, state.clone(), async {
+    let server = tokio::spawn(hookgate::app::run(listener, state.clone(), async {
         let _ = rx.await;
     }));
     TestApp {
@@ -194,5 +194,31 @@ impl TestApp {
             let _ = dir.keep();
         }
         path
+    }
+}
+
+impl TestApp {
+    /// A REST call with `token` as the bearer token.
+    pub async fn rest(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Sent {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {token}"));
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
+        }
+        self.send(request).await
+    }
+
+    /// Creates a subscription for `key` and returns its JSON (with the secret).
+    pub async fn subscribe(&self, key: &CreatedKey, body: Value) -> Value {
+        let sent = self
+            .rest(&key.api_token, "POST", "/api/v1/webhooks", Some(body))
+            .await;
+        assert_eq!(sent.status, 201, "{}", sent.body);
+        sent.body
     }
 }

@@ -4,3 +4,5 @@
 mod core;
 mod fixtures;
 mod helpers;
+mod outbound;
+mod receiver;

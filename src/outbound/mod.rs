@@ -1,0 +1,174 @@
+//! Outbound delivery, beside the request path: fan-out of the event log into deliveries
+//! (skipping, and recording, every subscription owned by the key that caused the event: echo
+//! prevention), a worker that sends due deliveries with retries, and subscription management.
+//!
+//! **Architecture invariant:** the request path never waits for delivery; the only link is the
+//! `events` table (the transactional outbox) and a wake-up notification.
+
+pub mod catalog;
+pub mod client;
+pub mod signing;
+pub mod subscriptions;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::config::OutboundConfig;
+use crate::keys::Keys;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub use worker::run;
+
+/// What an attempt's answer means for the delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Succeeded,
+    /// Try again (5xx, 408, 429, timeouts, connection errors), after at least `retry_after`.
+    Temporary {
+        reason: String,
+        retry_after: Option<u64>,
+    },
+    /// Do not try again (other 4xx, 3xx).
+    Permanent {
+        reason: String,
+    },
+    /// 410 Gone: the receiver asks to stop; the subscription is disabled.
+    Gone,
+}
+
+/// Classifies an HTTP answer (or a transport error when `status` is None).
+pub fn classify(
+    status: Option<u16>,
+    retry_after: Option<u64>,
+    error: Option<&str>,
+) -> AttemptOutcome {
+    match status {
+        Some(s) if (200..300).contains(&s) => AttemptOutcome::Succeeded,
+        Some(410) => AttemptOutcome::Gone,
+        Some(s @ (408 | 429 | 500..=599)) => AttemptOutcome::Temporary {
+            reason: format!("HTTP {s}"),
+            retry_after,
+        },
+        Some(s @ 300..=399) => AttemptOutcome::Permanent {
+            reason: format!("HTTP {s} (redirects are not followed)"),
+        },
+        Some(s) => AttemptOutcome::Permanent {
+            reason: format!("HTTP {s}"),
+        },
+        None => AttemptOutcome::Temporary {
+            reason: error.unwrap_or("connection failed").to_string(),
+            retry_after: None,
+        },
+    }
+}
+
+/// Delay before the next attempt after `attempts_made` attempts, or None when the schedule is
+/// used up. A receiver's `Retry-After` can lengthen the wait, up to the schedule's longest delay.
+pub fn next_delay(
+    schedule: &[u64],
+    attempts_made: u32,
+    retry_after: Option<u64>,
+) -> Option<Duration> {
+    let base = *schedule.get(attempts_made as usize)?;
+    let cap = schedule.iter().copied().max().unwrap_or(base);
+    let secs = match retry_after {
+        Some(wait) => base.max(wait.min(cap)),
+        None => base,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+/// Shared by the worker and the management API.
+pub struct Outbound {
+    pub store: Store,
+    pub keys: Keys,
+    pub config: OutboundConfig,
+    pub client: reqwest::Client,
+    pub wake: Notify,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Outbound {
+    pub fn new(
+        store: Store,
+        keys: Keys,
+        config: OutboundConfig,
+        metrics: Arc<Metrics>,
+    ) -> Outbound {
+        let client = client::build(
+            Duration::from_secs(config.delivery_timeout_secs),
+            config.allow_private_urls,
+        );
+        Outbound {
+            store,
+            keys,
+            config,
+            client,
+            wake: Notify::new(),
+            metrics,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_as_the_seed_and_spec_say() {
+        assert_eq!(classify(Some(204), None, None), AttemptOutcome::Succeeded);
+        assert_eq!(classify(Some(410), None, None), AttemptOutcome::Gone);
+        assert!(matches!(
+            classify(Some(503), None, None),
+            AttemptOutcome::Temporary { .. }
+        ));
+        assert!(matches!(
+            classify(Some(429), Some(5), None),
+            AttemptOutcome::Temporary {
+                retry_after: Some(5),
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(Some(408), None, None),
+            AttemptOutcome::Temporary { .. }
+        ));
+        assert!(matches!(
+            classify(Some(400), None, None),
+            AttemptOutcome::Permanent { .. }
+        ));
+        assert!(matches!(
+            classify(Some(301), None, None),
+            AttemptOutcome::Permanent { .. }
+        ));
+        assert!(matches!(
+            classify(None, None, Some("timeout")),
+            AttemptOutcome::Temporary { .. }
+        ));
+    }
+
+    #[test]
+    fn retry_schedule_and_retry_after_bounds() {
+        let seed = [0, 60, 300, 900, 3600, 21600];
+        assert_eq!(next_delay(&seed, 0, None), Some(Duration::ZERO));
+        assert_eq!(next_delay(&seed, 1, None), Some(Duration::from_secs(60)));
+        assert_eq!(next_delay(&seed, 5, None), Some(Duration::from_secs(21600)));
+        assert_eq!(next_delay(&seed, 6, None), None);
+        assert_eq!(
+            next_delay(&seed, 1, Some(120)),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            next_delay(&seed, 1, Some(10)),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            next_delay(&seed, 1, Some(999_999)),
+            Some(Duration::from_secs(21600))
+        );
+    }
+}

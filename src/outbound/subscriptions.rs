@@ -1,0 +1,618 @@
+//! Subscription management: validating what a user sends (URL, events, secret, payload mode,
+//! filters), URL verification, test sends, manual retries and `recover`. Every operation is
+//! scoped to the caller's company.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::worker::{self, wants};
+use super::{Outbound, catalog, client, signing};
+use crate::clock;
+use crate::crypto;
+use crate::error::ApiError;
+use crate::keys::ApiKey;
+use crate::store::{DeliveryFilter, EventRow, NewEvent, StoreError, SubscriptionRow};
+
+const MIN_SECRET_LEN: usize = 24;
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// A create or update request. On update, absent fields keep their value.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionInput {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    /// Seed `000_…` calls the event list `actions`.
+    pub actions: Option<Vec<String>>,
+    pub secret: Option<String>,
+    pub payload: Option<String>,
+    pub projects: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "explicit_null")]
+    pub basic_auth: Option<Option<BasicAuth>>,
+    pub verify_url: Option<bool>,
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "explicit_null")]
+    pub rate_limit: Option<Option<f64>>,
+}
+
+/// Distinguishes an absent field (None) from an explicit null (Some(None)).
+fn explicit_null<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+pub fn parse_input(body: &[u8]) -> Result<SubscriptionInput, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("invalid_request", format!("invalid subscription JSON: {e}"))
+    })
+}
+
+fn internal(e: StoreError) -> ApiError {
+    ApiError::internal(&e, "subscription")
+}
+
+/// The subscription as the API shows it (never its secrets).
+pub fn view(s: &SubscriptionRow, out: &Outbound) -> Value {
+    let basic_auth = s
+        .basic_auth_enc
+        .as_ref()
+        .and_then(|b| out.keys.unseal(b, &s.id))
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .map(|a| json!({"username": a["username"]}));
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "url": s.url,
+        "events": s.events,
+        "payload": s.payload,
+        "projects": s.projects,
+        "basic_auth": basic_auth,
+        "verify_url": s.verify_url,
+        "enabled": s.status != "disabled",
+        "status": s.status,
+        "disabled_reason": s.disabled_reason,
+        "consecutive_failures": s.consecutive_failures,
+        "rate_limit": s.rate_limit,
+        "owner_key_id": s.owner_key_id,
+        "created_at": clock::rfc3339_from_ms(s.created_at),
+        "updated_at": clock::rfc3339_from_ms(s.updated_at),
+    })
+}
+
+fn check_url(url: &str, out: &Outbound) -> Result<(), ApiError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| ApiError::bad_request("invalid_url", format!("invalid URL {url:?}: {e}")))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if out.config.allow_http_urls => {}
+        "http" => {
+            return Err(ApiError::bad_request(
+                "url_not_https",
+                "the URL must use https:// (plain http:// needs allow_http_urls / HOOKGATE_ALLOW_HTTP_URLS=true)",
+            ));
+        }
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_url",
+                format!("unsupported URL scheme {other:?}"),
+            ));
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request("invalid_url", "the URL has no host"));
+    }
+    client::check_literal_host(&parsed, out.config.allow_private_urls)
+        .map_err(|e| ApiError::bad_request("url_not_allowed", e.to_string()))
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 100 characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn events_of(input: &SubscriptionInput) -> Result<Option<Vec<String>>, ApiError> {
+    let list = match (&input.events, &input.actions) {
+        (Some(e), Some(a)) if e != a => {
+            return Err(ApiError::bad_request(
+                "alias_conflict",
+                "events and actions are the same field; send one",
+            ));
+        }
+        (Some(e), _) | (None, Some(e)) => e,
+        (None, None) => return Ok(None),
+    };
+    catalog::parse_patterns(list).map(Some)
+}
+
+fn check_payload(mode: &str) -> Result<String, ApiError> {
+    match mode.to_ascii_lowercase().as_str() {
+        m @ ("full" | "thin") => Ok(m.to_string()),
+        _ => Err(ApiError::bad_request(
+            "invalid_payload",
+            "payload must be \"full\" or \"thin\"",
+        )),
+    }
+}
+
+fn check_rate(rate: Option<f64>) -> Result<Option<f64>, ApiError> {
+    match rate {
+        Some(r) if !(r > 0.0 && r.is_finite()) => Err(ApiError::bad_request(
+            "invalid_rate_limit",
+            "rate_limit must be a positive number of deliveries per second",
+        )),
+        other => Ok(other),
+    }
+}
+
+fn seal_basic_auth(out: &Outbound, id: &str, auth: &BasicAuth) -> Vec<u8> {
+    out.keys.seal(
+        json!({"username": auth.username, "password": auth.password})
+            .to_string()
+            .as_bytes(),
+        id,
+    )
+}
+
+/// Creates a subscription owned by `key`; returns its view with the secret (shown once).
+pub async fn create(
+    out: &Outbound,
+    key: &ApiKey,
+    input: SubscriptionInput,
+) -> Result<Value, ApiError> {
+    let name = check_name(
+        input
+            .name
+            .as_deref()
+            .ok_or_else(|| ApiError::bad_request("name_required", "name is required"))?,
+    )?;
+    let url = input
+        .url
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("url_required", "url is required"))?;
+    check_url(&url, out)?;
+    let events = events_of(&input)?
+        .ok_or_else(|| ApiError::bad_request("events_required", "events is required"))?;
+    let secret = match &input.secret {
+        Some(s) if s.chars().count() < MIN_SECRET_LEN => {
+            return Err(ApiError::bad_request(
+                "secret_too_short",
+                format!("a secret must be at least {MIN_SECRET_LEN} characters"),
+            ));
+        }
+        Some(s) => s.clone(),
+        None => format!(
+            "whsec_{}",
+            crypto::base64_encode(&crypto::random_bytes::<32>())
+        ),
+    };
+    let id = crypto::random_id("wh_", 12);
+    let now = clock::now_ms();
+    let enabled = input.enabled.unwrap_or(true);
+    let sub = SubscriptionRow {
+        id: id.clone(),
+        company_id: key.company_id.clone(),
+        owner_key_id: key.id.clone(),
+        name,
+        url,
+        events,
+        secret_enc: out.keys.seal(secret.as_bytes(), &id),
+        payload: check_payload(input.payload.as_deref().unwrap_or("full"))?,
+        projects: input.projects.clone().filter(|p| !p.is_empty()),
+        basic_auth_enc: input
+            .basic_auth
+            .clone()
+            .flatten()
+            .map(|a| seal_basic_auth(out, &id, &a)),
+        rate_limit: check_rate(input.rate_limit.flatten())?,
+        verify_url: input.verify_url.unwrap_or(false),
+        status: if enabled { "active" } else { "disabled" }.into(),
+        disabled_reason: (!enabled).then(|| "created disabled".to_string()),
+        consecutive_failures: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    if sub.verify_url && enabled {
+        verify(out, &sub, &secret).await?;
+    }
+    let saved = sub.clone();
+    let taken = out
+        .store
+        .write(move |tx| {
+            if tx.subscription_name_taken(&saved.company_id, &saved.name, &saved.id)? {
+                return Ok(true);
+            }
+            tx.save_subscription(&saved)?;
+            Ok(false)
+        })
+        .await
+        .map_err(internal)?;
+    if taken {
+        return Err(duplicate_name(&sub.name));
+    }
+    let mut body = view(&sub, out);
+    body["secret"] = json!(secret);
+    Ok(body)
+}
+
+fn duplicate_name(name: &str) -> ApiError {
+    ApiError::conflict(
+        "duplicate_name",
+        format!("a subscription called {name:?} already exists in this company"),
+    )
+}
+
+pub async fn get(out: &Outbound, key: &ApiKey, id: &str) -> Result<SubscriptionRow, ApiError> {
+    let (company, id_owned) = (key.company_id.clone(), id.to_string());
+    out.store
+        .read(move |r| r.subscription(&company, &id_owned))
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no subscription {id}")))
+}
+
+pub async fn list(out: &Outbound, key: &ApiKey) -> Result<Vec<SubscriptionRow>, ApiError> {
+    let company = key.company_id.clone();
+    out.store
+        .read(move |r| r.list_subscriptions(Some(&company)))
+        .await
+        .map_err(internal)
+}
+
+pub async fn update(
+    out: &Outbound,
+    key: &ApiKey,
+    id: &str,
+    input: SubscriptionInput,
+) -> Result<SubscriptionRow, ApiError> {
+    let mut sub = get(out, key, id).await?;
+    let was_enabled = sub.status != "disabled";
+    if let Some(name) = &input.name {
+        sub.name = check_name(name)?;
+    }
+    if let Some(url) = &input.url {
+        check_url(url, out)?;
+        sub.url = url.clone();
+    }
+    if let Some(events) = events_of(&input)? {
+        sub.events = events;
+    }
+    let mut secret_plain = None;
+    if let Some(secret) = &input.secret {
+        if secret.chars().count() < MIN_SECRET_LEN {
+            return Err(ApiError::bad_request(
+                "secret_too_short",
+                format!("a secret must be at least {MIN_SECRET_LEN} characters"),
+            ));
+        }
+        sub.secret_enc = out.keys.seal(secret.as_bytes(), &sub.id);
+        secret_plain = Some(secret.clone());
+    }
+    if let Some(mode) = &input.payload {
+        sub.payload = check_payload(mode)?;
+    }
+    if let Some(projects) = &input.projects {
+        sub.projects = Some(projects.clone()).filter(|p| !p.is_empty());
+    }
+    if let Some(auth) = &input.basic_auth {
+        sub.basic_auth_enc = auth.as_ref().map(|a| seal_basic_auth(out, &sub.id, a));
+    }
+    if let Some(rate) = input.rate_limit {
+        sub.rate_limit = check_rate(rate)?;
+    }
+    if let Some(v) = input.verify_url {
+        sub.verify_url = v;
+    }
+    match input.enabled {
+        Some(true) if !was_enabled => enable_fields(&mut sub),
+        Some(false) if was_enabled => disable_fields(&mut sub, "disabled by API"),
+        _ => {}
+    }
+    let now_enabled = sub.status != "disabled";
+    if sub.verify_url && now_enabled && (!was_enabled || input.url.is_some()) {
+        let secret = match secret_plain {
+            Some(s) => s,
+            None => unseal_secret(out, &sub)?,
+        };
+        verify(out, &sub, &secret).await?;
+    }
+    sub.updated_at = clock::now_ms();
+    save_unique(out, sub).await
+}
+
+async fn save_unique(out: &Outbound, sub: SubscriptionRow) -> Result<SubscriptionRow, ApiError> {
+    let saved = sub.clone();
+    let taken = out
+        .store
+        .write(move |tx| {
+            if tx.subscription_name_taken(&saved.company_id, &saved.name, &saved.id)? {
+                return Ok(true);
+            }
+            tx.save_subscription(&saved)?;
+            Ok(false)
+        })
+        .await
+        .map_err(internal)?;
+    if taken {
+        return Err(duplicate_name(&sub.name));
+    }
+    out.wake.notify_one();
+    Ok(sub)
+}
+
+fn enable_fields(sub: &mut SubscriptionRow) {
+    sub.status = "active".into();
+    sub.disabled_reason = None;
+    sub.consecutive_failures = 0;
+}
+
+fn disable_fields(sub: &mut SubscriptionRow, reason: &str) {
+    sub.status = "disabled".into();
+    sub.disabled_reason = Some(reason.into());
+}
+
+pub async fn set_enabled(
+    out: &Outbound,
+    key: &ApiKey,
+    id: &str,
+    enabled: bool,
+) -> Result<SubscriptionRow, ApiError> {
+    update(
+        out,
+        key,
+        id,
+        SubscriptionInput {
+            enabled: Some(enabled),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+pub async fn delete(out: &Outbound, key: &ApiKey, id: &str) -> Result<(), ApiError> {
+    let (company, id_owned) = (key.company_id.clone(), id.to_string());
+    let deleted = out
+        .store
+        .write(move |tx| tx.delete_subscription(&company, &id_owned))
+        .await
+        .map_err(internal)?;
+    if deleted {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no subscription {id}")))
+    }
+}
+
+fn unseal_secret(out: &Outbound, sub: &SubscriptionRow) -> Result<String, ApiError> {
+    out.keys
+        .unseal(&sub.secret_enc, &sub.id)
+        .and_then(|s| String::from_utf8(s).ok())
+        .ok_or_else(|| ApiError::internal(&"subscription secret cannot be decrypted", &sub.id))
+}
+
+/// Seed `001_…`: the URL must answer a signed `webhook.verification` POST with 2xx within 5 s.
+async fn verify(out: &Outbound, sub: &SubscriptionRow, secret: &str) -> Result<(), ApiError> {
+    let event_id = crypto::random_id("evt_", 12);
+    let body = serde_json::to_vec(&json!({
+        "event_id": event_id,
+        "event_type": "webhook.verification",
+        "timestamp": clock::now_rfc3339(),
+        "company_id": sub.company_id,
+        "data": {"subscription_id": sub.id, "name": sub.name, "challenge": crypto::random_id("", 16)},
+    }))
+    .expect("JSON values serialize");
+    let meta = signing::DeliveryMeta {
+        webhook_id: &event_id,
+        event_type: "webhook.verification",
+        subscription_name: &sub.name,
+        attempt: 0,
+        timestamp: clock::now_secs(),
+    };
+    match worker::post(out, sub, secret, &meta, body, Some(VERIFY_TIMEOUT)).await {
+        Ok((status, _)) if (200..300).contains(&status) => Ok(()),
+        Ok((status, _)) => Err(ApiError::bad_request(
+            "url_verification_failed",
+            format!(
+                "the URL answered the verification request with HTTP {status}; it must answer 2xx within 5 s"
+            ),
+        )),
+        Err(e) => Err(ApiError::bad_request(
+            "url_verification_failed",
+            format!("the verification request failed: {e}"),
+        )),
+    }
+}
+
+/// Queues a `webhook.test` event for this subscription only; returns the delivery id.
+pub async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<Value, ApiError> {
+    let sub = get(out, key, id).await?;
+    let event_id = crypto::random_id("evt_", 12);
+    let delivery_id = crypto::random_id("dlv_", 12);
+    let now = clock::now_ms();
+    let payload = json!({
+        "event_id": event_id,
+        "event_type": "webhook.test",
+        "timestamp": clock::rfc3339_from_ms(now),
+        "company_id": sub.company_id,
+        "data": {"subscription_id": sub.id, "name": sub.name, "message": "This is a test event from hookgate."},
+    });
+    let (eid, did) = (event_id.clone(), delivery_id.clone());
+    out.store
+        .write(move |tx| {
+            let seq = tx.insert_event(&NewEvent {
+                event_id: &eid,
+                company_id: &sub.company_id,
+                origin_key_id: None,
+                inbound_event_id: None,
+                event_type: "webhook.test",
+                entity: "webhook",
+                record_id: &sub.id,
+                project_code: None,
+                payload: &payload,
+                created_at: now,
+            })?;
+            let event = EventRow {
+                seq,
+                event_id: eid.clone(),
+                company_id: sub.company_id.clone(),
+                origin_key_id: None,
+                event_type: "webhook.test".into(),
+                entity: "webhook".into(),
+                record_id: sub.id.clone(),
+                project_code: None,
+                payload: payload.to_string(),
+                created_at: now,
+            };
+            tx.insert_delivery(&did, &sub, &event, "pending", now)
+        })
+        .await
+        .map_err(internal)?;
+    out.wake.notify_one();
+    Ok(json!({"success": true, "event_id": event_id, "delivery_id": delivery_id}))
+}
+
+pub async fn deliveries(
+    out: &Outbound,
+    key: &ApiKey,
+    id: &str,
+    status: Option<String>,
+    limit: usize,
+) -> Result<Value, ApiError> {
+    get(out, key, id).await?;
+    let filter = DeliveryFilter {
+        company_id: Some(key.company_id.clone()),
+        subscription_id: Some(id.to_string()),
+        status,
+        limit,
+    };
+    let rows = out
+        .store
+        .read(move |r| r.list_deliveries(&filter))
+        .await
+        .map_err(internal)?;
+    let items: Vec<Value> = rows.iter().map(delivery_view).collect();
+    Ok(json!({"success": true, "deliveries": items, "count": items.len()}))
+}
+
+pub fn delivery_view(d: &crate::store::DeliveryRow) -> Value {
+    json!({
+        "id": d.id,
+        "subscription_id": d.subscription_id,
+        "event_id": d.event_id,
+        "event_type": d.event_type,
+        "record_id": d.record_id,
+        "status": d.status,
+        "attempts": d.attempts,
+        "response_code": d.last_status_code,
+        "response_time_ms": d.last_response_ms,
+        "error": d.last_error,
+        "next_attempt_at": d.next_attempt_at.map(clock::rfc3339_from_ms),
+        "created_at": clock::rfc3339_from_ms(d.created_at),
+        "updated_at": clock::rfc3339_from_ms(d.updated_at),
+    })
+}
+
+/// Puts a delivery back in the queue at once.
+pub async fn retry(
+    out: &Outbound,
+    company_id: &str,
+    subscription_id: Option<&str>,
+    delivery_id: &str,
+) -> Result<Value, ApiError> {
+    let (company, did) = (company_id.to_string(), delivery_id.to_string());
+    let found = out
+        .store
+        .read(move |r| r.delivery(&did))
+        .await
+        .map_err(internal)?;
+    match found {
+        Some((d, c))
+            if c == company_id && subscription_id.is_none_or(|s| s == d.subscription_id) =>
+        {
+            if d.status == "skipped_echo" || d.status == "in_flight" {
+                return Err(ApiError::conflict(
+                    "not_retryable",
+                    format!("delivery {delivery_id} is {}", d.status),
+                ));
+            }
+        }
+        _ => return Err(ApiError::not_found(format!("no delivery {delivery_id}"))),
+    }
+    let did = delivery_id.to_string();
+    out.store
+        .write(move |tx| tx.requeue_delivery(&company, &did, clock::now_ms()))
+        .await
+        .map_err(internal)?;
+    out.wake.notify_one();
+    Ok(json!({"success": true, "delivery_id": delivery_id, "status": "pending"}))
+}
+
+/// Re-sends, in order, every event since `since` that the subscription wants and did not
+/// receive (never delivered, or failed). Returns how many were queued.
+pub async fn recover(
+    out: &Outbound,
+    key: &ApiKey,
+    id: &str,
+    since: &str,
+) -> Result<Value, ApiError> {
+    let since_ms = clock::parse_rfc3339_ms(since).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_since",
+            "since must be an RFC 3339 time such as 2025-01-15T14:30:00Z",
+        )
+    })?;
+    let sub = get(out, key, id).await?;
+    let queued = out
+        .store
+        .write(move |tx| {
+            let now = clock::now_ms();
+            let mut queued = 0;
+            for event in tx.company_events_since(&sub.company_id, since_ms)? {
+                if event.event_type.starts_with(catalog::INTERNAL_PREFIX)
+                    || !wants(&sub, &event)
+                    || event.origin_key_id.as_deref() == Some(sub.owner_key_id.as_str())
+                {
+                    continue;
+                }
+                match tx.delivery_for_event(&sub.id, event.seq)? {
+                    None => {
+                        tx.insert_delivery(
+                            &crypto::random_id("dlv_", 12),
+                            &sub,
+                            &event,
+                            "pending",
+                            now,
+                        )?;
+                        queued += 1;
+                    }
+                    Some(d) if d.status == "failed" => {
+                        tx.requeue_delivery(&sub.company_id, &d.id, now)?;
+                        queued += 1;
+                    }
+                    Some(_) => {}
+                }
+            }
+            Ok(queued)
+        })
+        .await
+        .map_err(internal)?;
+    out.wake.notify_one();
+    Ok(json!({"success": true, "queued": queued}))
+}

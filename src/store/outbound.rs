@@ -1,0 +1,568 @@
+//! Subscriptions, deliveries and their attempts, and the fan-out cursor over the event log.
+//! Secrets arrive sealed.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{ReadConn, StoreError, WriteTx};
+
+#[derive(Debug, Clone)]
+pub struct SubscriptionRow {
+    pub id: String,
+    pub company_id: String,
+    pub owner_key_id: String,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret_enc: Vec<u8>,
+    pub payload: String,
+    pub projects: Option<Vec<String>>,
+    pub basic_auth_enc: Option<Vec<u8>>,
+    pub rate_limit: Option<f64>,
+    pub verify_url: bool,
+    pub status: String,
+    pub disabled_reason: Option<String>,
+    pub consecutive_failures: u32,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An event from the log, as the fan-out and the deliveries need it.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub seq: i64,
+    pub event_id: String,
+    pub company_id: String,
+    pub origin_key_id: Option<String>,
+    pub event_type: String,
+    pub entity: String,
+    pub record_id: String,
+    pub project_code: Option<String>,
+    pub payload: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub subscription_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub record_id: String,
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: Option<i64>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub last_response_ms: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A delivery claimed for sending, with what is needed to send it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub delivery: DeliveryRow,
+    pub subscription: SubscriptionRow,
+    pub event: EventRow,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub company_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub status: Option<String>,
+    pub limit: usize,
+}
+
+const SUB_COLUMNS: &str = "id, company_id, owner_key_id, name, url, events, secret_enc, payload,
+    projects, basic_auth_enc, rate_limit, verify_url, status, disabled_reason,
+    consecutive_failures, created_at, updated_at";
+
+fn json_list(text: Option<String>) -> Option<Vec<String>> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+fn sub_from_row_at(r: &Row, o: usize) -> rusqlite::Result<SubscriptionRow> {
+    Ok(SubscriptionRow {
+        id: r.get(o)?,
+        company_id: r.get(o + 1)?,
+        owner_key_id: r.get(o + 2)?,
+        name: r.get(o + 3)?,
+        url: r.get(o + 4)?,
+        events: json_list(r.get(o + 5)?).unwrap_or_default(),
+        secret_enc: r.get(o + 6)?,
+        payload: r.get(o + 7)?,
+        projects: json_list(r.get(o + 8)?),
+        basic_auth_enc: r.get(o + 9)?,
+        rate_limit: r.get(o + 10)?,
+        verify_url: r.get(o + 11)?,
+        status: r.get(o + 12)?,
+        disabled_reason: r.get(o + 13)?,
+        consecutive_failures: r.get(o + 14)?,
+        created_at: r.get(o + 15)?,
+        updated_at: r.get(o + 16)?,
+    })
+}
+
+fn sub_from_row(r: &Row) -> rusqlite::Result<SubscriptionRow> {
+    sub_from_row_at(r, 0)
+}
+
+const EVENT_COLUMNS: &str =
+    "seq, event_id, company_id, origin_key_id, event_type, entity, record_id,
+    project_code, payload, created_at";
+
+fn event_from_row_at(r: &Row, o: usize) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        seq: r.get(o)?,
+        event_id: r.get(o + 1)?,
+        company_id: r.get(o + 2)?,
+        origin_key_id: r.get(o + 3)?,
+        event_type: r.get(o + 4)?,
+        entity: r.get(o + 5)?,
+        record_id: r.get(o + 6)?,
+        project_code: r.get(o + 7)?,
+        payload: r.get(o + 8)?,
+        created_at: r.get(o + 9)?,
+    })
+}
+
+fn event_from_row(r: &Row) -> rusqlite::Result<EventRow> {
+    event_from_row_at(r, 0)
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, subscription_id, event_id, event_type, record_id, status, attempts,
+    next_attempt_at, last_status_code, last_error, last_response_ms, created_at, updated_at";
+
+fn delivery_from_row_at(r: &Row, o: usize) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: r.get(o)?,
+        subscription_id: r.get(o + 1)?,
+        event_id: r.get(o + 2)?,
+        event_type: r.get(o + 3)?,
+        record_id: r.get(o + 4)?,
+        status: r.get(o + 5)?,
+        attempts: r.get(o + 6)?,
+        next_attempt_at: r.get(o + 7)?,
+        last_status_code: r.get(o + 8)?,
+        last_error: r.get(o + 9)?,
+        last_response_ms: r.get(o + 10)?,
+        created_at: r.get(o + 11)?,
+        updated_at: r.get(o + 12)?,
+    })
+}
+
+fn delivery_from_row(r: &Row) -> rusqlite::Result<DeliveryRow> {
+    delivery_from_row_at(r, 0)
+}
+
+fn get_subscription(
+    conn: &rusqlite::Connection,
+    company: &str,
+    id: &str,
+) -> Result<Option<SubscriptionRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {SUB_COLUMNS} FROM subscriptions WHERE id = ?1 AND company_id = ?2"
+        ))?
+        .query_row(params![id, company], sub_from_row)
+        .optional()?)
+}
+
+fn list_subscriptions(
+    conn: &rusqlite::Connection,
+    company: Option<&str>,
+) -> Result<Vec<SubscriptionRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SUB_COLUMNS} FROM subscriptions WHERE ?1 IS NULL OR company_id = ?1 ORDER BY created_at, id"
+    ))?;
+    let rows = stmt.query_map([company], sub_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+impl WriteTx<'_> {
+    /// Inserts or replaces a subscription.
+    pub fn save_subscription(&self, s: &SubscriptionRow) -> Result<(), StoreError> {
+        let events = serde_json::to_string(&s.events).expect("strings serialize");
+        let projects = s
+            .projects
+            .as_ref()
+            .map(|p| serde_json::to_string(p).expect("strings serialize"));
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO subscriptions ({SUB_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+            ))?
+            .execute(params![
+                s.id,
+                s.company_id,
+                s.owner_key_id,
+                s.name,
+                s.url,
+                events,
+                s.secret_enc,
+                s.payload,
+                projects,
+                s.basic_auth_enc,
+                s.rate_limit,
+                s.verify_url,
+                s.status,
+                s.disabled_reason,
+                s.consecutive_failures,
+                s.created_at,
+                s.updated_at
+            ])?;
+        Ok(())
+    }
+
+    pub fn subscription(
+        &self,
+        company: &str,
+        id: &str,
+    ) -> Result<Option<SubscriptionRow>, StoreError> {
+        get_subscription(self.conn, company, id)
+    }
+
+    pub fn subscription_name_taken(
+        &self,
+        company: &str,
+        name: &str,
+        except_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM subscriptions WHERE company_id = ?1 AND name = ?2 AND id != ?3",
+            )?
+            .exists(params![company, name, except_id])?)
+    }
+
+    /// Deletes the subscription and the deliveries not yet made to it.
+    pub fn delete_subscription(&self, company: &str, id: &str) -> Result<bool, StoreError> {
+        let deleted = self.conn.execute(
+            "DELETE FROM subscriptions WHERE id = ?1 AND company_id = ?2",
+            params![id, company],
+        )?;
+        if deleted == 1 {
+            self.conn.execute(
+                "DELETE FROM deliveries WHERE subscription_id = ?1 AND status IN ('pending', 'in_flight')",
+                [id],
+            )?;
+        }
+        Ok(deleted == 1)
+    }
+
+    /// Subscriptions of a company that receive new events (not disabled).
+    pub fn fanout_subscriptions(&self, company: &str) -> Result<Vec<SubscriptionRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SUB_COLUMNS} FROM subscriptions WHERE company_id = ?1 AND status != 'disabled'"
+        ))?;
+        let rows = stmt.query_map([company], sub_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn cursor(&self, name: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM cursors WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    pub fn set_cursor(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO cursors (name, value) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![name, value])?;
+        Ok(())
+    }
+
+    pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![seq, limit as i64], event_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Events of a company since `since_ms`, oldest first (for `recover`).
+    pub fn company_events_since(
+        &self,
+        company: &str,
+        since_ms: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE company_id = ?1 AND created_at >= ?2 ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map(params![company, since_ms], event_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn insert_delivery(
+        &self,
+        id: &str,
+        subscription: &SubscriptionRow,
+        event: &EventRow,
+        status: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO deliveries (id, subscription_id, company_id, event_seq, event_id, event_type,
+                    record_id, status, attempts, next_attempt_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?9, ?9)",
+            )?
+            .execute(params![
+                id,
+                subscription.id,
+                subscription.company_id,
+                event.seq,
+                event.event_id,
+                event.event_type,
+                event.record_id,
+                status,
+                now
+            ])?;
+        Ok(())
+    }
+
+    /// The latest delivery of `event_seq` to the subscription, if any.
+    pub fn delivery_for_event(
+        &self,
+        subscription_id: &str,
+        event_seq: i64,
+    ) -> Result<Option<DeliveryRow>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE subscription_id = ?1 AND event_seq = ?2
+                 ORDER BY created_at DESC LIMIT 1"
+            ))?
+            .query_row(params![subscription_id, event_seq], delivery_from_row)
+            .optional()?)
+    }
+
+    /// Claims up to `limit` due deliveries: pending ones whose time has come, and in-flight
+    /// ones whose lease ran out (their sender died). A delivery waits while an earlier one for
+    /// the same record and subscription is unfinished, so each subscriber sees a record's
+    /// changes in order. `accept` decides per candidate (rate limits, per-subscription caps).
+    pub fn claim_due(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+        mut accept: impl FnMut(&SubscriptionRow) -> bool,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {} , {}, {}
+             FROM deliveries d
+             JOIN subscriptions s ON s.id = d.subscription_id
+             JOIN events e ON e.seq = d.event_seq
+             WHERE s.status != 'disabled'
+               AND ((d.status = 'pending' AND d.next_attempt_at <= ?1)
+                    OR (d.status = 'in_flight' AND d.lease_until < ?1))
+               AND NOT EXISTS (
+                    SELECT 1 FROM deliveries p
+                    WHERE p.subscription_id = d.subscription_id AND p.record_id = d.record_id
+                      AND p.event_seq < d.event_seq AND p.status IN ('pending', 'in_flight'))
+             ORDER BY d.next_attempt_at, d.event_seq
+             LIMIT ?2",
+            prefixed("d", DELIVERY_COLUMNS),
+            prefixed("s", SUB_COLUMNS),
+            prefixed("e", EVENT_COLUMNS)
+        ))?;
+        let n_delivery = DELIVERY_COLUMNS.split(',').count();
+        let n_sub = SUB_COLUMNS.split(',').count();
+        let candidates: Vec<DueDelivery> = stmt
+            .query_map(params![now, (limit * 4) as i64], |r| {
+                Ok(DueDelivery {
+                    delivery: delivery_from_row(r)?,
+                    subscription: sub_from_row_at(r, n_delivery)?,
+                    event: event_from_row_at(r, n_delivery + n_sub)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut claimed = Vec::new();
+        let mut mark = self.conn.prepare_cached(
+            "UPDATE deliveries SET status = 'in_flight', lease_until = ?2, updated_at = ?3 WHERE id = ?1",
+        )?;
+        for due in candidates {
+            if claimed.len() >= limit {
+                break;
+            }
+            if accept(&due.subscription) {
+                mark.execute(params![due.delivery.id, now + lease_ms, now])?;
+                claimed.push(due);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Records one attempt and the delivery's new state.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_attempt(
+        &self,
+        delivery_id: &str,
+        attempt: u32,
+        status_code: Option<u16>,
+        response_ms: i64,
+        outcome: &str,
+        error: Option<&str>,
+        next: Option<i64>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, response_ms, outcome, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![delivery_id, attempt, now, status_code, response_ms, outcome, error])?;
+        let status = match (outcome, next) {
+            ("succeeded", _) => "succeeded",
+            (_, Some(_)) => "pending",
+            _ => "failed",
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, lease_until = NULL,
+                    last_status_code = ?5, last_error = ?6, last_response_ms = ?7, updated_at = ?8
+                 WHERE id = ?1",
+            )?
+            .execute(params![delivery_id, status, attempt + 1, next, status_code, error, response_ms, now])?;
+        Ok(())
+    }
+
+    /// Counts a failed attempt against the subscription; disables it at `threshold`.
+    /// Returns whether this call disabled it.
+    pub fn subscription_failed(
+        &self,
+        id: &str,
+        threshold: u32,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let count: u32 = self
+            .conn
+            .prepare_cached(
+                "UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1,
+                    status = CASE WHEN status = 'disabled' THEN status ELSE 'failing' END, updated_at = ?2
+                 WHERE id = ?1 RETURNING consecutive_failures",
+            )?
+            .query_row(params![id, now], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        if count >= threshold {
+            return self.disable_subscription(
+                id,
+                &format!("{count} consecutive failed deliveries; last: {reason}"),
+                now,
+            );
+        }
+        Ok(false)
+    }
+
+    pub fn subscription_succeeded(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE subscriptions SET consecutive_failures = 0,
+                    status = CASE WHEN status = 'failing' THEN 'active' ELSE status END, updated_at = ?2
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, now])?;
+        Ok(())
+    }
+
+    /// Returns whether it was enabled before.
+    pub fn disable_subscription(
+        &self,
+        id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE subscriptions SET status = 'disabled', disabled_reason = ?2, updated_at = ?3
+             WHERE id = ?1 AND status != 'disabled'",
+            params![id, reason, now],
+        )? == 1)
+    }
+
+    /// Puts a finished delivery back in the queue (manual retry or recover).
+    pub fn requeue_delivery(
+        &self,
+        company: &str,
+        delivery_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?3, lease_until = NULL, updated_at = ?3
+             WHERE id = ?1 AND company_id = ?2 AND status IN ('failed', 'succeeded', 'pending')",
+            params![delivery_id, company, now],
+        )? == 1)
+    }
+}
+
+impl ReadConn {
+    pub fn subscription(
+        &self,
+        company: &str,
+        id: &str,
+    ) -> Result<Option<SubscriptionRow>, StoreError> {
+        get_subscription(&self.conn, company, id)
+    }
+
+    pub fn list_subscriptions(
+        &self,
+        company: Option<&str>,
+    ) -> Result<Vec<SubscriptionRow>, StoreError> {
+        list_subscriptions(&self.conn, company)
+    }
+
+    pub fn list_deliveries(&self, f: &DeliveryFilter) -> Result<Vec<DeliveryRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries
+             WHERE (?1 IS NULL OR company_id = ?1) AND (?2 IS NULL OR subscription_id = ?2)
+               AND (?3 IS NULL OR status = ?3)
+             ORDER BY event_seq DESC, created_at DESC LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                f.company_id,
+                f.subscription_id,
+                f.status,
+                f.limit.max(1) as i64
+            ],
+            delivery_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn delivery(&self, id: &str) -> Result<Option<(DeliveryRow, String)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS}, company_id FROM deliveries WHERE id = ?1"
+            ))?
+            .query_row([id], |r| Ok((delivery_from_row(r)?, r.get(13)?)))
+            .optional()?)
+    }
+
+    pub fn pending_deliveries(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'in_flight')",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+fn prefixed(alias: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,128 @@
+//! A local webhook receiver for outbound tests: records every request (headers and body) and
+//! answers with the statuses it is told to, in order (then 200).
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(String::as_str).unwrap_or("")
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    received: Vec<Received>,
+    answers: VecDeque<u16>,
+}
+
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    pub port: u16,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        Self::start_on(0).await
+    }
+
+    /// Starts on a given port (0: any), e.g. to come back where a stopped one was.
+    pub async fn start_on(port: u16) -> Receiver {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind receiver");
+        let port = listener.local_addr().unwrap().port();
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let state = inner.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = state.clone();
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let state = state.clone();
+                    async move {
+                        let headers = req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
+                            })
+                            .collect();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes().to_vec())
+                            .unwrap_or_default();
+                        let status = {
+                            let mut s = state.lock().unwrap();
+                            s.received.push(Received { headers, body });
+                            s.answers.pop_front().unwrap_or(200)
+                        };
+                        let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+                        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            }
+        });
+        Receiver {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            port,
+            inner,
+        }
+    }
+
+    /// The next answers, in order (200 after them).
+    pub fn answer(&self, statuses: &[u16]) {
+        self.inner.lock().unwrap().answers.extend(statuses);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.lock().unwrap().received.clone()
+    }
+
+    /// Received requests other than URL verifications and test sends.
+    pub fn events(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| !r.header("x-webhook-event").starts_with("webhook."))
+            .collect()
+    }
+
+    /// Waits until at least `n` events arrived (or 10 s).
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        for _ in 0..200 {
+            let got = self.events();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.events()
+    }
+}

@@ -134,6 +134,7 @@ async fn route(
         .collect();
     let company = key.company_id.clone();
     match (req.method, segments.as_slice()) {
+        ("GET", ["ingest-log"]) => ingest_log(state, key, req).await,
         ("GET", ["skills"]) => {
             let list = state
                 .store
@@ -249,5 +250,42 @@ async fn route(
             "route_not_found",
             format!("no route for {}", req.path),
         )),
+    }
+}
+
+/// The company's ingest log, oldest first after `after_id`. With `wait=N` (at most 30) the call
+/// holds until a new entry arrives or N seconds pass, so a client can follow the log live by
+/// calling again with `next_after_id`.
+async fn ingest_log(
+    state: &AppState,
+    key: &ApiKey,
+    req: &RestRequest<'_>,
+) -> Result<(u16, Value), ApiError> {
+    let number = |name: &str| query_param(req.query, name).and_then(|v| v.parse::<i64>().ok());
+    let filter = crate::store::IngestFilter {
+        after_id: number("after_id").unwrap_or(0).max(0),
+        key_id: query_param(req.query, "key"),
+        company_id: Some(key.company_id.clone()),
+        event_type: query_param(req.query, "event_type"),
+        status: number("status").map(|s| s as u16),
+        limit: number("limit").unwrap_or(100).clamp(1, 1000) as usize,
+    };
+    let deadline = std::time::Instant::now()
+        + std::time::Duration::from_secs(number("wait").unwrap_or(0).clamp(0, 30) as u64);
+    loop {
+        let f = filter.clone();
+        let entries = state
+            .store
+            .read(move |r| r.ingest_entries(&f))
+            .await
+            .map_err(|e| store_error(e, &req.request_id))?;
+        if !entries.is_empty() || std::time::Instant::now() >= deadline {
+            let next = entries.last().map(|e| e.id).unwrap_or(filter.after_id);
+            return Ok((
+                200,
+                json!({"success": true, "entries": entries, "count": entries.len(), "next_after_id": next}),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }

@@ -610,3 +610,41 @@ async fn accepted_events_survive_a_restart() {
     // Keys (and their sealed secrets) still work after the restart.
     assert_eq!(app.post(&key, &test_connection()).await.status, 200);
 }
+
+#[tokio::test]
+async fn admins_page_and_follow_their_companys_ingest_log() {
+    let app = spawn_app().await;
+    let acme = app.create_key("acme", "erp").await;
+    let globex = app.create_key("globex", "erp").await;
+    app.post(&acme, &test_connection()).await;
+    app.settle().await;
+    let page = app
+        .rest(&acme.api_token, "GET", "/api/v1/ingest-log", None)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.body["count"], 1);
+    assert_eq!(page.body["entries"][0]["event_type"], "test.connection");
+    assert_eq!(page.body["entries"][0]["status"], 200);
+    let theirs = app
+        .rest(&globex.api_token, "GET", "/api/v1/ingest-log", None)
+        .await;
+    assert_eq!(
+        theirs.body["count"], 0,
+        "another company's log is not visible"
+    );
+
+    // Follow: a waiting call returns as soon as the next entry is written.
+    let next = page.body["next_after_id"].as_i64().unwrap();
+    let path = format!("/api/v1/ingest-log?after_id={next}&wait=10");
+    let started = std::time::Instant::now();
+    let (followed, _) = tokio::join!(app.rest(&acme.api_token, "GET", &path, None), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        app.post(&acme, &envelope("nope.unknown", json!({}))).await
+    });
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(followed.body["count"], 1, "{}", followed.body);
+    assert_eq!(
+        followed.body["entries"][0]["error_code"],
+        "unknown_event_type"
+    );
+}

@@ -62,6 +62,8 @@ pub struct Trace {
     pub rate: Option<RateStatus>,
     /// The row was already written in the apply transaction.
     pub logged: bool,
+    /// The body, to name the event type of a request rejected before parsing.
+    pub body: Option<Bytes>,
 }
 
 impl Trace {
@@ -79,6 +81,7 @@ impl Trace {
             error_code: None,
             rate: None,
             logged: false,
+            body: None,
         }
     }
 
@@ -91,7 +94,11 @@ impl Trace {
             key_id: self.key.as_ref().map(|k| k.id.clone()),
             client_addr: Some(self.client.to_string()),
             source: self.source.map(|s| s.as_str().to_string()),
-            event_type: self.event_type.clone(),
+            event_type: self.event_type.clone().or_else(|| {
+                self.body
+                    .as_deref()
+                    .and_then(envelope::peek_event_type)
+            }),
             status,
             error_code: self.error_code.map(str::to_string),
             latency_us: self.started.elapsed().as_micros() as i64,
@@ -224,7 +231,7 @@ pub async fn process(
     body: Bytes,
 ) -> Reply {
     trace.key = Some(key.clone());
-    trace.event_type = envelope::peek_event_type(&body);
+    trace.body = Some(body.clone());
     // 3. verification
     let source = match Source::parse(headers.get("x-webhook-source")) {
         Ok(s) => s,
@@ -352,9 +359,6 @@ async fn run_event(
         state.limits.auth_failed(trace.client);
         return trace.fail(e);
     }
-    if let Err(e) = state.schemas.check_envelope(&envelope) {
-        return trace.fail(e);
-    }
     let event = match normalize::normalize(envelope).and_then(|n| state.schemas.validate(n)) {
         Ok(e) => e,
         Err(e) => return trace.fail(e),
@@ -395,6 +399,7 @@ async fn run_event(
                     return Ok(Outcome::Replay(stored));
                 }
             }
+            let mut events = 0;
             let (status, body, record_id, error_code) =
                 match apply::apply_in_savepoint(tx, &ctx, &event) {
                     Ok(applied) => {
@@ -405,6 +410,7 @@ async fn run_event(
                             "record_id": applied.record_id,
                         });
                         body.as_object_mut().expect("object").extend(applied.extra);
+                        events = applied.events;
                         (200, body, Some(applied.record_id), None)
                     }
                     Err(DomainError::Rejected(e)) => (e.status, e.body(), None, Some(e.code)),
@@ -435,6 +441,7 @@ async fn run_event(
                 body: bytes,
                 record_id,
                 error_code,
+                events,
             })
         })
         .await;
@@ -444,7 +451,11 @@ async fn run_event(
             body,
             record_id,
             error_code,
+            events,
         }) => {
+            if events > 0 {
+                state.outbound.wake.notify_one();
+            }
             trace.logged = true;
             trace.record_id = record_id;
             trace.error_code = error_code;
@@ -467,6 +478,7 @@ enum Outcome {
         body: Vec<u8>,
         record_id: Option<String>,
         error_code: Option<&'static str>,
+        events: usize,
     },
     Replay(StoredResponse),
 }

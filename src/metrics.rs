@@ -1,8 +1,8 @@
 //! Process metrics, rendered in the Prometheus text format at `GET /metrics`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const LATENCY_BUCKETS_SECS: &[f64] = &[
@@ -64,7 +64,8 @@ impl Histogram {
 }
 
 pub struct Metrics {
-    inbound: Mutex<BTreeMap<(String, u16), u64>>,
+    /// By (index in INBOUND_EVENT_TYPES, or its length for anything else; status).
+    inbound: RwLock<HashMap<(usize, u16), AtomicU64>>,
     inbound_latency: Histogram,
     rate_limited: AtomicU64,
     auth_failures: AtomicU64,
@@ -78,7 +79,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            inbound: Mutex::default(),
+            inbound: RwLock::default(),
             inbound_latency: Histogram::new(),
             rate_limited: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
@@ -100,13 +101,27 @@ pub struct Gauges {
 
 impl Metrics {
     pub fn inbound(&self, event_type: Option<&str>, status: u16, latency_micros: u64) {
-        let key = (event_type.unwrap_or("unknown").to_string(), status);
-        *self
-            .inbound
-            .lock()
-            .expect("metrics lock")
-            .entry(key)
-            .or_default() += 1;
+        // Unknown event types share one label, so clients cannot inflate the label set.
+        let types = crate::envelope::INBOUND_EVENT_TYPES;
+        let index = event_type
+            .and_then(|t| types.iter().position(|known| *known == t))
+            .unwrap_or(types.len());
+        let key = (index, status);
+        let counted = match self.inbound.read().expect("metrics lock").get(&key) {
+            Some(counter) => {
+                counter.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        };
+        if !counted {
+            self.inbound
+                .write()
+                .expect("metrics lock")
+                .entry(key)
+                .or_default()
+                .fetch_add(1, Ordering::Relaxed);
+        }
         self.inbound_latency.observe(latency_micros);
         match status {
             429 => {
@@ -145,11 +160,18 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP hookgate_inbound_requests_total Inbound webhook requests by event type and HTTP status.\n");
         out.push_str("# TYPE hookgate_inbound_requests_total counter\n");
-        for ((event_type, status), n) in self.inbound.lock().expect("metrics lock").iter() {
+        let counts: BTreeMap<(usize, u16), u64> = self
+            .inbound
+            .read()
+            .expect("metrics lock")
+            .iter()
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect();
+        for ((index, status), n) in counts {
+            let event_type = crate::envelope::INBOUND_EVENT_TYPES.get(index).copied().unwrap_or("unknown");
             let _ = writeln!(
                 out,
-                "hookgate_inbound_requests_total{{event_type=\"{}\",status=\"{status}\"}} {n}",
-                event_type.replace(['"', '\\', '\n'], "_")
+                "hookgate_inbound_requests_total{{event_type=\"{event_type}\",status=\"{status}\"}} {n}"
             );
         }
         out.push_str(

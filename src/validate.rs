@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use jsonschema::Validator;
 use serde_json::{Map, Value, json};
 
-use crate::envelope::{Envelope, INBOUND_EVENT_TYPES};
+use crate::envelope::INBOUND_EVENT_TYPES;
 use crate::error::ApiError;
 use crate::normalize::NormalizedEvent;
 
@@ -89,30 +89,15 @@ impl Schemas {
         Ok(Schemas { validators })
     }
 
-    /// Checks the envelope's own fields (before normalization of its data).
-    pub fn check_envelope(&self, envelope: &Envelope) -> Result<(), ApiError> {
-        let mut whole = json!({"event_type": envelope.event_type, "data": {}});
-        if let Some(ts) = &envelope.timestamp {
-            whole["timestamp"] = json!(ts);
-        }
-        if let Some(source) = &envelope.source {
-            whole["source"] = json!(source);
-        }
-        let errors = collect(&self.validators["envelope"], &whole, "");
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(
-                ApiError::bad_request("invalid_envelope", "the envelope is invalid")
-                    .with_details(errors),
-            )
-        }
-    }
-
     pub fn validate(&self, event: NormalizedEvent) -> Result<ValidatedEvent, ApiError> {
         let validator = &self.validators[event.event_type];
         let data = Value::Object(event.data);
-        let errors = collect(validator, &data, "/data");
+        // Valid data is the common case, and is_valid does not build error values.
+        let errors = if validator.is_valid(&data) {
+            Vec::new()
+        } else {
+            collect(validator, &data, "/data")
+        };
         if !errors.is_empty() {
             let summary = errors
                 .iter()

@@ -39,6 +39,8 @@ pub struct Applied {
     pub message: &'static str,
     pub record_id: String,
     pub extra: Map<String, Value>,
+    /// How many outbound events the change wrote.
+    pub events: usize,
 }
 
 impl Applied {
@@ -47,6 +49,7 @@ impl Applied {
             message,
             record_id: record_id.into(),
             extra: Map::new(),
+            events: 0,
         }
     }
 
@@ -89,9 +92,13 @@ pub fn apply(
     ctx: &ApplyContext,
     event: &ValidatedEvent,
 ) -> Result<Applied, DomainError> {
-    let op = Op { tx, ctx };
+    let op = Op {
+        tx,
+        ctx,
+        emitted: std::cell::Cell::new(0),
+    };
     let data = &event.data;
-    match event.event_type {
+    let applied = match event.event_type {
         "work_order.created" => work_orders::create(&op, data),
         "work_order.updated" => work_orders::update(&op, data),
         "work_order.deleted" => work_orders::delete(&op, data),
@@ -131,7 +138,11 @@ pub fn apply(
         other => {
             Err(ApiError::new(501, "not_implemented", format!("{other} cannot be applied")).into())
         }
-    }
+    };
+    applied.map(|mut a| {
+        a.events = op.emitted.get();
+        a
+    })
 }
 
 /// `project.search` and `work_order.search`, on a read connection.

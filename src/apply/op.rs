@@ -16,6 +16,8 @@ pub type Changes = Map<String, Value>;
 pub struct Op<'a> {
     pub tx: &'a WriteTx<'a>,
     pub ctx: &'a ApplyContext,
+    /// Outbound events written so far (the delivery worker is woken when there are any).
+    pub emitted: std::cell::Cell<usize>,
 }
 
 /// Natural keys compare case-insensitively and ignore surrounding spaces.
@@ -284,6 +286,7 @@ impl<'a> Op<'a> {
             "data": data,
         });
         let project_code = data_project_code(&payload["data"]);
+        self.emitted.set(self.emitted.get() + 1);
         self.tx.insert_event(&NewEvent {
             event_id: &event_id,
             company_id: &self.ctx.company_id,

@@ -17,24 +17,25 @@ pub struct WriteTx<'c> {
 
 impl WriteTx<'_> {
     /// Runs `work` so that, if it fails, none of its writes remain (a nested savepoint).
-    pub fn atomically<R, E: From<StoreError>>(
-        &self,
-        work: impl FnOnce() -> Result<R, E>,
-    ) -> Result<R, E> {
-        self.conn
-            .execute_batch("SAVEPOINT atomic")
-            .map_err(StoreError::from)?;
+    pub fn atomically<R, E: From<StoreError>>(&self, work: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
+        self.savepoint("atomic", work)
+    }
+
+    fn savepoint<R, E: From<StoreError>>(&self, name: &str, work: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
+        // Cached statements: these run several times per request on the hot path.
+        let run = |sql: &str| -> Result<(), StoreError> {
+            self.conn.prepare_cached(sql)?.execute([])?;
+            Ok(())
+        };
+        run(&format!("SAVEPOINT {name}"))?;
         match work() {
             Ok(value) => {
-                self.conn
-                    .execute_batch("RELEASE atomic")
-                    .map_err(StoreError::from)?;
+                run(&format!("RELEASE {name}"))?;
                 Ok(value)
             }
             Err(e) => {
-                self.conn
-                    .execute_batch("ROLLBACK TO atomic; RELEASE atomic")
-                    .map_err(StoreError::from)?;
+                run(&format!("ROLLBACK TO {name}"))?;
+                run(&format!("RELEASE {name}"))?;
                 Err(e)
             }
         }
@@ -65,20 +66,7 @@ where
     fn run(&mut self, tx: &WriteTx) {
         let work = self.work.take().expect("a job runs once");
         // A savepoint per job: a failing job undoes its own writes and nobody else's.
-        let result = tx
-            .conn
-            .execute_batch("SAVEPOINT job")
-            .map_err(StoreError::from)
-            .and_then(|()| match work(tx) {
-                Ok(value) => {
-                    tx.conn.execute_batch("RELEASE job")?;
-                    Ok(value)
-                }
-                Err(e) => {
-                    tx.conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
-                    Err(e)
-                }
-            });
+        let result = tx.savepoint("job", || work(tx));
         self.result = Some(result);
     }
 

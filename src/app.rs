@@ -57,14 +57,8 @@ pub fn master_key_path(config: &Config) -> PathBuf {
 /// Opens the store and unseals the master key: what both the server and the CLI need.
 pub fn open_store(config: &Config) -> Result<(Store, Keys), StartError> {
     let store = Store::open(&config.database, config.writer.max_batch)?;
-    let (master, generated) =
-        MasterKey::load_or_generate(&config.master_key, &master_key_path(config))?;
-    if generated {
-        tracing::warn!(
-            path = %master_key_path(config).display(),
-            "using a master key from a file next to the database; set HOOKGATE_MASTER_KEY in production"
-        );
-    }
+    let (master, _from_file) =
+        MasterKey::load_or_generate(&config.master_key.0, &master_key_path(config))?;
     let keys = Keys::new(store.clone(), master);
     Ok((store, keys))
 }
@@ -72,6 +66,12 @@ pub fn open_store(config: &Config) -> Result<(Store, Keys), StartError> {
 impl AppState {
     pub fn build(config: Config) -> Result<Arc<AppState>, StartError> {
         let (store, keys) = open_store(&config)?;
+        if config.master_key.0.is_empty() {
+            tracing::warn!(
+                path = %master_key_path(&config).display(),
+                "using the master key from a file next to the database (fine for development); set HOOKGATE_MASTER_KEY in production"
+            );
+        }
         let schemas = Schemas::compile().map_err(StartError::Schemas)?;
         let metrics = Arc::new(Metrics::default());
         let outbound = Arc::new(Outbound::new(
@@ -135,7 +135,28 @@ pub async fn run(
 ) {
     let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(crate::outbound::run(state.outbound.clone(), worker_stopped));
-    crate::http::run(listener, state, shutdown).await;
+    let maintenance = tokio::spawn(maintain(state.clone()));
+    crate::http::run(listener, state.clone(), shutdown).await;
+    maintenance.abort();
     let _ = stop_worker.send(true);
     let _ = worker.await;
+    // The writer works in order: once this empty job commits, every queued write has too
+    // (including ingest-log rows of rejected requests, which nobody waited for).
+    if let Err(e) = state.store.write(|_| Ok(())).await {
+        tracing::error!(error = %e, "final flush of queued writes failed");
+    }
+}
+
+/// Periodic housekeeping: forget idempotency keys older than their window.
+async fn maintain(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let not_before = crate::clock::now_secs() - state.config.idempotency_ttl_secs;
+        match state.store.write(move |tx| tx.expire_idempotency(not_before)).await {
+            Ok(n) if n > 0 => tracing::info!(expired = n, "forgot expired idempotency keys"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "idempotency clean-up failed"),
+        }
+    }
 }

@@ -606,17 +606,12 @@ async fn tail(args: TailArgs, config: Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     filter.after_id = last;
     if args.lines > 0 {
-        let mut window = filter.clone();
-        window.after_id = 0;
-        window.limit = usize::MAX >> 1;
-        let all = {
-            let w = window.clone();
-            store
-                .read(move |r| r.ingest_entries(&w))
-                .await
-                .map_err(|e| e.to_string())?
-        };
-        for entry in all.iter().skip(all.len().saturating_sub(args.lines)) {
+        let (f, n) = (filter.clone(), args.lines);
+        let recent = store
+            .read(move |r| r.recent_ingest_entries(&f, n))
+            .await
+            .map_err(|e| e.to_string())?;
+        for entry in &recent {
             print_entry(entry, args.json);
         }
     }

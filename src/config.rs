@@ -32,7 +32,7 @@ pub struct Config {
     pub listen: String,
     pub database: PathBuf,
     pub public_url: String,
-    pub master_key: String,
+    pub master_key: Secret,
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
     pub timestamp_tolerance_secs: i64,
@@ -43,6 +43,17 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub writer: WriterConfig,
     pub outbound: OutboundConfig,
+}
+
+/// A configured secret: usable, but never printed by `Debug`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"<redacted>\"" })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -129,8 +140,8 @@ impl Config {
         self.listen
             .parse::<SocketAddr>()
             .map_err(|e| invalid("listen", &e.to_string()))?;
-        if !self.master_key.is_empty() {
-            match hex::decode(&self.master_key) {
+        if !self.master_key.0.is_empty() {
+            match hex::decode(&self.master_key.0) {
                 Ok(bytes) if bytes.len() == 32 => {}
                 _ => return Err(invalid("master_key", "must be 64 hex characters")),
             }

@@ -483,8 +483,12 @@ enum Outcome {
     Replay(StoredResponse),
 }
 
-/// Records metrics and, unless the apply transaction already did, the ingest-log row.
-pub fn finish(state: &AppState, trace: &Trace, reply: &Reply) {
+/// Records metrics and, unless the apply transaction already did, the ingest-log row; gives
+/// answers that no limiter reached the client address's `X-RateLimit-*` values.
+pub fn finish(state: &AppState, trace: &Trace, reply: &mut Reply) {
+    if reply.rate.is_none() {
+        reply.rate = Some(state.limits.auth_status(trace.client));
+    }
     let latency = trace.started.elapsed().as_micros() as u64;
     state
         .metrics

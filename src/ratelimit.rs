@@ -177,6 +177,21 @@ impl RateLimits {
         get_or_insert(&self.rest, key_id, &spec)
     }
 
+    /// The failed-authentication window of this address, without counting anything: the
+    /// `X-RateLimit-*` values of answers given before a key is known.
+    pub fn auth_status(&self, addr: IpAddr) -> RateStatus {
+        let failures = self.auth_failures.lock().expect("auth limiter lock");
+        match failures.get(&addr) {
+            Some((window, _)) => window.peek(),
+            None => RateStatus {
+                limit: self.config.auth_failures_per_minute,
+                remaining: self.config.auth_failures_per_minute,
+                reset: clock::now_secs(),
+                retry_after: None,
+            },
+        }
+    }
+
     /// Whether this address has used up its failed-authentication budget (checked before any
     /// work is spent on its request).
     pub fn auth_blocked(&self, addr: IpAddr) -> Option<RateStatus> {

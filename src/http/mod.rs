@@ -137,7 +137,7 @@ async fn inbound(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>
         .unwrap_or("/")
         .to_string();
     let mut close = false;
-    let reply = match ingest::authenticate(state, &mut trace, &parts.headers, content_length).await
+    let mut reply = match ingest::authenticate(state, &mut trace, &parts.headers, content_length).await
     {
         Err(reply) => {
             close = true; // the body was not read: do not reuse the connection
@@ -172,7 +172,7 @@ async fn inbound(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>
             }
         },
     };
-    ingest::finish(state, &trace, &reply);
+    ingest::finish(state, &trace, &mut reply);
     reply_response(&reply, close)
 }
 

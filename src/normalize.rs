@@ -141,7 +141,7 @@ pub fn normalize(envelope: Envelope) -> Result<NormalizedEvent, ApiError> {
     let mut conflicts = Vec::new();
     for &(prefix, alias, canonical) in ALIASES {
         if event_type.starts_with(prefix) {
-            rename(&mut data, alias, canonical, "", &mut conflicts);
+            rename(&mut data, alias, canonical, "/data", &mut conflicts);
         }
     }
     for field in ENUM_FIELDS {
@@ -149,9 +149,11 @@ pub fn normalize(envelope: Envelope) -> Result<NormalizedEvent, ApiError> {
             *s = canonical_enum(field, s);
         }
     }
-    for field in STATE_FIELDS {
-        if let Some(Value::String(s)) = data.get_mut(*field) {
-            *s = region_code(s);
+    normalize_regions(&mut data);
+    // Addresses nested one level down (e.g. a customer's `billing_address`).
+    for value in data.values_mut() {
+        if let Value::Object(nested) = value {
+            normalize_regions(nested);
         }
     }
     if event_type.starts_with("work_order.")
@@ -202,6 +204,14 @@ pub fn normalize(envelope: Envelope) -> Result<NormalizedEvent, ApiError> {
         source: envelope.source,
         data,
     })
+}
+
+fn normalize_regions(object: &mut Map<String, Value>) {
+    for field in STATE_FIELDS {
+        if let Some(Value::String(s)) = object.get_mut(*field) {
+            *s = region_code(s);
+        }
+    }
 }
 
 /// Moves `alias` to `canonical`; records a conflict when both are present and differ.

@@ -1,7 +1,9 @@
 //! One integration-test binary: every test starts the real server on a random port with a
 //! fresh database (`helpers::spawn_app`) and talks to it over HTTP.
 
+mod cli;
 mod core;
+mod entities;
 mod fixtures;
 mod helpers;
 mod outbound;

@@ -18,6 +18,10 @@
 //! Latency is measured per exchange: from just before the request is written to the moment its
 //! full response has been read on that connection.
 
+// The same allocator as the `hookgate` binary, so the in-process server behaves as in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::error::Error;
@@ -475,7 +479,12 @@ async fn bench(measure: Duration) -> Result<bool, BoxError> {
     );
     let mut results = Vec::with_capacity(PHASES.len() + FANOUT_SUBSCRIPTIONS.len());
     let mut updates = None;
+    // BENCH_CORE_ONLY=1: only healthz and test.connection (for profiling the hot path).
+    let core_only = std::env::var_os("BENCH_CORE_ONLY").is_some();
     for &workload in PHASES {
+        if core_only && workload == Workload::Mixed {
+            continue;
+        }
         if workload == Workload::Mixed {
             let started = Instant::now();
             let (returned, fixture) = setup_mixed(&target, conns).await?;
@@ -504,6 +513,9 @@ async fn bench(measure: Duration) -> Result<bool, BoxError> {
     let receiver = Receiver::start(FANOUT_SUBSCRIPTIONS.len()).await?;
     let mut fanouts = Vec::with_capacity(FANOUT_SUBSCRIPTIONS.len());
     for (run, &subscriptions) in FANOUT_SUBSCRIPTIONS.iter().enumerate() {
+        if core_only {
+            break;
+        }
         let (returned, fanout) = run_fanout(
             &server,
             &target,

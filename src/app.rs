@@ -153,7 +153,11 @@ async fn maintain(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         let not_before = crate::clock::now_secs() - state.config.idempotency_ttl_secs;
-        match state.store.write(move |tx| tx.expire_idempotency(not_before)).await {
+        match state
+            .store
+            .write(move |tx| tx.expire_idempotency(not_before))
+            .await
+        {
             Ok(n) if n > 0 => tracing::info!(expired = n, "forgot expired idempotency keys"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "idempotency clean-up failed"),

@@ -94,11 +94,10 @@ impl Trace {
             key_id: self.key.as_ref().map(|k| k.id.clone()),
             client_addr: Some(self.client.to_string()),
             source: self.source.map(|s| s.as_str().to_string()),
-            event_type: self.event_type.clone().or_else(|| {
-                self.body
-                    .as_deref()
-                    .and_then(envelope::peek_event_type)
-            }),
+            event_type: self
+                .event_type
+                .clone()
+                .or_else(|| self.body.as_deref().and_then(envelope::peek_event_type)),
             status,
             error_code: self.error_code.map(str::to_string),
             latency_us: self.started.elapsed().as_micros() as i64,
@@ -389,62 +388,64 @@ async fn run_event(
     let base_entry = trace.entry(0);
     let started = trace.started;
     let ttl = state.config.idempotency_ttl_secs;
-    let outcome = state
-        .store
-        .write(move |tx| {
-            let now_secs = clock::now_secs();
-            if let Some(idem) = &idem_key {
-                // Another process may have answered this key since our read.
-                if let Some(stored) = tx.claimed_response(&ctx.key_id, idem, now_secs - ttl)? {
-                    return Ok(Outcome::Replay(stored));
-                }
+    // test.connection changes nothing: without an idempotency key its job is the log row alone.
+    let single_write = event.event_type == TEST_CONNECTION && idem_key.is_none();
+    let job = move |tx: &crate::store::WriteTx| {
+        let now_secs = clock::now_secs();
+        if let Some(idem) = &idem_key {
+            // Another process may have answered this key since our read.
+            if let Some(stored) = tx.claimed_response(&ctx.key_id, idem, now_secs - ttl)? {
+                return Ok(Outcome::Replay(stored));
             }
-            let mut events = 0;
-            let (status, body, record_id, error_code) =
-                match apply::apply_in_savepoint(tx, &ctx, &event) {
-                    Ok(applied) => {
-                        let mut body = json!({
-                            "success": true,
-                            "message": applied.message,
-                            "event_id": ctx.event_id,
-                            "record_id": applied.record_id,
-                        });
-                        body.as_object_mut().expect("object").extend(applied.extra);
-                        events = applied.events;
-                        (200, body, Some(applied.record_id), None)
-                    }
-                    Err(DomainError::Rejected(e)) => (e.status, e.body(), None, Some(e.code)),
-                    Err(DomainError::Store(e)) => return Err(e),
-                };
-            let entry = IngestEntry {
+        }
+        let mut events = 0;
+        let (status, body, record_id, error_code) = match apply::apply(tx, &ctx, &event) {
+            Ok(applied) => {
+                let mut body = json!({
+                    "success": true,
+                    "message": applied.message,
+                    "event_id": ctx.event_id,
+                    "record_id": applied.record_id,
+                });
+                body.as_object_mut().expect("object").extend(applied.extra);
+                events = applied.events;
+                (200, body, Some(applied.record_id), None)
+            }
+            Err(DomainError::Rejected(e)) => {
+                // Nothing of a rejected change remains; its log row and answer are kept.
+                tx.undo_job_writes()?;
+                (e.status, e.body(), None, Some(e.code))
+            }
+            Err(DomainError::Store(e)) => return Err(e),
+        };
+        let entry = IngestEntry {
+            status,
+            record_id: record_id.clone(),
+            error_code: error_code.map(str::to_string),
+            latency_us: started.elapsed().as_micros() as i64,
+            ..base_entry
+        };
+        tx.insert_ingest_entry(&entry)?;
+        if let Some(idem) = &idem_key {
+            let stored = StoredResponse {
                 status,
-                record_id: record_id.clone(),
-                error_code: error_code.map(str::to_string),
-                latency_us: started.elapsed().as_micros() as i64,
-                ..base_entry
+                body: serde_json::to_vec(&body).expect("JSON values serialize"),
             };
-            tx.insert_ingest_entry(&entry)?;
-            let bytes = serde_json::to_vec(&body).expect("JSON values serialize");
-            if let Some(idem) = &idem_key {
-                tx.store_response(
-                    &ctx.key_id,
-                    idem,
-                    &StoredResponse {
-                        status,
-                        body: bytes.clone(),
-                    },
-                    now_secs,
-                )?;
-            }
-            Ok(Outcome::Done {
-                status,
-                body: bytes,
-                record_id,
-                error_code,
-                events,
-            })
+            tx.store_response(&ctx.key_id, idem, &stored, now_secs)?;
+        }
+        Ok(Outcome::Done {
+            status,
+            body,
+            record_id,
+            error_code,
+            events,
         })
-        .await;
+    };
+    let outcome = if single_write {
+        state.store.write_single(job).await
+    } else {
+        state.store.write(job).await
+    };
     match outcome {
         Ok(Outcome::Done {
             status,
@@ -459,13 +460,7 @@ async fn run_event(
             trace.logged = true;
             trace.record_id = record_id;
             trace.error_code = error_code;
-            Reply {
-                status,
-                body: Bytes::from(body),
-                rate: None,
-                replayed: false,
-                request_id: trace.request_id.clone(),
-            }
+            Reply::json(status, &body, &trace.request_id)
         }
         Ok(Outcome::Replay(stored)) => replay(state, trace, stored),
         Err(e) => trace.fail(ApiError::internal(&e, &trace.request_id)),
@@ -475,7 +470,7 @@ async fn run_event(
 enum Outcome {
     Done {
         status: u16,
-        body: Vec<u8>,
+        body: Value,
         record_id: Option<String>,
         error_code: Option<&'static str>,
         events: usize,

@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 
 const LATENCY_BUCKETS_SECS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
@@ -168,7 +168,10 @@ impl Metrics {
             .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
             .collect();
         for ((index, status), n) in counts {
-            let event_type = crate::envelope::INBOUND_EVENT_TYPES.get(index).copied().unwrap_or("unknown");
+            let event_type = crate::envelope::INBOUND_EVENT_TYPES
+                .get(index)
+                .copied()
+                .unwrap_or("unknown");
             let _ = writeln!(
                 out,
                 "hookgate_inbound_requests_total{{event_type=\"{event_type}\",status=\"{status}\"}} {n}"

@@ -78,15 +78,8 @@ pub fn is_read_only(event_type: &str) -> bool {
     event_type.ends_with(".search")
 }
 
-/// [`apply`], leaving no partial change behind when it fails.
-pub fn apply_in_savepoint(
-    tx: &WriteTx,
-    ctx: &ApplyContext,
-    event: &ValidatedEvent,
-) -> Result<Applied, DomainError> {
-    tx.atomically(|| apply(tx, ctx, event))
-}
-
+/// Applies the event. On an error, the caller must undo the job's writes
+/// ([`WriteTx::undo_job_writes`]): a failing operation may have written part of its change.
 pub fn apply(
     tx: &WriteTx,
     ctx: &ApplyContext,

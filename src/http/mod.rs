@@ -137,41 +137,41 @@ async fn inbound(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>
         .unwrap_or("/")
         .to_string();
     let mut close = false;
-    let mut reply = match ingest::authenticate(state, &mut trace, &parts.headers, content_length).await
-    {
-        Err(reply) => {
-            close = true; // the body was not read: do not reuse the connection
-            body::drain_in_background(incoming, state.config.max_body_bytes);
-            reply
-        }
-        Ok(key) => match body::read_limited(&mut incoming, state.config.max_body_bytes).await {
-            Ok(bytes) => {
-                ingest::process(
-                    state,
-                    &mut trace,
-                    key,
-                    &parts.headers,
-                    &path_and_query,
-                    bytes,
-                )
-                .await
-            }
-            Err(body::BodyError::TooLarge) => {
-                close = true;
-                trace.key = Some(key);
+    let mut reply =
+        match ingest::authenticate(state, &mut trace, &parts.headers, content_length).await {
+            Err(reply) => {
+                close = true; // the body was not read: do not reuse the connection
                 body::drain_in_background(incoming, state.config.max_body_bytes);
-                trace.fail(ingest::payload_too_large(state.config.max_body_bytes))
+                reply
             }
-            Err(body::BodyError::Io(e)) => {
-                close = true;
-                trace.key = Some(key);
-                trace.fail(ApiError::bad_request(
-                    "body_read_failed",
-                    format!("could not read the request body: {e}"),
-                ))
-            }
-        },
-    };
+            Ok(key) => match body::read_limited(&mut incoming, state.config.max_body_bytes).await {
+                Ok(bytes) => {
+                    ingest::process(
+                        state,
+                        &mut trace,
+                        key,
+                        &parts.headers,
+                        &path_and_query,
+                        bytes,
+                    )
+                    .await
+                }
+                Err(body::BodyError::TooLarge) => {
+                    close = true;
+                    trace.key = Some(key);
+                    body::drain_in_background(incoming, state.config.max_body_bytes);
+                    trace.fail(ingest::payload_too_large(state.config.max_body_bytes))
+                }
+                Err(body::BodyError::Io(e)) => {
+                    close = true;
+                    trace.key = Some(key);
+                    trace.fail(ApiError::bad_request(
+                        "body_read_failed",
+                        format!("could not read the request body: {e}"),
+                    ))
+                }
+            },
+        };
     ingest::finish(state, &trace, &mut reply);
     reply_response(&reply, close)
 }

@@ -100,7 +100,11 @@ impl ReadConn {
     }
 
     /// The newest `n` entries matching the filter (ignoring `after_id`), oldest first.
-    pub fn recent_ingest_entries(&self, f: &IngestFilter, n: usize) -> Result<Vec<IngestEntry>, StoreError> {
+    pub fn recent_ingest_entries(
+        &self,
+        f: &IngestFilter,
+        n: usize,
+    ) -> Result<Vec<IngestEntry>, StoreError> {
         let last = self.last_ingest_id()?;
         // Walk back in pages until `n` matching entries are found or the log is exhausted.
         let mut found: Vec<IngestEntry> = Vec::new();
@@ -108,8 +112,16 @@ impl ReadConn {
         let page = 5_000;
         while upper > 0 && found.len() < n {
             let lower = (upper - page).max(0);
-            let window = IngestFilter { after_id: lower, limit: page as usize, ..f.clone() };
-            let mut chunk: Vec<IngestEntry> = self.ingest_entries(&window)?.into_iter().filter(|e| e.id <= upper).collect();
+            let window = IngestFilter {
+                after_id: lower,
+                limit: page as usize,
+                ..f.clone()
+            };
+            let mut chunk: Vec<IngestEntry> = self
+                .ingest_entries(&window)?
+                .into_iter()
+                .filter(|e| e.id <= upper)
+                .collect();
             chunk.append(&mut found);
             found = chunk;
             upper = lower;

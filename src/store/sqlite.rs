@@ -16,12 +16,18 @@ pub struct WriteTx<'c> {
 }
 
 impl WriteTx<'_> {
-    /// Runs `work` so that, if it fails, none of its writes remain (a nested savepoint).
-    pub fn atomically<R, E: From<StoreError>>(&self, work: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
-        self.savepoint("atomic", work)
+    /// Undoes everything the current job has written so far; the job goes on (and may write
+    /// again, e.g. the log row of a rejected request).
+    pub fn undo_job_writes(&self) -> Result<(), StoreError> {
+        self.conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+        Ok(())
     }
 
-    fn savepoint<R, E: From<StoreError>>(&self, name: &str, work: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
+    fn savepoint<R, E: From<StoreError>>(
+        &self,
+        name: &str,
+        work: impl FnOnce() -> Result<R, E>,
+    ) -> Result<R, E> {
         // Cached statements: these run several times per request on the hot path.
         let run = |sql: &str| -> Result<(), StoreError> {
             self.conn.prepare_cached(sql)?.execute([])?;
@@ -53,6 +59,8 @@ trait Job: Send {
 }
 
 struct TypedJob<R, F> {
+    /// Inside a savepoint of its own (see [`super::Store::write_single`] for the exception).
+    guarded: bool,
     work: Option<F>,
     result: Option<Result<R, StoreError>>,
     reply: Option<oneshot::Sender<Result<R, StoreError>>>,
@@ -66,7 +74,11 @@ where
     fn run(&mut self, tx: &WriteTx) {
         let work = self.work.take().expect("a job runs once");
         // A savepoint per job: a failing job undoes its own writes and nobody else's.
-        let result = tx.savepoint("job", || work(tx));
+        let result = if self.guarded {
+            tx.savepoint("job", || work(tx))
+        } else {
+            work(tx)
+        };
         self.result = Some(result);
     }
 
@@ -84,6 +96,8 @@ where
 }
 
 pub(super) struct SqliteStore {
+    /// Dropping it stops the checkpoint thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
     jobs: mpsc::Sender<Box<dyn Job>>,
     readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
@@ -100,7 +114,9 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32000;",
     )?;
     Ok(conn)
 }
@@ -115,6 +131,11 @@ impl SqliteStore {
         }
         let mut conn = open_connection(path)?;
         migrations::run(&mut conn)?;
+        // Checkpoints copy the WAL back into the database file and fsync it; done by the
+        // writer they would stall every request queued behind it, so a thread of its own
+        // does them instead.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        let checkpointer = spawn_checkpointer(path)?;
         let (jobs, rx) = mpsc::channel(max_batch * 4);
         let batches = std::sync::Arc::new(AtomicU64::new(0));
         let batched_jobs = std::sync::Arc::new(AtomicU64::new(0));
@@ -127,6 +148,7 @@ impl SqliteStore {
                 reason: e.to_string(),
             })?;
         Ok(SqliteStore {
+            _checkpointer: checkpointer,
             jobs,
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
@@ -135,13 +157,14 @@ impl SqliteStore {
         })
     }
 
-    pub(super) async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
+    pub(super) async fn write<R, F>(&self, guarded: bool, work: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&WriteTx) -> Result<R, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {
+            guarded,
             work: Some(work),
             result: None,
             reply: Some(reply),
@@ -158,6 +181,7 @@ impl SqliteStore {
         F: FnOnce(&WriteTx) -> Result<(), StoreError> + Send + 'static,
     {
         let job: Box<dyn Job> = Box::new(TypedJob {
+            guarded: false,
             work: Some(work),
             result: None,
             reply: None,
@@ -205,6 +229,32 @@ impl SqliteStore {
             self.batched_jobs.load(Ordering::Relaxed),
         )
     }
+}
+
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Checkpoints the WAL from its own connection every [`CHECKPOINT_EVERY`] (PASSIVE: never
+/// blocks the writer or readers) until the returned sender is dropped.
+fn spawn_checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+    let conn = open_connection(path)?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("hookgate-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        })
+        .map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(stop)
 }
 
 fn writer_loop(

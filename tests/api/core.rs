@@ -328,7 +328,10 @@ async fn size_type_and_envelope_errors() {
         )
         .await;
     assert_eq!((text.status, text.code()), (415, "unsupported_media_type"));
-    assert!(text.header("x-ratelimit-remaining").is_some(), "every answer carries the limit headers");
+    assert!(
+        text.header("x-ratelimit-remaining").is_some(),
+        "every answer carries the limit headers"
+    );
 
     let big = vec![b' '; 4096];
     let declared = app.send(app.signed(&key, &big)).await;

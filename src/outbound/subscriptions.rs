@@ -443,6 +443,12 @@ async fn verify(out: &Outbound, sub: &SubscriptionRow, secret: &str) -> Result<(
 /// Queues a `webhook.test` event for this subscription only; returns the delivery id.
 pub async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<Value, ApiError> {
     let sub = get(out, key, id).await?;
+    if sub.status == "disabled" {
+        return Err(ApiError::conflict(
+            "subscription_disabled",
+            format!("subscription {id} is disabled; enable it first"),
+        ));
+    }
     let event_id = crypto::random_id("evt_", 12);
     let delivery_id = crypto::random_id("dlv_", 12);
     let now = clock::now_ms();
@@ -593,11 +599,16 @@ pub async fn recover(
                 }
                 match tx.delivery_for_event(&sub.id, event.seq)? {
                     None => {
+                        let status = if sub.status == "disabled" {
+                            "paused"
+                        } else {
+                            "pending"
+                        };
                         tx.insert_delivery(
                             &crypto::random_id("dlv_", 12),
                             &sub,
                             &event,
-                            "pending",
+                            status,
                             now,
                         )?;
                         queued += 1;

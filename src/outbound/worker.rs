@@ -18,7 +18,7 @@ use crate::crypto;
 use crate::store::{DueDelivery, EventRow, StoreError, SubscriptionRow};
 
 /// Deliveries one subscription may have in flight at once.
-const PER_SUBSCRIPTION_IN_FLIGHT: usize = 8;
+const PER_SUBSCRIPTION_IN_FLIGHT: usize = 16;
 const FAN_OUT_BATCH: usize = 500;
 const IDLE_POLL: Duration = Duration::from_millis(200);
 

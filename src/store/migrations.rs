@@ -135,7 +135,7 @@ const MIGRATIONS: &[&str] = &[
         event_id         TEXT NOT NULL,
         event_type       TEXT NOT NULL,
         record_id        TEXT NOT NULL,
-        status           TEXT NOT NULL,             -- pending | in_flight | succeeded | failed | skipped_echo
+        status           TEXT NOT NULL,             -- pending | in_flight | paused | succeeded | failed | skipped_echo
         attempts         INTEGER NOT NULL DEFAULT 0,
         next_attempt_at  INTEGER,                   -- unix ms
         lease_until      INTEGER,
@@ -145,7 +145,7 @@ const MIGRATIONS: &[&str] = &[
         created_at       INTEGER NOT NULL,
         updated_at       INTEGER NOT NULL
     );
-    CREATE INDEX deliveries_due ON deliveries(status, next_attempt_at);
+    CREATE INDEX deliveries_due ON deliveries(status, next_attempt_at, event_seq);
     CREATE INDEX deliveries_order ON deliveries(subscription_id, record_id, event_seq);
     CREATE INDEX deliveries_event ON deliveries(subscription_id, event_seq);
     CREATE TABLE delivery_attempts (

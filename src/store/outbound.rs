@@ -213,6 +213,23 @@ impl WriteTx<'_> {
                 s.created_at,
                 s.updated_at
             ])?;
+        self.set_deliveries_paused(&s.id, s.status == "disabled")?;
+        Ok(())
+    }
+
+    /// A disabled subscription's waiting deliveries are `paused` (so the due index never walks
+    /// over them), and `pending` again once it is enabled.
+    fn set_deliveries_paused(&self, subscription_id: &str, paused: bool) -> Result<(), StoreError> {
+        let (from, to) = if paused {
+            ("pending", "paused")
+        } else {
+            ("paused", "pending")
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE deliveries SET status = ?3 WHERE subscription_id = ?1 AND status = ?2",
+            )?
+            .execute(params![subscription_id, from, to])?;
         Ok(())
     }
 
@@ -357,14 +374,21 @@ impl WriteTx<'_> {
         limit: usize,
         mut accept: impl FnMut(&SubscriptionRow) -> bool,
     ) -> Result<Vec<DueDelivery>, StoreError> {
+        // A lease that ran out means its sender died: the delivery is due again.
+        self.conn
+            .prepare_cached(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, lease_until = NULL
+                 WHERE status = 'in_flight' AND lease_until < ?1",
+            )?
+            .execute([now])?;
+        // Walks the due index in order, so the cost does not grow with the delivery history.
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {} , {}, {}
-             FROM deliveries d
+             FROM deliveries d INDEXED BY deliveries_due
              JOIN subscriptions s ON s.id = d.subscription_id
              JOIN events e ON e.seq = d.event_seq
-             WHERE s.status != 'disabled'
-               AND ((d.status = 'pending' AND d.next_attempt_at <= ?1)
-                    OR (d.status = 'in_flight' AND d.lease_until < ?1))
+             WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
+               AND s.status != 'disabled'
                AND NOT EXISTS (
                     SELECT 1 FROM deliveries p
                     WHERE p.subscription_id = d.subscription_id AND p.record_id = d.record_id
@@ -483,11 +507,13 @@ impl WriteTx<'_> {
         reason: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        Ok(self.conn.execute(
+        let disabled = self.conn.execute(
             "UPDATE subscriptions SET status = 'disabled', disabled_reason = ?2, updated_at = ?3
              WHERE id = ?1 AND status != 'disabled'",
             params![id, reason, now],
-        )? == 1)
+        )? == 1;
+        self.set_deliveries_paused(id, true)?;
+        Ok(disabled)
     }
 
     /// Puts a finished delivery back in the queue (manual retry or recover).
@@ -498,8 +524,10 @@ impl WriteTx<'_> {
         now: i64,
     ) -> Result<bool, StoreError> {
         Ok(self.conn.execute(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?3, lease_until = NULL, updated_at = ?3
-             WHERE id = ?1 AND company_id = ?2 AND status IN ('failed', 'succeeded', 'pending')",
+            "UPDATE deliveries SET next_attempt_at = ?3, lease_until = NULL, updated_at = ?3,
+                status = CASE WHEN (SELECT status FROM subscriptions s WHERE s.id = subscription_id) = 'disabled'
+                              THEN 'paused' ELSE 'pending' END
+             WHERE id = ?1 AND company_id = ?2 AND status IN ('failed', 'succeeded', 'pending', 'paused')",
             params![delivery_id, company, now],
         )? == 1)
     }

@@ -663,3 +663,57 @@ async fn test_send_url_verification_and_rest_rate_limits() {
     assert_eq!((limited.status, limited.code()), (429, "rate_limited"));
     assert!(limited.header("retry-after").is_some());
 }
+
+#[tokio::test]
+async fn one_records_changes_reach_a_subscriber_in_order_even_across_retries() {
+    let app = spawn_app().await;
+    let a = app.create_key("acme", "erp").await;
+    let b = app.create_key("acme", "crm").await;
+    let receiver = Receiver::start().await;
+    receiver.answer(&[503]);
+    app.subscribe(
+        &b,
+        json!({"name": "crm", "url": receiver.url, "events": ["vendor.*"]}),
+    )
+    .await;
+    app.post(
+        &a,
+        &envelope("vendor.created", json!({"vendor_name": "Bolt"})),
+    )
+    .await;
+    for n in 1..=3 {
+        let sent = app
+            .post(
+                &a,
+                &envelope(
+                    "vendor.updated",
+                    json!({"vendor_name": "Bolt", "notes": format!("v{n}")}),
+                ),
+            )
+            .await;
+        assert_eq!(sent.status, 200);
+    }
+    let got = receiver.wait_for(5).await;
+    let seen: Vec<String> = got
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            format!(
+                "{}:{}",
+                body["event_type"].as_str().unwrap(),
+                body["data"]["notes"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    // The first attempt of the create failed; nothing overtook it.
+    assert_eq!(
+        seen,
+        [
+            "vendor.created:-",
+            "vendor.created:-",
+            "vendor.updated:v1",
+            "vendor.updated:v2",
+            "vendor.updated:v3"
+        ]
+    );
+}

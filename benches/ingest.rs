@@ -479,10 +479,12 @@ async fn bench(measure: Duration) -> Result<bool, BoxError> {
     );
     let mut results = Vec::with_capacity(PHASES.len() + FANOUT_SUBSCRIPTIONS.len());
     let mut updates = None;
-    // BENCH_CORE_ONLY=1: only healthz and test.connection (for profiling the hot path).
-    let core_only = std::env::var_os("BENCH_CORE_ONLY").is_some();
+    // BENCH_PHASES=test.connection,mixed,fanout picks phases (healthz, the baseline, always
+    // runs); unset runs them all. Handy for profiling one workload.
+    let selected = std::env::var("BENCH_PHASES").ok();
+    let wanted = |name: &str| selected.as_deref().is_none_or(|list| list.split(',').any(|p| p.trim() == name));
     for &workload in PHASES {
-        if core_only && workload == Workload::Mixed {
+        if workload != Workload::Healthz && !wanted(workload.label()) {
             continue;
         }
         if workload == Workload::Mixed {
@@ -513,7 +515,7 @@ async fn bench(measure: Duration) -> Result<bool, BoxError> {
     let receiver = Receiver::start(FANOUT_SUBSCRIPTIONS.len()).await?;
     let mut fanouts = Vec::with_capacity(FANOUT_SUBSCRIPTIONS.len());
     for (run, &subscriptions) in FANOUT_SUBSCRIPTIONS.iter().enumerate() {
-        if core_only {
+        if !wanted("fanout") {
             break;
         }
         let (returned, fanout) = run_fanout(

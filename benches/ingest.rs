@@ -482,7 +482,11 @@ async fn bench(measure: Duration) -> Result<bool, BoxError> {
     // BENCH_PHASES=test.connection,mixed,fanout picks phases (healthz, the baseline, always
     // runs); unset runs them all. Handy for profiling one workload.
     let selected = std::env::var("BENCH_PHASES").ok();
-    let wanted = |name: &str| selected.as_deref().is_none_or(|list| list.split(',').any(|p| p.trim() == name));
+    let wanted = |name: &str| {
+        selected
+            .as_deref()
+            .is_none_or(|list| list.split(',').any(|p| p.trim() == name))
+    };
     for &workload in PHASES {
         if workload != Workload::Healthz && !wanted(workload.label()) {
             continue;

@@ -232,21 +232,7 @@ pub async fn create(
     if sub.verify_url && enabled {
         verify(out, &sub, &secret).await?;
     }
-    let saved = sub.clone();
-    let taken = out
-        .store
-        .write(move |tx| {
-            if tx.subscription_name_taken(&saved.company_id, &saved.name, &saved.id)? {
-                return Ok(true);
-            }
-            tx.save_subscription(&saved)?;
-            Ok(false)
-        })
-        .await
-        .map_err(internal)?;
-    if taken {
-        return Err(duplicate_name(&sub.name));
-    }
+    let sub = save_unique(out, sub).await?;
     let mut body = view(&sub, out);
     body["secret"] = json!(secret);
     Ok(body)
@@ -337,6 +323,7 @@ pub async fn update(
     save_unique(out, sub).await
 }
 
+/// Saves the subscription unless another one of the company has its name (409).
 async fn save_unique(out: &Outbound, sub: SubscriptionRow) -> Result<SubscriptionRow, ApiError> {
     let saved = sub.clone();
     let taken = out

@@ -16,7 +16,7 @@ use hyper::header::{HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
@@ -27,6 +27,8 @@ use crate::metrics::Gauges;
 use crate::verify::Headers;
 
 pub type HttpResponse = Response<Full<Bytes>>;
+
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Headers for HeaderMap {
     fn get(&self, name: &str) -> Option<&str> {
@@ -60,8 +62,12 @@ pub async fn run(
             let state = state.clone();
             async move { Ok::<_, Infallible>(route(state, peer, req).await) }
         });
+        // A client that trickles its headers (slowloris) is cut off instead of holding a
+        // connection open forever.
         let conn = http1::Builder::new()
             .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

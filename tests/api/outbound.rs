@@ -717,3 +717,45 @@ async fn one_records_changes_reach_a_subscriber_in_order_even_across_retries() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_subscription_rate_limit_throttles_without_failing() {
+    let app = spawn_app().await;
+    let a = app.create_key("acme", "erp").await;
+    let b = app.create_key("acme", "crm").await;
+    let receiver = Receiver::start().await;
+    let sub = app
+        .subscribe(&b, json!({"name": "slow", "url": receiver.url, "events": ["vendor.created"], "rate_limit": 2}))
+        .await;
+    let started = std::time::Instant::now();
+    for n in 0..6 {
+        app.post(
+            &a,
+            &envelope("vendor.created", json!({"vendor_name": format!("V{n}")})),
+        )
+        .await;
+    }
+    let got = receiver.wait_for(6).await;
+    assert_eq!(got.len(), 6);
+    // A burst of 2, then 2 per second: the last of six cannot arrive before ~2 s.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    let view = app
+        .rest(
+            &b.api_token,
+            "GET",
+            &format!("/api/v1/webhooks/{}", sub["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            view.body["status"].as_str(),
+            view.body["consecutive_failures"].as_u64()
+        ),
+        (Some("active"), Some(0))
+    );
+}

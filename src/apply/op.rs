@@ -278,13 +278,14 @@ impl<'a> Op<'a> {
         data: Value,
     ) -> Result<(), DomainError> {
         let event_id = crypto::random_id("evt_", 12);
-        let payload = json!({
+        let mut payload = json!({
             "event_id": event_id,
             "event_type": event_type,
             "timestamp": clock::rfc3339_from_ms(self.ctx.now_ms),
             "company_id": self.ctx.company_id,
             "data": data,
         });
+        integral_floats_as_integers(&mut payload);
         let project_code = data_project_code(&payload["data"]);
         self.emitted.set(self.emitted.get() + 1);
         self.tx.insert_event(&NewEvent {
@@ -300,6 +301,24 @@ impl<'a> Op<'a> {
             created_at: self.ctx.now_ms,
         })?;
         Ok(())
+    }
+}
+
+/// `5.0` → `5`: receivers that verify the seed's signature over `JSON.stringify(req.body)`
+/// (the seed's own Node.js snippet) re-serialize numbers that way, so the bytes we sign must too.
+fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n
+                .as_f64()
+                .filter(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15)
+            {
+                *n = serde_json::Number::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
     }
 }
 
@@ -328,6 +347,16 @@ mod tests {
         assert_eq!(
             Value::Object(changes),
             json!({"b": {"old": [1, 2], "new": [2, 1]}, "d": {"old": null, "new": true}})
+        );
+    }
+
+    #[test]
+    fn payload_numbers_serialize_as_javascript_would() {
+        let mut v = json!({"hours": 5.0, "total": 8.5, "list": [1.0, 2], "big": 1e300});
+        integral_floats_as_integers(&mut v);
+        assert_eq!(
+            v.to_string(),
+            r#"{"hours":5,"total":8.5,"list":[1,2],"big":1e+300}"#
         );
     }
 

@@ -294,7 +294,9 @@ pub async fn process(
             let reply = {
                 let _guard = lock.lock().await;
                 match stored_response(state, &key.id, &idem_key).await {
-                    Ok(Some(stored)) => replay(state, trace, stored),
+                    Ok(Some(stored)) => {
+                        replay(state, trace, stored, &crypto::sha256_hex(&verified.body))
+                    }
                     Ok(None) => run_event(state, trace, verified, Some(idem_key)).await,
                     Err(e) => trace.fail(ApiError::internal(&e, &trace.request_id)),
                 }
@@ -323,7 +325,20 @@ async fn stored_response(
         .await
 }
 
-fn replay(state: &AppState, trace: &mut Trace, stored: StoredResponse) -> Reply {
+/// The stored answer, if the request is the same one (same body); a different request under
+/// an idempotency key already used is refused rather than answered with another's result.
+fn replay(
+    state: &AppState,
+    trace: &mut Trace,
+    stored: StoredResponse,
+    request_hash: &str,
+) -> Reply {
+    if !crypto::ct_eq(stored.request_hash.as_bytes(), request_hash.as_bytes()) {
+        return trace.fail(ApiError::conflict(
+            "idempotency_key_reused",
+            "this idempotency key was already used for a different request body within the last 24 hours",
+        ));
+    }
     state.metrics.idempotent_replay();
     if let Ok(body) = serde_json::from_slice::<Value>(&stored.body) {
         trace.event_id = body["event_id"].as_str().map(str::to_string);
@@ -390,6 +405,11 @@ async fn run_event(
     let ttl = state.config.idempotency_ttl_secs;
     // test.connection changes nothing: without an idempotency key its job is the log row alone.
     let single_write = event.event_type == TEST_CONNECTION && idem_key.is_none();
+    let request_hash = match idem_key {
+        Some(_) => crypto::sha256_hex(&verified.body),
+        None => String::new(),
+    };
+    let hash = request_hash.clone();
     let job = move |tx: &crate::store::WriteTx| {
         let now_secs = clock::now_secs();
         if let Some(idem) = &idem_key {
@@ -430,6 +450,7 @@ async fn run_event(
             let stored = StoredResponse {
                 status,
                 body: serde_json::to_vec(&body).expect("JSON values serialize"),
+                request_hash: hash,
             };
             tx.store_response(&ctx.key_id, idem, &stored, now_secs)?;
         }
@@ -462,7 +483,7 @@ async fn run_event(
             trace.error_code = error_code;
             Reply::json(status, &body, &trace.request_id)
         }
-        Ok(Outcome::Replay(stored)) => replay(state, trace, stored),
+        Ok(Outcome::Replay(stored)) => replay(state, trace, stored, &request_hash),
         Err(e) => trace.fail(ApiError::internal(&e, &trace.request_id)),
     }
 }

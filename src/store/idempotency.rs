@@ -8,6 +8,8 @@ use super::{ReadConn, StoreError, WriteTx};
 pub struct StoredResponse {
     pub status: u16,
     pub body: Vec<u8>,
+    /// SHA-256 (hex) of the request body this answered.
+    pub request_hash: String,
 }
 
 impl WriteTx<'_> {
@@ -31,12 +33,13 @@ impl WriteTx<'_> {
     ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO idempotency (key_id, idem_key, created_at, status, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO idempotency (key_id, idem_key, created_at, status, body, request_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(key_id, idem_key) DO UPDATE SET
-                    created_at = excluded.created_at, status = excluded.status, body = excluded.body",
+                    created_at = excluded.created_at, status = excluded.status, body = excluded.body,
+                    request_hash = excluded.request_hash",
             )?
-            .execute(params![key_id, idem_key, now, response.status, response.body])?;
+            .execute(params![key_id, idem_key, now, response.status, response.body, response.request_hash])?;
         Ok(())
     }
 
@@ -68,13 +71,14 @@ fn select(
 ) -> Result<Option<StoredResponse>, StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT status, body FROM idempotency
+            "SELECT status, body, request_hash FROM idempotency
              WHERE key_id = ?1 AND idem_key = ?2 AND created_at >= ?3",
         )?
         .query_row(params![key_id, idem_key, not_before], |r| {
             Ok(StoredResponse {
                 status: r.get(0)?,
                 body: r.get(1)?,
+                request_hash: r.get(2)?,
             })
         })
         .optional()?)

@@ -50,7 +50,8 @@ const MIGRATIONS: &[&str] = &[
         idem_key    TEXT NOT NULL,
         created_at  INTEGER NOT NULL,
         status      INTEGER NOT NULL,
-        body        BLOB NOT NULL,
+        body        BLOB NOT NULL,              -- the answer, replayed as is
+        request_hash TEXT NOT NULL,             -- SHA-256 of the request body it answered
         PRIMARY KEY (key_id, idem_key)
     );",
     // 2: the company's records (one JSON document per record, found by its natural key),

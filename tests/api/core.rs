@@ -515,6 +515,17 @@ async fn concurrent_duplicates_are_applied_once() {
         .send(app.signed(&key, &body).header("X-Webhook-ID", "wh-2"))
         .await;
     assert_ne!(first.body["event_id"], other.body["event_id"]);
+    // The same key with another body is refused, not answered with the first one's result.
+    let other_body =
+        serde_json::to_vec(&json!({"event_type": "test.connection", "data": {"test": false}}))
+            .unwrap();
+    let reused = app
+        .send(app.signed(&key, &other_body).header("X-Webhook-ID", "wh-1"))
+        .await;
+    assert_eq!(
+        (reused.status, reused.code()),
+        (409, "idempotency_key_reused")
+    );
     // A byte-identical re-send without an idempotency key is a new request (SPEC 7).
     let resend = app.signed(&key, &body);
     let a = app.send(resend.try_clone().unwrap()).await;

@@ -395,7 +395,7 @@ async fn run_event(
     let ctx = ApplyContext {
         company_id: key.company_id.clone(),
         key_id: key.id.clone(),
-        event_id: crypto::random_id("evt_", 12),
+        event_id: crypto::sortable_id("evt_"),
         now_ms: clock::now_ms(),
         signature_verified: verified.signature_verified(),
     };

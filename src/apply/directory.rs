@@ -38,7 +38,7 @@ fn employee_references(op: &Op, data: &Data) -> Result<(), DomainError> {
             let key = natural_key(&[name]);
             if op.tx.get_record(op.company(), kind, &key)?.is_none() {
                 let record = crate::store::Record {
-                    record_id: crate::crypto::random_id("rec_", 12),
+                    record_id: crate::crypto::sortable_id("rec_"),
                     natural_key: key,
                     data: json!({"name": name}),
                     created_at: op.ctx.now_ms,

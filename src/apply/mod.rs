@@ -89,6 +89,7 @@ pub fn apply(
         tx,
         ctx,
         emitted: std::cell::Cell::new(0),
+        seen: Default::default(),
     };
     let data = &event.data;
     let applied = match event.event_type {
@@ -125,7 +126,7 @@ pub fn apply(
         "report.completion_approved" => reports::completion_approved(&op, data),
         "test.connection" => Ok(Applied::new(
             "Webhook processed successfully",
-            crate::crypto::random_id("rec_", 12),
+            crate::crypto::sortable_id("rec_"),
         )
         .with("signature_verified", Value::Bool(ctx.signature_verified))),
         other => {

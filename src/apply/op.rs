@@ -18,6 +18,9 @@ pub struct Op<'a> {
     pub ctx: &'a ApplyContext,
     /// Outbound events written so far (the delivery worker is woken when there are any).
     pub emitted: std::cell::Cell<usize>,
+    /// Records read or written by this operation, by (kind, natural key): one operation often
+    /// needs the same project several times (reference check, event payloads).
+    pub seen: std::cell::RefCell<std::collections::HashMap<(String, String), Option<Record>>>,
 }
 
 /// Natural keys compare case-insensitively and ignore surrounding spaces.
@@ -79,9 +82,13 @@ impl<'a> Op<'a> {
     }
 
     pub fn get(&self, kind: &str, key: &[&str]) -> Result<Option<Record>, DomainError> {
-        Ok(self
-            .tx
-            .get_record(self.company(), kind, &natural_key(key))?)
+        let cache_key = (kind.to_string(), natural_key(key));
+        if let Some(known) = self.seen.borrow().get(&cache_key) {
+            return Ok(known.clone());
+        }
+        let found = self.tx.get_record(self.company(), kind, &cache_key.1)?;
+        self.seen.borrow_mut().insert(cache_key, found.clone());
+        Ok(found)
     }
 
     /// The record an update/delete/close targets: 404 when missing.
@@ -148,7 +155,7 @@ impl<'a> Op<'a> {
     ) -> Result<Record, DomainError> {
         self.ensure_absent(kind, key, what)?;
         let record = Record {
-            record_id: crypto::random_id("rec_", 12),
+            record_id: crypto::sortable_id("rec_"),
             natural_key: natural_key(key),
             data: Value::Object(data),
             created_at: self.ctx.now_ms,
@@ -156,6 +163,7 @@ impl<'a> Op<'a> {
         };
         self.tx
             .insert_record(self.company(), kind, &record, &self.ctx.key_id)?;
+        self.remember(kind, &record.natural_key, Some(&record));
         let payload = self.decorate(kind, view(&record))?;
         self.emit(event_type, kind, &record.record_id, payload)?;
         Ok(record)
@@ -215,6 +223,8 @@ impl<'a> Op<'a> {
             created_at: record.created_at,
             updated_at: self.ctx.now_ms,
         };
+        self.remember(kind, &record.natural_key, None);
+        self.remember(kind, &updated.natural_key, Some(&updated));
         if let Some(event_type) = event_type {
             let mut payload = self.decorate(kind, view(&updated))?;
             payload["changes"] = Value::Object(changes.clone());
@@ -232,6 +242,7 @@ impl<'a> Op<'a> {
         identity: &[&str],
     ) -> Result<(), DomainError> {
         self.tx.delete_record(&record.record_id)?;
+        self.remember(kind, &record.natural_key, None);
         let mut payload = Map::new();
         payload.insert("id".into(), json!(record.record_id));
         for field in identity {
@@ -250,6 +261,12 @@ impl<'a> Op<'a> {
             &record.record_id,
             Value::Object(payload),
         )
+    }
+
+    fn remember(&self, kind: &str, natural_key: &str, record: Option<&Record>) {
+        self.seen
+            .borrow_mut()
+            .insert((kind.to_string(), natural_key.to_string()), record.cloned());
     }
 
     /// Adds what a subscriber needs beside the record itself: a work order's project.
@@ -277,7 +294,7 @@ impl<'a> Op<'a> {
         record_id: &str,
         data: Value,
     ) -> Result<(), DomainError> {
-        let event_id = crypto::random_id("evt_", 12);
+        let event_id = crypto::sortable_id("evt_");
         let mut payload = json!({
             "event_id": event_id,
             "event_type": event_type,

@@ -396,7 +396,7 @@ fn unseal_secret(out: &Outbound, sub: &SubscriptionRow) -> Result<String, ApiErr
 
 /// Seed `001_…`: the URL must answer a signed `webhook.verification` POST with 2xx within 5 s.
 async fn verify(out: &Outbound, sub: &SubscriptionRow, secret: &str) -> Result<(), ApiError> {
-    let event_id = crypto::random_id("evt_", 12);
+    let event_id = crypto::sortable_id("evt_");
     let body = serde_json::to_vec(&json!({
         "event_id": event_id,
         "event_type": "webhook.verification",
@@ -436,8 +436,8 @@ pub async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<Value, 
             format!("subscription {id} is disabled; enable it first"),
         ));
     }
-    let event_id = crypto::random_id("evt_", 12);
-    let delivery_id = crypto::random_id("dlv_", 12);
+    let event_id = crypto::sortable_id("evt_");
+    let delivery_id = crypto::sortable_id("dlv_");
     let now = clock::now_ms();
     let payload = json!({
         "event_id": event_id,
@@ -592,7 +592,7 @@ pub async fn recover(
                             "pending"
                         };
                         tx.insert_delivery(
-                            &crypto::random_id("dlv_", 12),
+                            &crypto::sortable_id("dlv_"),
                             &sub,
                             &event,
                             status,

@@ -144,13 +144,7 @@ async fn fan_out(out: &Outbound) -> Result<(), StoreError> {
                             event.origin_key_id.as_deref() == Some(sub.owner_key_id.as_str());
                         let status = if echo { "skipped_echo" } else { "pending" };
                         echoes += u64::from(echo);
-                        tx.insert_delivery(
-                            &crypto::random_id("dlv_", 12),
-                            sub,
-                            event,
-                            status,
-                            now,
-                        )?;
+                        tx.insert_delivery(&crypto::sortable_id("dlv_"), sub, event, status, now)?;
                     }
                 }
                 if let Some(last) = events.last() {

@@ -58,10 +58,9 @@ impl ApiError {
     }
 
     pub fn body(&self) -> Value {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if !self.details.is_empty() {
-            error["details"] = Value::Array(self.details.clone());
-        }
-        json!({"success": false, "error": error})
+        json!({
+            "success": false,
+            "error": {"code": self.code, "message": self.message, "details": self.details},
+        })
     }
 }

@@ -44,7 +44,6 @@ const MIGRATIONS: &[&str] = &[
         event_id     TEXT,
         record_id    TEXT
     );
-    CREATE INDEX ingest_log_key ON ingest_log(key_id, id);
     CREATE TABLE idempotency (
         key_id      TEXT NOT NULL,
         idem_key    TEXT NOT NULL,

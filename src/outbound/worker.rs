@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, watch};
 use super::{AttemptOutcome, Outbound, catalog, classify, client, next_delay, signing};
 use crate::clock;
 use crate::crypto;
-use crate::store::{DueDelivery, EventRow, StoreError, SubscriptionRow};
+use crate::store::{Attempt, DueDelivery, EventRow, StoreError, SubscriptionRow};
 
 /// Deliveries one subscription may have in flight at once.
 const PER_SUBSCRIPTION_IN_FLIGHT: usize = 16;
@@ -223,16 +223,16 @@ async fn deliver(out: &Outbound, due: DueDelivery) -> Result<(), StoreError> {
         .store
         .write(move |tx| {
             let now = clock::now_ms();
-            tx.record_attempt(
-                &delivery_id,
+            tx.record_attempt(&Attempt {
+                delivery_id: &delivery_id,
                 attempt,
-                status,
+                status_code: status,
                 response_ms,
-                label,
-                error_text.as_deref(),
+                outcome: label,
+                error: error_text.as_deref(),
                 next,
                 now,
-            )?;
+            })?;
             match outcome {
                 AttemptOutcome::Succeeded => {
                     tx.subscription_succeeded(&sub_id, now)?;

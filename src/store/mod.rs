@@ -21,7 +21,7 @@ pub use idempotency::StoredResponse;
 pub use ingest_log::{IngestEntry, IngestFilter};
 pub use keys::{ApiKeyRecord, KeySummary, NewKey};
 pub use migrations::latest_version;
-pub use outbound::{DeliveryFilter, DeliveryRow, DueDelivery, EventRow, SubscriptionRow};
+pub use outbound::{Attempt, DeliveryFilter, DeliveryRow, DueDelivery, EventRow, SubscriptionRow};
 pub use records::{NewEvent, Record, WorkType};
 pub use sqlite::{ReadConn, WriteTx};
 

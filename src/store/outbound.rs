@@ -58,6 +58,22 @@ pub struct DeliveryRow {
     pub updated_at: i64,
 }
 
+/// One delivery attempt, as recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub delivery_id: &'a str,
+    /// 0 for the first attempt.
+    pub attempt: u32,
+    pub status_code: Option<u16>,
+    pub response_ms: i64,
+    /// `succeeded` or `failed`.
+    pub outcome: &'a str,
+    pub error: Option<&'a str>,
+    /// When to try again (unix ms), if at all.
+    pub next: Option<i64>,
+    pub now: i64,
+}
+
 /// A delivery claimed for sending, with what is needed to send it.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
@@ -426,19 +442,19 @@ impl WriteTx<'_> {
         Ok(claimed)
     }
 
-    /// Records one attempt and the delivery's new state.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_attempt(
-        &self,
-        delivery_id: &str,
-        attempt: u32,
-        status_code: Option<u16>,
-        response_ms: i64,
-        outcome: &str,
-        error: Option<&str>,
-        next: Option<i64>,
-        now: i64,
-    ) -> Result<(), StoreError> {
+    /// Records one attempt and the delivery's new state: `succeeded`, `pending` again when
+    /// there is a next attempt, else `failed`.
+    pub fn record_attempt(&self, a: &Attempt) -> Result<(), StoreError> {
+        let Attempt {
+            delivery_id,
+            attempt,
+            status_code,
+            response_ms,
+            outcome,
+            error,
+            next,
+            now,
+        } = *a;
         self.conn
             .prepare_cached(
                 "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, response_ms, outcome, error)

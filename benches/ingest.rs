@@ -5,7 +5,9 @@
 //! directory (with its outbound delivery worker, as `hookgate serve` runs it), opens
 //! [`CONNECTIONS`] keep-alive connections with a minimal HTTP/1.1 client, and runs each workload
 //! in [`PHASES`] over the same connections: [`WARMUP`] unmeasured, then `BENCH_SECS` (default 5)
-//! measured. Then the fan-out phases ([`FANOUT_SUBSCRIPTIONS`]): subscriptions of a second API
+//! measured. The `healthz` baseline and `test.connection` alternate in [`ROUNDS`] slices, so a
+//! change in the machine's speed during the run (it is a shared VM) affects both and their ratio
+//! stays comparable between runs. Then the fan-out phases ([`FANOUT_SUBSCRIPTIONS`]): subscriptions of a second API
 //! key point at a local receiver, the connections send `vendor.created` changes for a fixed time,
 //! and the receiver counts deliveries until every expected one has arrived. The load generator,
 //! the receiver and the server share one multi-thread runtime, and so the machine's cores: the
@@ -67,6 +69,11 @@ const TARGET_P99_MS: f64 = 5.0;
 /// EXTENSION POINT: to add a phase, add a [`Workload`] variant, give it a label and a request
 /// generator in [`Workload::requests`], and list it here (with a set-up step in [`bench`] if
 /// it needs records to exist).
+/// Slices the baseline and test.connection phases are cut into, alternating.
+const ROUNDS: u32 = 5;
+/// Warm-up before each slice after the first.
+const SLICE_WARMUP: Duration = Duration::from_millis(200);
+
 const PHASES: &[Workload] = &[Workload::Healthz, Workload::TestConnection, Workload::Mixed];
 
 /// The fan-out phases: how many subscriptions receive each change, one phase per entry.
@@ -487,8 +494,43 @@ async fn bench(measure: Duration) -> Result<bool, BoxError> {
             .as_deref()
             .is_none_or(|list| list.split(',').any(|p| p.trim() == name))
     };
+    // The baseline and test.connection run interleaved, in ROUNDS slices each, so that the
+    // machine speeding up or slowing down during the run (a shared VM does) moves both alike
+    // and the ratio stays meaningful.
+    let interleaved: &[Workload] = if wanted(Workload::TestConnection.label()) {
+        &[Workload::Healthz, Workload::TestConnection]
+    } else {
+        &[Workload::Healthz]
+    };
+    let mut paired: Vec<PhaseResult> = interleaved
+        .iter()
+        .map(|w| PhaseResult {
+            label: w.label().to_string(),
+            workload: Some(*w),
+            ..Default::default()
+        })
+        .collect();
+    for round in 0..ROUNDS {
+        for (slot, &workload) in interleaved.iter().enumerate() {
+            // A full warm-up before the first slice, a short one before the others.
+            let warmup = if round == 0 { WARMUP } else { SLICE_WARMUP };
+            let (batches_before, jobs_before) = server.state.store.batch_stats();
+            let (returned, part) =
+                run_phase(workload, &target, conns, warmup, measure / ROUNDS).await;
+            conns = returned;
+            let (batches_after, jobs_after) = server.state.store.batch_stats();
+            let total = &mut paired[slot];
+            total.batches += batches_after - batches_before;
+            total.jobs += jobs_after - jobs_before;
+            total.merge(part);
+        }
+    }
+    for mut total in paired {
+        total.latencies_us.sort_unstable();
+        results.push(total);
+    }
     for &workload in PHASES {
-        if workload != Workload::Healthz && !wanted(workload.label()) {
+        if interleaved.contains(&workload) || !wanted(workload.label()) {
             continue;
         }
         if workload == Workload::Mixed {

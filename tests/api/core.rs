@@ -663,3 +663,38 @@ async fn admins_page_and_follow_their_companys_ingest_log() {
         "unknown_event_type"
     );
 }
+
+#[tokio::test]
+async fn shutdown_finishes_requests_in_flight() {
+    let mut app = spawn_app().await;
+    let key = app.create_key("acme", "erp").await;
+    let body = serde_json::to_vec(&test_connection()).unwrap();
+    let (first, rest) = body.split_at(20);
+    // The body arrives in two parts; shutdown is signalled between them.
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    tx.unbounded_send(Ok(first.to_vec())).unwrap();
+    let request = app.signed(&key, &body).body(reqwest::Body::wrap_stream(rx));
+    let in_flight = tokio::spawn(request.send());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.begin_shutdown();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tx.unbounded_send(Ok(rest.to_vec())).unwrap();
+    drop(tx);
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(response.status(), 200);
+    let answer: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    let event_id = answer["event_id"].as_str().unwrap().to_string();
+    let db = app.stop().await;
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let logged: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM ingest_log WHERE event_id = ?1 AND status = 200",
+            [&event_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(logged, 1, "the accepted event is stored");
+}

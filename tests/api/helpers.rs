@@ -181,6 +181,13 @@ impl TestApp {
         let _ = self.state.store.write(|_| Ok(())).await;
     }
 
+    /// Signals shutdown (as SIGTERM would) without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     pub async fn stop(mut self) -> PathBuf {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

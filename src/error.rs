@@ -11,8 +11,6 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Vec<Value>,
-    /// Seconds to wait, for 429 answers.
-    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,7 +20,6 @@ impl ApiError {
             code,
             message: message.into(),
             details: Vec::new(),
-            retry_after: None,
         }
     }
 

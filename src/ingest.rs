@@ -59,7 +59,6 @@ pub struct Trace {
     pub event_id: Option<String>,
     pub record_id: Option<String>,
     pub error_code: Option<&'static str>,
-    pub rate: Option<RateStatus>,
     /// The row was already written in the apply transaction.
     pub logged: bool,
     /// The body, to name the event type of a request rejected before parsing.
@@ -79,7 +78,6 @@ impl Trace {
             event_id: None,
             record_id: None,
             error_code: None,
-            rate: None,
             logged: false,
             body: None,
         }
@@ -109,16 +107,7 @@ impl Trace {
     /// The error reply for `error`, remembering its code for the log.
     pub fn fail(&mut self, error: ApiError) -> Reply {
         self.error_code = Some(error.code);
-        let mut reply = Reply::json(error.status, &error.body(), &self.request_id);
-        if let Some(wait) = error.retry_after {
-            reply.rate = Some(RateStatus {
-                limit: 0,
-                remaining: 0,
-                reset: clock::now_secs() + wait as i64,
-                retry_after: Some(wait),
-            });
-        }
-        reply
+        Reply::json(error.status, &error.body(), &self.request_id)
     }
 }
 
@@ -264,9 +253,8 @@ pub async fn process(
         .limits
         .inbound(&key.id, key.per_minute, key.per_hour)
         .check();
-    trace.rate = Some(rate);
     if let Some(wait) = rate.retry_after {
-        let mut e = ApiError::new(
+        let e = ApiError::new(
             429,
             "rate_limited",
             format!(
@@ -274,7 +262,6 @@ pub async fn process(
                 rate.limit
             ),
         );
-        e.retry_after = Some(wait);
         let mut reply = trace.fail(e);
         reply.rate = Some(rate);
         return reply;

@@ -257,32 +257,9 @@ fn mismatch() -> ApiError {
 
 fn query_param(path_and_query: &str, name: &str) -> Option<String> {
     let query = path_and_query.split_once('?')?.1;
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 #[cfg(test)]
@@ -430,5 +407,14 @@ mod tests {
             Err("signature_mismatch")
         );
         assert_eq!(run(Source::Dynamics365, &[], "/", "{}"), Ok(false));
+        // Percent-encoded, and a stray '%' before a multi-byte character is no crash.
+        assert_eq!(
+            run(Source::Dynamics365, &[], "/?code=d%33%365", "{}"),
+            Ok(true)
+        );
+        assert_eq!(
+            run(Source::Dynamics365, &[], "/?code=%aé", "{}"),
+            Err("signature_mismatch")
+        );
     }
 }

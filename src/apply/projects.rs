@@ -121,11 +121,7 @@ fn check_managers(op: &Op, data: &Data) -> Result<(), DomainError> {
 
 pub fn create(op: &Op, data: &Data) -> Outcome {
     let code = text(data, "project_code");
-    if op.get("project", &[code])?.is_some() {
-        return Err(
-            ApiError::conflict("already_exists", format!("project {code} already exists")).into(),
-        );
-    }
+    op.ensure_absent("project", &[code], &format!("project {code}"))?;
     check_managers(op, data)?;
     let (mut project, customer_fields, location_fields) = split(data);
     let customer = text(data, "customer_name");

@@ -102,8 +102,11 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-fn store_error(e: crate::store::StoreError, request_id: &str) -> ApiError {
-    ApiError::internal(&e, request_id)
+impl RestRequest<'_> {
+    /// Turns a storage failure into the opaque 500 carrying this request's id.
+    fn store_failed(&self) -> impl Fn(crate::store::StoreError) -> ApiError + '_ {
+        move |e| ApiError::internal(&e, &self.request_id)
+    }
 }
 
 #[derive(Deserialize)]
@@ -139,7 +142,7 @@ async fn route(
                 .store
                 .read(move |r| r.list_skills(&company))
                 .await
-                .map_err(|e| store_error(e, &req.request_id))?;
+                .map_err(req.store_failed())?;
             Ok((
                 200,
                 json!({"success": true, "skills": list, "count": list.len()}),
@@ -157,12 +160,12 @@ async fn route(
             )?;
             let added = skills::add_skills(&state.store, &company, names)
                 .await
-                .map_err(|e| store_error(e, &req.request_id))?;
+                .map_err(req.store_failed())?;
             let list = state
                 .store
                 .read(move |r| r.list_skills(&company))
                 .await
-                .map_err(|e| store_error(e, &req.request_id))?;
+                .map_err(req.store_failed())?;
             Ok((
                 201,
                 json!({"success": true, "added": added, "skills": list}),
@@ -173,7 +176,7 @@ async fn route(
                 .store
                 .read(move |r| r.list_work_types(&company))
                 .await
-                .map_err(|e| store_error(e, &req.request_id))?;
+                .map_err(req.store_failed())?;
             Ok((
                 200,
                 json!({"success": true, "work_types": list, "count": list.len()}),
@@ -184,7 +187,7 @@ async fn route(
             let view = serde_json::to_value(&work_type).expect("serializable");
             skills::save_work_type(&state.store, &company, work_type)
                 .await
-                .map_err(|e| store_error(e, &req.request_id))?;
+                .map_err(req.store_failed())?;
             Ok((201, json!({"success": true, "work_type": view})))
         }
         ("GET", ["webhooks"]) => {
@@ -277,7 +280,7 @@ async fn ingest_log(
             .store
             .read(move |r| r.ingest_entries(&f))
             .await
-            .map_err(|e| store_error(e, &req.request_id))?;
+            .map_err(req.store_failed())?;
         if !entries.is_empty() || std::time::Instant::now() >= deadline {
             let next = entries.last().map(|e| e.id).unwrap_or(filter.after_id);
             return Ok((

@@ -199,9 +199,10 @@ async fn deliver(out: &Outbound, due: DueDelivery) -> Result<(), StoreError> {
             Ok((status, retry_after)) => (Some(status), retry_after, None),
             Err(e) => (None, None, Some(e)),
         };
-    let response_ms = started.elapsed().as_millis() as i64;
+    let elapsed = started.elapsed();
+    let response_ms = elapsed.as_millis() as i64;
     let outcome = classify(status, retry_after, error.as_deref());
-    let schedule = out.config.retry_schedule.clone();
+    let schedule = &out.config.retry_schedule;
     let threshold = out.config.disable_after_failures;
     let (label, error_text, next) = match &outcome {
         AttemptOutcome::Succeeded => ("succeeded", None, None),
@@ -211,11 +212,16 @@ async fn deliver(out: &Outbound, due: DueDelivery) -> Result<(), StoreError> {
         } => (
             "failed",
             Some(reason.clone()),
-            next_delay(&schedule, attempt + 1, *retry_after)
+            next_delay(schedule, attempt + 1, *retry_after)
                 .map(|d| clock::now_ms() + d.as_millis() as i64),
         ),
         AttemptOutcome::Permanent { reason } => ("failed", Some(reason.clone()), None),
         AttemptOutcome::Gone => ("failed", Some("HTTP 410 Gone".to_string()), None),
+    };
+    let metric = match (&outcome, next) {
+        (AttemptOutcome::Succeeded, _) => "succeeded",
+        (_, Some(_)) => "retrying",
+        _ => "failed",
     };
     let delivery_id = delivery.id.clone();
     let sub_id = sub.id.clone();
@@ -250,16 +256,7 @@ async fn deliver(out: &Outbound, due: DueDelivery) -> Result<(), StoreError> {
             }
         })
         .await?;
-    out.metrics.delivery(
-        if status.is_some_and(|s| (200..300).contains(&s)) {
-            "succeeded"
-        } else if next.is_some() {
-            "retrying"
-        } else {
-            "failed"
-        },
-        response_ms as u64 * 1000,
-    );
+    out.metrics.delivery(metric, elapsed.as_micros() as u64);
     if disabled {
         out.metrics.subscription_disabled();
         tracing::warn!(subscription = %sub.id, name = %sub.name, "subscription disabled");

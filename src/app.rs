@@ -8,12 +8,11 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::crypto::MasterKey;
-use crate::ingest::IdempotencyLocks;
 use crate::keys::{CreatedKey, KeyOptions, Keys};
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
 use crate::ratelimit::RateLimits;
-use crate::store::Store;
+use crate::store::{Store, StoreOptions, is_postgres_url};
 use crate::validate::Schemas;
 use crate::verify::VerifySettings;
 
@@ -26,7 +25,6 @@ pub struct AppState {
     pub schemas: Schemas,
     pub metrics: Arc<Metrics>,
     pub outbound: Arc<Outbound>,
-    pub idempotency_locks: IdempotencyLocks,
     pub verify_settings: VerifySettings,
 }
 
@@ -44,19 +42,33 @@ pub enum StartError {
     Listen(String, std::io::Error),
 }
 
-/// Where the generated development master key lives: next to the database.
+/// Where the generated development master key lives: next to a SQLite database, or in
+/// `data/` beside a PostgreSQL one.
 pub fn master_key_path(config: &Config) -> PathBuf {
-    config
-        .database
+    if is_postgres_url(&config.database) {
+        return PathBuf::from("data/master.key");
+    }
+    std::path::Path::new(&config.database)
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(|p| p.join("master.key"))
         .unwrap_or_else(|| PathBuf::from("master.key"))
 }
 
+/// How the configuration asks for the store to be opened.
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        database: config.database.clone(),
+        max_batch: config.writer.max_batch,
+        writers: config.writer.connections,
+        wal_restart_bytes: config.writer.wal_restart_bytes,
+        max_database_bytes: config.writer.max_database_bytes,
+    }
+}
+
 /// Opens the store and unseals the master key: what both the server and the CLI need.
 pub fn open_store(config: &Config) -> Result<(Store, Keys), StartError> {
-    let store = Store::open(&config.database, config.writer.max_batch)?;
+    let store = Store::open(&store_options(config))?;
     let (master, _from_file) =
         MasterKey::load_or_generate(&config.master_key.0, &master_key_path(config))?;
     let keys = Keys::new(store.clone(), master);
@@ -89,7 +101,6 @@ impl AppState {
                 dynamics_header: config.dynamics_header.to_ascii_lowercase(),
             },
             metrics,
-            idempotency_locks: IdempotencyLocks::default(),
             schemas,
             store,
             keys,
@@ -147,20 +158,14 @@ pub async fn run(
     }
 }
 
-/// Periodic housekeeping: forget idempotency keys older than their window.
+/// Periodic housekeeping: prunes history past its retention period, in small batches so that
+/// intake never waits long behind a delete.
 async fn maintain(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
-        let not_before = crate::clock::now_secs() - state.config.idempotency_ttl_secs;
-        match state
-            .store
-            .write(move |tx| tx.expire_idempotency(not_before))
-            .await
-        {
-            Ok(n) if n > 0 => tracing::info!(expired = n, "forgot expired idempotency keys"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "idempotency clean-up failed"),
+        if let Err(e) = crate::retention::prune(&state.store, &state.config).await {
+            tracing::warn!(error = %e, "pruning old history failed");
         }
     }
 }

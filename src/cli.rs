@@ -253,7 +253,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             app::open_store(&config).map_err(|e| e.to_string())?;
             println!(
                 "database {} is at schema version {}",
-                config.database.display(),
+                config.database,
                 crate::store::latest_version()
             );
             Ok(())
@@ -262,8 +262,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             crate::validate::Schemas::compile()?;
             println!(
                 "configuration is valid (listen {}, database {})",
-                config.listen,
-                config.database.display()
+                config.listen, config.database
             );
             Ok(())
         }
@@ -330,7 +329,10 @@ async fn keys(command: KeysCommand, config: Config) -> Result<(), String> {
             }
         }
         KeysCommand::List { company, json } => {
-            let list = keys.list(company.as_deref()).map_err(|e| e.to_string())?;
+            let list = keys
+                .list(company.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
             if json {
                 println!("{}", serde_json::to_string(&list).expect("serializable"));
             } else {
@@ -401,7 +403,7 @@ async fn company_id(store: &crate::store::Store, name: &str) -> Result<String, S
                 &crate::crypto::random_id("co_", 8),
                 clock::now_secs(),
             )?;
-            tx.ensure_work_types(&id)?;
+            crate::skills::ensure_default_work_types(tx, &id)?;
             Ok(id)
         })
         .await

@@ -30,7 +30,8 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: String,
-    pub database: PathBuf,
+    /// A SQLite file path, or a `postgres://` URL.
+    pub database: String,
     pub public_url: String,
     pub master_key: Secret,
     pub log_format: LogFormat,
@@ -42,6 +43,7 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     pub rate_limit: RateLimitConfig,
     pub writer: WriterConfig,
+    pub retention: RetentionConfig,
     pub outbound: OutboundConfig,
 }
 
@@ -82,6 +84,18 @@ pub struct RateLimitConfig {
 #[serde(deny_unknown_fields)]
 pub struct WriterConfig {
     pub max_batch: usize,
+    pub connections: usize,
+    pub wal_restart_bytes: u64,
+    pub max_database_bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub ingest_log_days: u32,
+    pub events_days: u32,
+    pub deliveries_days: u32,
+    pub prune_batch: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +191,24 @@ impl Config {
         }
         if self.writer.max_batch == 0 {
             return Err(invalid("writer.max_batch", "must be positive"));
+        }
+        if self.writer.connections == 0 {
+            return Err(invalid("writer.connections", "must be positive"));
+        }
+        if self.writer.wal_restart_bytes < 1 << 20 {
+            return Err(invalid(
+                "writer.wal_restart_bytes",
+                "must be at least 1 MiB",
+            ));
+        }
+        if self.database.trim().is_empty() {
+            return Err(invalid(
+                "database",
+                "must name a SQLite file or a postgres:// URL",
+            ));
+        }
+        if self.retention.prune_batch == 0 {
+            return Err(invalid("retention.prune_batch", "must be positive"));
         }
         if self.outbound.retry_schedule.is_empty() {
             return Err(invalid(
@@ -289,6 +321,42 @@ fn apply_env(
             "HOOKGATE_WRITER_MAX_BATCH",
             Some("writer"),
             "max_batch",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_WRITER_CONNECTIONS",
+            Some("writer"),
+            "connections",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_WAL_RESTART_BYTES",
+            Some("writer"),
+            "wal_restart_bytes",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_MAX_DATABASE_BYTES",
+            Some("writer"),
+            "max_database_bytes",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_RETENTION_INGEST_LOG_DAYS",
+            Some("retention"),
+            "ingest_log_days",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_RETENTION_EVENTS_DAYS",
+            Some("retention"),
+            "events_days",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_RETENTION_DELIVERIES_DAYS",
+            Some("retention"),
+            "deliveries_days",
             Kind::Int,
         ),
         (

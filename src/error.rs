@@ -44,8 +44,18 @@ impl ApiError {
         ApiError::new(422, code, message)
     }
 
-    /// Logs `cause` with the request id and returns the opaque 500 clients see.
-    pub fn internal(cause: &dyn std::fmt::Display, request_id: &str) -> ApiError {
+    /// Logs `cause` with the request id and returns what clients see: 503
+    /// `storage_unavailable` when the database cannot take the request now (a full disk, an
+    /// I/O error; the answer carries `Retry-After`), else the opaque 500.
+    pub fn internal(cause: &dyn Cause, request_id: &str) -> ApiError {
+        if cause.storage_unavailable() {
+            tracing::warn!(request_id, error = %cause, "storage unavailable");
+            return ApiError::new(
+                503,
+                "storage_unavailable",
+                "the gateway cannot store requests right now; nothing was applied, retry later",
+            );
+        }
         tracing::error!(request_id, error = %cause, "internal error");
         ApiError::new(
             500,
@@ -61,3 +71,28 @@ impl ApiError {
         })
     }
 }
+
+/// How long a client is asked to wait after a 503 (`Retry-After`).
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
+/// The cause of an internal failure: shown only in logs, but it decides between 500 and 503.
+pub trait Cause: std::fmt::Display {
+    /// Whether the storage cannot take the request now (trying later may work).
+    fn storage_unavailable(&self) -> bool {
+        false
+    }
+}
+
+impl Cause for crate::store::StoreError {
+    fn storage_unavailable(&self) -> bool {
+        self.is_unavailable()
+    }
+}
+
+impl Cause for crate::keys::KeyError {
+    fn storage_unavailable(&self) -> bool {
+        matches!(self, crate::keys::KeyError::Store(e) if e.is_unavailable())
+    }
+}
+
+impl Cause for &str {}

@@ -5,9 +5,8 @@
 //! HTTP specifics (reading the body with a limit, writing headers) stay in `http/`; this module
 //! sees headers through [`Headers`] and the body as bytes.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -22,7 +21,7 @@ use crate::error::ApiError;
 use crate::keys::ApiKey;
 use crate::normalize;
 use crate::ratelimit::RateStatus;
-use crate::store::{IngestEntry, StoredResponse};
+use crate::store::{Claim, IngestEntry, StoredResponse};
 use crate::verify::{self, Headers, Source, VerifiedRequest};
 
 /// What the HTTP layer sends back.
@@ -108,33 +107,6 @@ impl Trace {
     pub fn fail(&mut self, error: ApiError) -> Reply {
         self.error_code = Some(error.code);
         Reply::json(error.status, &error.body(), &self.request_id)
-    }
-}
-
-/// Per (key, idempotency key) locks, so that concurrent duplicates run one after the other and
-/// the second finds the first's stored response.
-type LockKey = (String, String);
-
-#[derive(Default)]
-pub struct IdempotencyLocks {
-    locks: Mutex<HashMap<LockKey, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl IdempotencyLocks {
-    fn lock_for(&self, key: (String, String)) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .expect("idempotency locks")
-            .entry(key)
-            .or_default()
-            .clone()
-    }
-
-    fn release(&self, key: &(String, String)) {
-        let mut locks = self.locks.lock().expect("idempotency locks");
-        if locks.get(key).is_some_and(|l| Arc::strong_count(l) == 1) {
-            locks.remove(key);
-        }
     }
 }
 
@@ -273,25 +245,15 @@ pub async fn process(
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .map(|k| k.chars().take(255).collect::<String>());
-    let mut reply = match idem_key {
+    // A copy of an answered request is replayed without queueing behind the writer; copies
+    // that arrive together are sorted out by the claim inside the write (see `run_event`).
+    let mut reply = match &idem_key {
         None => run_event(state, trace, verified, None).await,
-        Some(idem_key) => {
-            let lock_key = (key.id.clone(), idem_key.clone());
-            let lock = state.idempotency_locks.lock_for(lock_key.clone());
-            let reply = {
-                let _guard = lock.lock().await;
-                match stored_response(state, &key.id, &idem_key).await {
-                    Ok(Some(stored)) => {
-                        replay(state, trace, stored, &crypto::sha256_hex(&verified.body))
-                    }
-                    Ok(None) => run_event(state, trace, verified, Some(idem_key)).await,
-                    Err(e) => trace.fail(ApiError::internal(&e, &trace.request_id)),
-                }
-            };
-            drop(lock);
-            state.idempotency_locks.release(&lock_key);
-            reply
-        }
+        Some(idem) => match stored_response(state, &key.id, idem).await {
+            Ok(Some(stored)) => replay(state, trace, stored, &crypto::sha256_hex(&verified.body)),
+            Ok(None) => run_event(state, trace, verified, idem_key).await,
+            Err(e) => trace.fail(ApiError::internal(&e, &trace.request_id)),
+        },
     };
     if reply.rate.is_none() {
         reply.rate = Some(rate);
@@ -400,13 +362,21 @@ async fn run_event(
     let job = move |tx: &crate::store::WriteTx| {
         let now_secs = clock::now_secs();
         if let Some(idem) = &idem_key {
-            // Another process may have answered this key since our read.
-            if let Some(stored) = tx.claimed_response(&ctx.key_id, idem, now_secs - ttl)? {
-                return Ok(Outcome::Replay(stored));
+            // The claim comes first: a copy of this request running at the same moment (here
+            // or on another node) waits for this transaction, then finds its answer.
+            match tx.claim_idempotency_key(&ctx.key_id, idem, &hash, now_secs, now_secs - ttl)? {
+                Claim::Claimed => {}
+                Claim::Answered(stored) => return Ok(Outcome::Replay(stored)),
             }
         }
-        let mut events = 0;
-        let (status, body, record_id, error_code) = match apply::apply(tx, &ctx, &event) {
+        // Nothing of a rejected change remains; its log row and answer are kept. (The single
+        // write of a lone test.connection needs no savepoint: `apply` writes nothing for it.)
+        let applied = if single_write {
+            apply::apply(tx, &ctx, &event)
+        } else {
+            tx.atomically(|| apply::apply(tx, &ctx, &event))
+        };
+        let (status, body, record_id, error_code, events) = match applied {
             Ok(applied) => {
                 let mut body = json!({
                     "success": true,
@@ -415,14 +385,9 @@ async fn run_event(
                     "record_id": applied.record_id,
                 });
                 body.as_object_mut().expect("object").extend(applied.extra);
-                events = applied.events;
-                (200, body, Some(applied.record_id), None)
+                (200, body, Some(applied.record_id), None, applied.events)
             }
-            Err(DomainError::Rejected(e)) => {
-                // Nothing of a rejected change remains; its log row and answer are kept.
-                tx.undo_job_writes()?;
-                (e.status, e.body(), None, Some(e.code))
-            }
+            Err(DomainError::Rejected(e)) => (e.status, e.body(), None, Some(e.code), 0),
             Err(DomainError::Store(e)) => return Err(e),
         };
         let entry = IngestEntry {
@@ -430,14 +395,14 @@ async fn run_event(
             record_id: record_id.clone(),
             error_code: error_code.map(str::to_string),
             latency_us: started.elapsed().as_micros() as i64,
-            ..base_entry
+            ..base_entry.clone()
         };
         tx.insert_ingest_entry(&entry)?;
         if let Some(idem) = &idem_key {
             let stored = StoredResponse {
                 status,
                 body: serde_json::to_vec(&body).expect("JSON values serialize"),
-                request_hash: hash,
+                request_hash: hash.clone(),
             };
             tx.store_response(&ctx.key_id, idem, &stored, now_secs)?;
         }

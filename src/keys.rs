@@ -130,10 +130,10 @@ impl Keys {
             .write(move |tx| {
                 let company_id =
                     tx.ensure_company(&company_name, &crypto::random_id("co_", 8), new.created_at)?;
-                tx.ensure_work_types(&company_id)?;
+                crate::skills::ensure_default_work_types(tx, &company_id)?;
                 tx.insert_key(&NewKey {
                     company_id: company_id.clone(),
-                    ..new
+                    ..new.clone()
                 })?;
                 Ok(company_id)
             })
@@ -196,8 +196,12 @@ impl Keys {
         }
     }
 
-    pub fn list(&self, company: Option<&str>) -> Result<Vec<KeySummary>, KeyError> {
-        Ok(self.store.read_blocking(|r| r.list_keys(company))?)
+    pub async fn list(&self, company: Option<&str>) -> Result<Vec<KeySummary>, KeyError> {
+        let company = company.map(str::to_string);
+        Ok(self
+            .store
+            .read(move |r| r.list_keys(company.as_deref()))
+            .await?)
     }
 
     /// The key with this public id, if it exists (revoked keys are returned with `revoked`).

@@ -37,6 +37,7 @@ pub mod normalize;
 pub mod outbound;
 pub mod ratelimit;
 pub mod rest;
+pub mod retention;
 pub mod skills;
 pub mod store;
 pub mod validate;

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::store::{Store, StoreError, WorkType};
+use crate::store::{Store, StoreError, WorkType, WriteTx};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,8 +98,37 @@ pub async fn save_work_type(
     let company = company_id.to_string();
     store
         .write(move |tx| {
-            tx.ensure_work_types(&company)?;
+            ensure_default_work_types(tx, &company)?;
             tx.upsert_work_type(&company, &work_type)
         })
         .await
+}
+
+/// The work types every company starts with: (code, name, billable, requires a work order,
+/// pay multiplier, default).
+const DEFAULT_WORK_TYPES: &[(&str, &str, bool, bool, f64, bool)] = &[
+    ("REG", "Regular Time", true, true, 1.0, true),
+    ("OT", "Overtime", true, true, 1.5, false),
+    ("VAC", "Vacation", false, false, 1.0, false),
+    ("SICK", "Sick Leave", false, false, 1.0, false),
+    ("HOL", "Holiday", false, false, 1.0, false),
+];
+
+/// Gives a new company the default work types (a company that has any keeps its own).
+pub fn ensure_default_work_types(tx: &WriteTx, company_id: &str) -> Result<(), StoreError> {
+    let defaults: Vec<WorkType> = DEFAULT_WORK_TYPES
+        .iter()
+        .map(
+            |&(code, name, billable, requires_work_order, multiplier, is_default)| WorkType {
+                code: code.to_string(),
+                name: name.to_string(),
+                billable,
+                requires_work_order,
+                multiplier,
+                is_default,
+                active: true,
+            },
+        )
+        .collect();
+    tx.ensure_work_types(company_id, &defaults)
 }

@@ -8,7 +8,7 @@ use super::{ApplyContext, DomainError};
 use crate::clock;
 use crate::crypto;
 use crate::error::ApiError;
-use crate::store::{NewEvent, Record, WriteTx};
+use crate::store::{NewEvent, Record, StoreError, WriteTx};
 
 /// `changes` of an update: `{field: {"old": ..., "new": ...}}`.
 pub type Changes = Map<String, Value>;
@@ -162,7 +162,8 @@ impl<'a> Op<'a> {
             updated_at: self.ctx.now_ms,
         };
         self.tx
-            .insert_record(self.company(), kind, &record, &self.ctx.key_id)?;
+            .insert_record(self.company(), kind, &record, &self.ctx.key_id)
+            .map_err(|e| taken_or(e, what))?;
         self.remember(kind, &record.natural_key, Some(&record));
         let payload = self.decorate(kind, view(&record))?;
         self.emit(event_type, kind, &record.record_id, payload)?;
@@ -209,13 +210,15 @@ impl<'a> Op<'a> {
             .into());
         }
         let data = Value::Object(merged);
-        self.tx.update_record(
-            &record.record_id,
-            &nk,
-            &data,
-            &self.ctx.key_id,
-            self.ctx.now_ms,
-        )?;
+        self.tx
+            .update_record(
+                &record.record_id,
+                &nk,
+                &data,
+                &self.ctx.key_id,
+                self.ctx.now_ms,
+            )
+            .map_err(|e| taken_or(e, &format!("another {kind} with {}", new_key.join(" / "))))?;
         let updated = Record {
             record_id: record.record_id.clone(),
             natural_key: nk,
@@ -318,6 +321,17 @@ impl<'a> Op<'a> {
             created_at: self.ctx.now_ms,
         })?;
         Ok(())
+    }
+}
+
+/// A natural key taken by a transaction that committed after this one looked (another node,
+/// or another writer connection) is the same conflict as one seen by the lookup.
+fn taken_or(e: StoreError, what: &str) -> DomainError {
+    match e {
+        StoreError::Conflict(_) => {
+            ApiError::conflict("already_exists", format!("{what} already exists")).into()
+        }
+        other => other.into(),
     }
 }
 

@@ -7,7 +7,7 @@ use super::op::{Op, merge, opt_text, text, view};
 use super::{Applied, DomainError};
 use crate::clock;
 use crate::error::ApiError;
-use crate::store::Record;
+use crate::store::{Record, WorkType};
 
 type Data = Map<String, Value>;
 type Outcome = Result<Applied, DomainError>;
@@ -100,6 +100,21 @@ fn timesheet_what(k: &[&str; 2]) -> String {
     format!("timesheet of employee {} for {}", k[0], k[1])
 }
 
+/// The work type an entry names: by code when it gives one, else by name, else the company's
+/// default (the seed's order).
+fn find_work_type(
+    op: &Op,
+    code: Option<&str>,
+    name: Option<&str>,
+) -> Result<Option<WorkType>, DomainError> {
+    let company = op.company();
+    Ok(match (code, name) {
+        (Some(code), _) => op.tx.work_type_by_code(company, code)?,
+        (None, Some(name)) => op.tx.work_type_by_name(company, name)?,
+        (None, None) => op.tx.default_work_type(company)?,
+    })
+}
+
 /// Checks every entry (date, work type, work order) and returns them as stored, with the
 /// resolved work type.
 fn resolve_entries(op: &Op, date: &str, entries: &[Value]) -> Result<Vec<Value>, DomainError> {
@@ -121,21 +136,18 @@ fn resolve_entries(op: &Op, date: &str, entries: &[Value]) -> Result<Vec<Value>,
             opt_text(entry, "work_type_code"),
             opt_text(entry, "work_type_name"),
         );
-        let work_type = op
-            .tx
-            .find_work_type(op.company(), code, name)?
-            .ok_or_else(|| {
-                let what = code
-                    .map(|c| format!("code {c:?}"))
-                    .or(name.map(|n| format!("name {n:?}")));
-                ApiError::unprocessable(
-                    "unknown_work_type",
-                    match what {
-                        Some(w) => format!("entries[{i}]: no active work type with {w}"),
-                        None => "the company has no default work type".to_string(),
-                    },
-                )
-            })?;
+        let work_type = find_work_type(op, code, name)?.ok_or_else(|| {
+            let what = code
+                .map(|c| format!("code {c:?}"))
+                .or(name.map(|n| format!("name {n:?}")));
+            ApiError::unprocessable(
+                "unknown_work_type",
+                match what {
+                    Some(w) => format!("entries[{i}]: no active work type with {w}"),
+                    None => "the company has no default work type".to_string(),
+                },
+            )
+        })?;
         let mut stored = entry.clone();
         match opt_text(entry, "work_order_number") {
             Some(number) => {

@@ -91,13 +91,13 @@ async fn route(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n", "text/plain"),
-        (&Method::GET, "/readyz") => match state.store.read(|r| r.ping()).await {
+        (&Method::GET, "/readyz") => match state.store.check_ready().await {
             Ok(()) => text(StatusCode::OK, "ready\n", "text/plain"),
-            Err(e) => {
-                tracing::warn!(error = %e, "readiness check failed");
+            Err(reason) => {
+                tracing::warn!(reason = %reason, "readiness check failed");
                 text(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "database unavailable\n",
+                    &format!("database unavailable: {reason}\n"),
                     "text/plain",
                 )
             }
@@ -232,6 +232,12 @@ fn reply_response(reply: &Reply, close: bool) -> HttpResponse {
         if let Some(wait) = rate.retry_after {
             headers.insert("retry-after", HeaderValue::from(wait));
         }
+    }
+    if reply.status == 503 && !headers.contains_key("retry-after") {
+        headers.insert(
+            "retry-after",
+            HeaderValue::from(crate::error::UNAVAILABLE_RETRY_AFTER_SECS),
+        );
     }
     if reply.replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));

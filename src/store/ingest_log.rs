@@ -1,8 +1,11 @@
 //! The ingest log: one row per inbound request, accepted or not.
+//!
+//! Every filter walks an index from a cursor (see the indexes in `migrations.rs`), so a page
+//! costs the same at a thousand rows as at millions.
 
-use rusqlite::params;
 use serde::Serialize;
 
+use super::sql::{Conn, Dialect, Param, Row, sql_params};
 use super::{ReadConn, StoreError, WriteTx};
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -32,110 +35,164 @@ pub struct IngestFilter {
     pub limit: usize,
 }
 
+const COLUMNS: &str = "id, received_at, request_id, company_id, key_id, client_addr, source,
+    event_type, status, error_code, latency_us, event_id, record_id";
+
+fn entry_from_row(mut r: Row) -> Result<IngestEntry, StoreError> {
+    Ok(IngestEntry {
+        id: r.i64(0)?,
+        received_at: r.i64(1)?,
+        request_id: r.text(2)?,
+        company_id: r.opt_text(3)?,
+        key_id: r.opt_text(4)?,
+        client_addr: r.opt_text(5)?,
+        source: r.opt_text(6)?,
+        event_type: r.opt_text(7)?,
+        status: r.u16(8)?,
+        error_code: r.opt_text(9)?,
+        latency_us: r.i64(10)?,
+        event_id: r.opt_text(11)?,
+        record_id: r.opt_text(12)?,
+    })
+}
+
 impl WriteTx<'_> {
     pub fn insert_ingest_entry(&self, e: &IngestEntry) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO ingest_log (received_at, request_id, company_id, key_id, client_addr,
-                    source, event_type, status, error_code, latency_us, event_id, record_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
+        self.conn.execute(
+            "INSERT INTO ingest_log (received_at, request_id, company_id, key_id, client_addr,
+                source, event_type, status, error_code, latency_us, event_id, record_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            sql_params![
                 e.received_at,
-                e.request_id,
-                e.company_id,
-                e.key_id,
-                e.client_addr,
-                e.source,
-                e.event_type,
+                &e.request_id,
+                &e.company_id,
+                &e.key_id,
+                &e.client_addr,
+                &e.source,
+                &e.event_type,
                 e.status,
-                e.error_code,
+                &e.error_code,
                 e.latency_us,
-                e.event_id,
-                e.record_id
-            ])?;
+                &e.event_id,
+                &e.record_id
+            ],
+        )?;
         Ok(())
+    }
+
+    /// Drops up to `limit` entries received before `before_ms`; returns how many.
+    pub fn prune_ingest_log(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        self.conn.execute(
+            "DELETE FROM ingest_log WHERE id IN (
+                SELECT id FROM ingest_log WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)",
+            sql_params![before_ms, limit],
+        )
     }
 }
 
-impl ReadConn {
+/// The filter's conditions, with only the fields that are set, so that the database can walk
+/// the index that starts with them (a `?n IS NULL OR column = ?n` condition would defeat it).
+fn conditions<'f>(f: &'f IngestFilter, params: &mut Vec<Param<'f>>) -> String {
+    let mut sql = String::new();
+    let mut add = |column: &str, value: Param<'f>| {
+        params.push(value);
+        sql.push_str(&format!(" AND {column} = ?{}", params.len()));
+    };
+    if let Some(company) = &f.company_id {
+        add("company_id", Param::Text(company));
+    }
+    if let Some(key) = &f.key_id {
+        add("key_id", Param::Text(key));
+    }
+    if let Some(status) = f.status {
+        add("status", Param::from(status));
+    }
+    if let Some(event_type) = &f.event_type {
+        add("event_type", Param::Text(event_type));
+    }
+    sql
+}
+
+/// On PostgreSQL, several transactions insert at once and ids become visible out of order: an
+/// entry with a lower id may still commit after a higher one was read. A follower must not
+/// move its cursor past such a hole, so it reads only up to the first hole in the ids after its
+/// cursor, unless the hole is older than this (its transaction was rolled back).
+const HOLE_TIMEOUT_MS: i64 = 10_000;
+/// How far past the cursor the hole search looks.
+const HOLE_SCAN: i64 = 10_000;
+
+/// The highest id a follower at `after_id` may read without passing a transaction that is
+/// still in progress (SQLite commits one transaction at a time: no limit).
+fn stable_horizon(conn: &dyn Conn, after_id: i64, now_ms: i64) -> Result<i64, StoreError> {
+    if conn.dialect() == Dialect::Sqlite {
+        return Ok(i64::MAX);
+    }
+    let rows = conn.query(
+        "SELECT id, received_at FROM ingest_log WHERE id > ?1 ORDER BY id LIMIT ?2",
+        sql_params![after_id, HOLE_SCAN],
+    )?;
+    let mut expected = after_id + 1;
+    for row in &rows {
+        let id = row.i64(0)?;
+        if id != expected && now_ms - row.i64(1)? < HOLE_TIMEOUT_MS {
+            return Ok(expected - 1);
+        }
+        expected = id + 1;
+    }
+    Ok(expected - 1)
+}
+
+impl ReadConn<'_> {
     /// Entries with id > `after_id` matching the filter, oldest first.
     pub fn ingest_entries(&self, f: &IngestFilter) -> Result<Vec<IngestEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, received_at, request_id, company_id, key_id, client_addr, source,
-                    event_type, status, error_code, latency_us, event_id, record_id
-             FROM ingest_log
-             WHERE id > ?1 AND (?2 IS NULL OR key_id = ?2) AND (?3 IS NULL OR event_type = ?3)
-               AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR company_id = ?5)
-             ORDER BY id LIMIT ?6",
-        )?;
-        let rows = stmt.query_map(
-            params![
-                f.after_id,
-                f.key_id,
-                f.event_type,
-                f.status,
-                f.company_id,
-                f.limit as i64
-            ],
-            |r| {
-                Ok(IngestEntry {
-                    id: r.get(0)?,
-                    received_at: r.get(1)?,
-                    request_id: r.get(2)?,
-                    company_id: r.get(3)?,
-                    key_id: r.get(4)?,
-                    client_addr: r.get(5)?,
-                    source: r.get(6)?,
-                    event_type: r.get(7)?,
-                    status: r.get(8)?,
-                    error_code: r.get(9)?,
-                    latency_us: r.get(10)?,
-                    event_id: r.get(11)?,
-                    record_id: r.get(12)?,
-                })
-            },
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let horizon = stable_horizon(self.conn, f.after_id, crate::clock::now_ms())?;
+        let mut params = vec![Param::Int(f.after_id), Param::Int(horizon)];
+        let filter = conditions(f, &mut params);
+        params.push(Param::from(f.limit.max(1)));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM ingest_log WHERE id > ?1 AND id <= ?2{filter}
+             ORDER BY id LIMIT ?{}",
+            params.len()
+        );
+        self.conn
+            .query(&sql, &params)?
+            .into_iter()
+            .map(entry_from_row)
+            .collect()
     }
 
-    /// The newest `n` entries matching the filter (ignoring `after_id`), oldest first.
+    /// The newest `n` entries matching the filter (ignoring `after_id`), oldest first: one
+    /// descending walk of an index, however far back the matches are.
     pub fn recent_ingest_entries(
         &self,
         f: &IngestFilter,
         n: usize,
     ) -> Result<Vec<IngestEntry>, StoreError> {
-        let last = self.last_ingest_id()?;
-        // Walk back in pages until `n` matching entries are found or the log is exhausted.
-        let mut found: Vec<IngestEntry> = Vec::new();
-        let mut upper = last;
-        let page = 5_000;
-        while upper > 0 && found.len() < n {
-            let lower = (upper - page).max(0);
-            let window = IngestFilter {
-                after_id: lower,
-                limit: page as usize,
-                ..f.clone()
-            };
-            let mut chunk: Vec<IngestEntry> = self
-                .ingest_entries(&window)?
-                .into_iter()
-                .filter(|e| e.id <= upper)
-                .collect();
-            chunk.append(&mut found);
-            found = chunk;
-            upper = lower;
-        }
-        let skip = found.len().saturating_sub(n);
-        Ok(found.split_off(skip))
+        let mut params = Vec::new();
+        let filter = conditions(f, &mut params);
+        params.push(Param::from(n.max(1)));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM ingest_log WHERE 1 = 1{filter} ORDER BY id DESC LIMIT ?{}",
+            params.len()
+        );
+        let mut entries = self
+            .conn
+            .query(&sql, &params)?
+            .into_iter()
+            .map(entry_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        entries.reverse();
+        Ok(entries)
     }
 
-    /// The id of the newest entry, or 0 (where `tail --follow` starts when asked for no history).
+    /// The id a follower that wants no history starts after.
     pub fn last_ingest_id(&self) -> Result<i64, StoreError> {
-        Ok(self
+        let last = self
             .conn
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM ingest_log", [], |r| {
-                r.get(0)
-            })?)
+            .query_one("SELECT COALESCE(MAX(id), 0) FROM ingest_log", &[])?
+            .i64(0)?;
+        // Entries still committing below the newest one must not be skipped.
+        stable_horizon(self.conn, (last - 1_000).max(0), crate::clock::now_ms())
+            .map(|horizon| horizon.min(last))
     }
 }

@@ -1,183 +1,292 @@
-//! Schema migrations, applied in order and tracked with `PRAGMA user_version`.
-
-use rusqlite::Connection;
+//! Schema migrations for both backends, applied in order and recorded in `schema_migrations`.
+//!
+//! Each migration is written once in SQL both databases accept, with three type placeholders
+//! where they differ: `{serial}` (an auto-increasing integer primary key), `{blob}` (bytes) and
+//! `{json}` (a JSON document kept as sent, key order included). A migration may add statements
+//! for one backend only (SQLite's FTS5, PostgreSQL's trigram indexes).
 
 use super::StoreError;
+use super::sql::{Conn, Dialect, sql_params};
 
-const MIGRATIONS: &[&str] = &[
-    // 1: tenancy, keys, ingest log, idempotency.
-    "CREATE TABLE companies (
-        id         TEXT PRIMARY KEY,
-        name       TEXT NOT NULL UNIQUE,
-        created_at INTEGER NOT NULL
-    );
-    CREATE TABLE api_keys (
-        id                     TEXT PRIMARY KEY,      -- the public X-API-Key value
-        company_id             TEXT NOT NULL REFERENCES companies(id),
-        name                   TEXT NOT NULL,
-        secret_enc             BLOB NOT NULL,
-        previous_secret_enc    BLOB,
-        previous_expires_at    INTEGER,
-        square_key_enc         BLOB,
-        quickbooks_token_enc   BLOB,
-        dynamics_key_enc       BLOB,
-        body_only_signing      INTEGER NOT NULL DEFAULT 0,
-        per_minute             INTEGER,
-        per_hour               INTEGER,
-        api_token_hash         TEXT UNIQUE,
-        created_at             INTEGER NOT NULL,
-        revoked_at             INTEGER
-    );
-    CREATE INDEX api_keys_company ON api_keys(company_id);
-    CREATE TABLE ingest_log (
-        id           INTEGER PRIMARY KEY AUTOINCREMENT,
-        received_at  INTEGER NOT NULL,               -- unix milliseconds
-        request_id   TEXT NOT NULL,
-        company_id   TEXT,
-        key_id       TEXT,
-        client_addr  TEXT,
-        source       TEXT,
-        event_type   TEXT,
-        status       INTEGER NOT NULL,
-        error_code   TEXT,
-        latency_us   INTEGER NOT NULL,
-        event_id     TEXT,
-        record_id    TEXT
-    );
-    CREATE TABLE idempotency (
-        key_id      TEXT NOT NULL,
-        idem_key    TEXT NOT NULL,
-        created_at  INTEGER NOT NULL,
-        status      INTEGER NOT NULL,
-        body        BLOB NOT NULL,              -- the answer, replayed as is
-        request_hash TEXT NOT NULL,             -- SHA-256 of the request body it answered
-        PRIMARY KEY (key_id, idem_key)
-    );",
-    // 2: the company's records (one JSON document per record, found by its natural key),
-    // skills and work types, counters, and the change log that is also the outbox.
-    "CREATE TABLE records (
-        company_id   TEXT NOT NULL,
-        kind         TEXT NOT NULL,                 -- work_order, project, employee, ...
-        natural_key  TEXT NOT NULL,                 -- lower-cased identifying fields
-        record_id    TEXT NOT NULL UNIQUE,
-        data         TEXT NOT NULL,                 -- canonical JSON
-        created_at   INTEGER NOT NULL,
-        updated_at   INTEGER NOT NULL,
-        created_by   TEXT,
-        updated_by   TEXT,
-        PRIMARY KEY (company_id, kind, natural_key)
-    );
-    CREATE TABLE skills (
-        company_id  TEXT NOT NULL,
-        name        TEXT NOT NULL COLLATE NOCASE,
-        created_at  INTEGER NOT NULL,
-        PRIMARY KEY (company_id, name)
-    );
-    CREATE TABLE work_types (
-        company_id          TEXT NOT NULL,
-        code                TEXT NOT NULL COLLATE NOCASE,
-        name                TEXT NOT NULL,
-        billable            INTEGER NOT NULL,
-        requires_work_order INTEGER NOT NULL,
-        multiplier          REAL NOT NULL DEFAULT 1.0,
-        is_default          INTEGER NOT NULL DEFAULT 0,
-        active              INTEGER NOT NULL DEFAULT 1,
-        PRIMARY KEY (company_id, code)
-    );
-    CREATE TABLE counters (
-        company_id  TEXT NOT NULL,
-        name        TEXT NOT NULL,
-        value       INTEGER NOT NULL,
-        PRIMARY KEY (company_id, name)
-    );
-    CREATE TABLE events (
-        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_id       TEXT NOT NULL UNIQUE,
-        company_id     TEXT NOT NULL,
-        origin_key_id  TEXT,                        -- the API key whose request caused it
-        inbound_event_id TEXT,                      -- the evt_ id of that request
-        event_type     TEXT NOT NULL,
-        entity         TEXT NOT NULL,
-        record_id      TEXT NOT NULL,
-        project_code   TEXT,                        -- for subscriptions' project filters
-        payload        TEXT NOT NULL,               -- the outbound envelope, as sent
-        created_at     INTEGER NOT NULL             -- unix milliseconds
-    );
-    CREATE INDEX events_company ON events(company_id, seq);
-    CREATE INDEX events_record ON events(record_id, seq);",
-    // 3: outbound subscriptions and their deliveries (one row per event and subscription,
-    // including the echoes skipped), each attempt, and the fan-out cursor.
-    "CREATE TABLE subscriptions (
-        id                   TEXT PRIMARY KEY,
-        company_id           TEXT NOT NULL,
-        owner_key_id         TEXT NOT NULL,
-        name                 TEXT NOT NULL,
-        url                  TEXT NOT NULL,
-        events               TEXT NOT NULL,         -- JSON array of patterns
-        secret_enc           BLOB NOT NULL,
-        payload              TEXT NOT NULL,         -- full | thin
-        projects             TEXT,                  -- JSON array of project codes, or NULL
-        basic_auth_enc       BLOB,
-        rate_limit           REAL,                  -- deliveries per second, or NULL
-        verify_url           INTEGER NOT NULL DEFAULT 0,
-        status               TEXT NOT NULL,         -- active | failing | disabled
-        disabled_reason      TEXT,
-        consecutive_failures INTEGER NOT NULL DEFAULT 0,
-        created_at           INTEGER NOT NULL,
-        updated_at           INTEGER NOT NULL,
-        UNIQUE (company_id, name)
-    );
-    CREATE TABLE deliveries (
-        id               TEXT PRIMARY KEY,
-        subscription_id  TEXT NOT NULL,
-        company_id       TEXT NOT NULL,
-        event_seq        INTEGER NOT NULL,
-        event_id         TEXT NOT NULL,
-        event_type       TEXT NOT NULL,
-        record_id        TEXT NOT NULL,
-        status           TEXT NOT NULL,             -- pending | in_flight | paused | succeeded | failed | skipped_echo
-        attempts         INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at  INTEGER,                   -- unix ms
-        lease_until      INTEGER,
-        last_status_code INTEGER,
-        last_error       TEXT,
-        last_response_ms INTEGER,
-        created_at       INTEGER NOT NULL,
-        updated_at       INTEGER NOT NULL
-    );
-    CREATE INDEX deliveries_due ON deliveries(status, next_attempt_at, event_seq);
-    CREATE INDEX deliveries_order ON deliveries(subscription_id, record_id, event_seq);
-    CREATE INDEX deliveries_event ON deliveries(subscription_id, event_seq);
-    CREATE TABLE delivery_attempts (
-        id           INTEGER PRIMARY KEY AUTOINCREMENT,
-        delivery_id  TEXT NOT NULL,
-        attempt      INTEGER NOT NULL,
-        at           INTEGER NOT NULL,
-        status_code  INTEGER,
-        response_ms  INTEGER NOT NULL,
-        outcome      TEXT NOT NULL,
-        error        TEXT
-    );
-    CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery_id, attempt);
-    CREATE TABLE cursors (
-        name   TEXT PRIMARY KEY,
-        value  INTEGER NOT NULL
-    );",
+struct Migration {
+    both: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    // 1: tenancy, keys, ingest log, idempotency; records, skills, work types, counters and the
+    // event log (also the outbox); subscriptions, deliveries and attempts.
+    Migration {
+        both: "CREATE TABLE companies (
+            id         TEXT PRIMARY KEY,
+            name       TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL
+        );
+        CREATE TABLE api_keys (
+            id                     TEXT PRIMARY KEY,      -- the public X-API-Key value
+            company_id             TEXT NOT NULL REFERENCES companies(id),
+            name                   TEXT NOT NULL,
+            secret_enc             {blob} NOT NULL,
+            previous_secret_enc    {blob},
+            previous_expires_at    BIGINT,
+            square_key_enc         {blob},
+            quickbooks_token_enc   {blob},
+            dynamics_key_enc       {blob},
+            body_only_signing      BOOLEAN NOT NULL DEFAULT FALSE,
+            per_minute             BIGINT,
+            per_hour               BIGINT,
+            api_token_hash         TEXT UNIQUE,
+            created_at             BIGINT NOT NULL,
+            revoked_at             BIGINT
+        );
+        CREATE INDEX api_keys_company ON api_keys(company_id);
+        CREATE TABLE ingest_log (
+            id           {serial},
+            received_at  BIGINT NOT NULL,              -- unix milliseconds
+            request_id   TEXT NOT NULL,
+            company_id   TEXT,
+            key_id       TEXT,
+            client_addr  TEXT,
+            source       TEXT,
+            event_type   TEXT,
+            status       BIGINT NOT NULL,
+            error_code   TEXT,
+            latency_us   BIGINT NOT NULL,
+            event_id     TEXT,
+            record_id    TEXT
+        );
+        -- Every filter of the log (REST: always within a company; CLI: across companies) walks
+        -- one of these backwards from the newest entry.
+        CREATE INDEX ingest_log_company ON ingest_log(company_id, id);
+        CREATE INDEX ingest_log_company_status ON ingest_log(company_id, status, id);
+        CREATE INDEX ingest_log_company_type ON ingest_log(company_id, event_type, id);
+        CREATE INDEX ingest_log_key ON ingest_log(key_id, id);
+        CREATE INDEX ingest_log_status ON ingest_log(status, id);
+        CREATE INDEX ingest_log_type ON ingest_log(event_type, id);
+        CREATE INDEX ingest_log_received ON ingest_log(received_at);
+        CREATE TABLE idempotency (
+            key_id       TEXT NOT NULL,
+            idem_key     TEXT NOT NULL,
+            created_at   BIGINT NOT NULL,            -- unix seconds
+            status       BIGINT NOT NULL,
+            body         {blob} NOT NULL,            -- the answer, replayed as is
+            request_hash TEXT NOT NULL,              -- SHA-256 of the request body it answered
+            PRIMARY KEY (key_id, idem_key)
+        );
+        CREATE INDEX idempotency_created ON idempotency(created_at);
+        CREATE TABLE records (
+            company_id   TEXT NOT NULL,
+            kind         TEXT NOT NULL,              -- work_order, project, employee, ...
+            natural_key  TEXT NOT NULL,              -- lower-cased identifying fields
+            record_id    TEXT NOT NULL UNIQUE,
+            data         {json} NOT NULL,            -- canonical JSON
+            created_at   BIGINT NOT NULL,
+            updated_at   BIGINT NOT NULL,
+            created_by   TEXT,
+            updated_by   TEXT,
+            PRIMARY KEY (company_id, kind, natural_key)
+        );
+        CREATE TABLE skills (
+            company_id  TEXT NOT NULL,
+            name_key    TEXT NOT NULL,               -- lower-cased name: skills match ignoring case
+            name        TEXT NOT NULL,
+            created_at  BIGINT NOT NULL,
+            PRIMARY KEY (company_id, name_key)
+        );
+        CREATE TABLE work_types (
+            company_id          TEXT NOT NULL,
+            code                TEXT NOT NULL,       -- upper-cased
+            name                TEXT NOT NULL,
+            billable            BOOLEAN NOT NULL,
+            requires_work_order BOOLEAN NOT NULL,
+            multiplier          DOUBLE PRECISION NOT NULL DEFAULT 1.0,
+            is_default          BOOLEAN NOT NULL DEFAULT FALSE,
+            active              BOOLEAN NOT NULL DEFAULT TRUE,
+            PRIMARY KEY (company_id, code)
+        );
+        CREATE TABLE counters (
+            company_id  TEXT NOT NULL,
+            name        TEXT NOT NULL,
+            value       BIGINT NOT NULL,
+            PRIMARY KEY (company_id, name)
+        );
+        CREATE TABLE events (
+            seq              {serial},
+            event_id         TEXT NOT NULL UNIQUE,
+            company_id       TEXT NOT NULL,
+            origin_key_id    TEXT,                   -- the API key whose request caused it
+            inbound_event_id TEXT,                   -- the evt_ id of that request
+            event_type       TEXT NOT NULL,
+            entity           TEXT NOT NULL,
+            record_id        TEXT NOT NULL,
+            project_code     TEXT,                   -- for subscriptions' project filters
+            payload          {json} NOT NULL,        -- the outbound envelope, as sent
+            created_at       BIGINT NOT NULL         -- unix milliseconds
+        );
+        CREATE INDEX events_company ON events(company_id, seq);
+        CREATE INDEX events_record ON events(record_id, seq);
+        CREATE INDEX events_created ON events(created_at);
+        CREATE TABLE subscriptions (
+            id                   TEXT PRIMARY KEY,
+            company_id           TEXT NOT NULL,
+            owner_key_id         TEXT NOT NULL,
+            name                 TEXT NOT NULL,
+            url                  TEXT NOT NULL,
+            events               TEXT NOT NULL,      -- JSON array of patterns
+            secret_enc           {blob} NOT NULL,
+            payload              TEXT NOT NULL,      -- full | thin
+            projects             TEXT,               -- JSON array of project codes, or NULL
+            basic_auth_enc       {blob},
+            rate_limit           DOUBLE PRECISION,   -- deliveries per second, or NULL
+            verify_url           BOOLEAN NOT NULL DEFAULT FALSE,
+            status               TEXT NOT NULL,      -- active | failing | disabled
+            disabled_reason      TEXT,
+            consecutive_failures BIGINT NOT NULL DEFAULT 0,
+            created_at           BIGINT NOT NULL,
+            updated_at           BIGINT NOT NULL,
+            UNIQUE (company_id, name)
+        );
+        CREATE TABLE deliveries (
+            id               TEXT PRIMARY KEY,
+            subscription_id  TEXT NOT NULL,
+            company_id       TEXT NOT NULL,
+            event_seq        BIGINT NOT NULL,
+            event_id         TEXT NOT NULL,
+            event_type       TEXT NOT NULL,
+            record_id        TEXT NOT NULL,
+            status           TEXT NOT NULL,
+            attempts         BIGINT NOT NULL DEFAULT 0,
+            next_attempt_at  BIGINT,                 -- unix ms
+            lease_until      BIGINT,
+            last_status_code BIGINT,
+            last_error       TEXT,
+            last_response_ms BIGINT,
+            created_at       BIGINT NOT NULL,
+            updated_at       BIGINT NOT NULL
+        );
+        CREATE INDEX deliveries_due ON deliveries(status, next_attempt_at, event_seq);
+        CREATE INDEX deliveries_order ON deliveries(subscription_id, record_id, event_seq);
+        CREATE INDEX deliveries_event ON deliveries(subscription_id, event_seq);
+        CREATE INDEX deliveries_company ON deliveries(company_id, event_seq);
+        CREATE INDEX deliveries_created ON deliveries(created_at);
+        CREATE TABLE delivery_attempts (
+            id           {serial},
+            delivery_id  TEXT NOT NULL,
+            attempt      BIGINT NOT NULL,
+            at           BIGINT NOT NULL,
+            status_code  BIGINT,
+            response_ms  BIGINT NOT NULL,
+            outcome      TEXT NOT NULL,
+            error        TEXT
+        );
+        CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery_id, attempt);
+        CREATE TABLE cursors (
+            name   TEXT PRIMARY KEY,
+            value  BIGINT NOT NULL
+        );
+        -- A row written and undone by the readiness probe: can the database take a write?
+        CREATE TABLE write_probe (
+            id      BIGINT PRIMARY KEY,
+            filler  {blob}
+        );",
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
-pub(super) fn run(conn: &mut Connection) -> Result<(), StoreError> {
-    // IMMEDIATE so that two processes starting at once do not both migrate.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate() {
-        let version = index as i64 + 1;
-        if version > current {
-            tx.execute_batch(sql)?;
-            tracing::info!(version, "applied database migration");
+fn render(sql: &str, dialect: Dialect) -> String {
+    let (serial, blob, json) = match dialect {
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT"),
+        Dialect::Postgres => (
+            "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+            "BYTEA",
+            "JSON",
+        ),
+    };
+    sql.replace("{serial}", serial)
+        .replace("{blob}", blob)
+        .replace("{json}", json)
+}
+
+/// Applies the migrations not yet applied, in one transaction (so that several processes or
+/// nodes starting at once do not both migrate).
+pub(super) fn run(conn: &dyn Conn) -> Result<(), StoreError> {
+    let dialect = conn.dialect();
+    match dialect {
+        Dialect::Sqlite => {
+            conn.batch("BEGIN IMMEDIATE")?;
+            let legacy = conn
+                .query_one("PRAGMA user_version", &[])?
+                .i64(0)
+                .unwrap_or(0);
+            if legacy > 0 {
+                conn.batch("ROLLBACK")?;
+                return Err(StoreError::Open {
+                    target: "the SQLite database".into(),
+                    reason: "it was created by a development build before version 0.2 (schema \
+                             version numbers restarted); move it aside and start again"
+                        .into(),
+                });
+            }
+        }
+        Dialect::Postgres => {
+            conn.batch("BEGIN")?;
+            // Nodes starting at once take turns; the lock ends with the transaction.
+            conn.query_opt("SELECT pg_advisory_xact_lock(7201514474591237)", &[])?;
         }
     }
-    tx.execute_batch(&format!("PRAGMA user_version = {}", latest_version()))?;
-    tx.commit()?;
+    let applied = migrate(conn, dialect);
+    match applied {
+        Ok(()) => conn.batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn migrate(conn: &dyn Conn, dialect: Dialect) -> Result<(), StoreError> {
+    conn.batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    BIGINT PRIMARY KEY,
+            applied_at BIGINT NOT NULL
+        )",
+    )?;
+    let current = conn
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )?
+        .i64(0)?;
+    for (index, migration) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        conn.batch(&render(migration.both, dialect))?;
+        let own = match dialect {
+            Dialect::Sqlite => migration.sqlite,
+            Dialect::Postgres => migration.postgres,
+        };
+        if !own.is_empty() {
+            conn.batch(&render(own, dialect))?;
+        }
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            sql_params![version, crate::clock::now_secs()],
+        )?;
+        tracing::info!(version, "applied database migration");
+    }
+    if current > latest_version() {
+        return Err(StoreError::Open {
+            target: "the database".into(),
+            reason: format!(
+                "its schema (version {current}) is newer than this build knows ({}); upgrade hookgate",
+                latest_version()
+            ),
+        });
+    }
     Ok(())
 }
 

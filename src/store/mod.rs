@@ -1,10 +1,14 @@
-//! Storage: the only module that knows SQL. Knows nothing of HTTP.
+//! Storage: the only module that knows SQL. Knows nothing of HTTP or of the pipeline's types.
 //!
-//! Writes go through one writer thread with group commit ([`Store::write`]): many requests
-//! share one transaction, and each caller is answered only after that transaction is durable
-//! (WAL, `synchronous=FULL`). Reads ([`Store::read`]) use their own connections so they never
-//! queue behind the writer. Callers see typed methods on [`WriteTx`] and [`ReadConn`], never
-//! raw connections, so a Postgres backend can slot in behind the same interface.
+//! Two backends sit behind one interface: SQLite (the embedded default, a file) and PostgreSQL
+//! (chosen by a `postgres://` database URL, for several nodes on one database). Writes go
+//! through group-commit writers ([`Store::write`], see `writer.rs`): many requests share one
+//! transaction, and each caller is answered only after that transaction committed durably.
+//! Reads ([`Store::read`]) use pooled connections of their own and never queue behind writes.
+//!
+//! Callers see typed methods on [`WriteTx`] and [`ReadConn`] (one file per group of tables),
+//! written once in backend-neutral SQL against the [`sql::Conn`] trait; each backend only
+//! supplies connections, transactions and its dialect's few differences.
 
 mod idempotency;
 mod ingest_log;
@@ -12,53 +16,135 @@ mod keys;
 mod migrations;
 mod outbound;
 mod records;
+pub(crate) mod sql;
 mod sqlite;
+mod writer;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use idempotency::StoredResponse;
+use tokio::sync::oneshot;
+
+pub use idempotency::{Claim, StoredResponse};
 pub use ingest_log::{IngestEntry, IngestFilter};
 pub use keys::{ApiKeyRecord, KeySummary, NewKey};
 pub use migrations::latest_version;
 pub use outbound::{Attempt, DeliveryFilter, DeliveryRow, DueDelivery, EventRow, SubscriptionRow};
 pub use records::{NewEvent, Record, WorkType};
-pub use sqlite::{ReadConn, WriteTx};
+pub use sql::{Dialect, Row};
 
-#[derive(Debug, thiserror::Error)]
+use sql::Conn;
+use writer::{Job, TypedJob, WriterHealth};
+
+/// Why a storage operation failed. No variant names a driver: each backend maps its own errors.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// The database cannot take the operation now (disk full, I/O error, locked too long,
+    /// connection lost); trying again later may work. Clients get 503 `storage_unavailable`.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A unique key (natural key, name, idempotency key) is already taken.
+    #[error("unique key already taken: {0}")]
+    Conflict(String),
+    /// The transaction was aborted by a conflict with another one (deadlock, serialization
+    /// failure); running it again resolves it.
+    #[error("transaction aborted by a concurrent one: {0}")]
+    Aborted(String),
+    /// A statement failed for another reason (a bug, or a schema that does not match).
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("cannot open database {path}: {reason}")]
-    Open { path: PathBuf, reason: String },
+    Query(String),
+    #[error("cannot open database {target}: {reason}")]
+    Open { target: String, reason: String },
     #[error("the writer has stopped")]
     WriterGone,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the failure means "the database cannot take writes now" rather than a bug.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::WriterGone)
+    }
+}
+
+/// Where the database is and how the writers run, from the configuration.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// A file path (SQLite) or a `postgres://` URL.
+    pub database: String,
+    /// Most jobs committed in one transaction.
+    pub max_batch: usize,
+    /// Writer connections (SQLite always uses one).
+    pub writers: usize,
+    /// SQLite: the WAL size past which the writer restarts the log between batches.
+    pub wal_restart_bytes: u64,
+    /// SQLite: the largest the database file may grow (0: no limit).
+    pub max_database_bytes: u64,
+}
+
+impl StoreOptions {
+    pub fn is_postgres(&self) -> bool {
+        is_postgres_url(&self.database)
+    }
+}
+
+/// Whether `database` names a PostgreSQL server rather than a SQLite file.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// A source of read connections.
+trait ReadPool: Send + Sync {
+    fn with_conn(&self, job: &mut dyn FnMut(&dyn Conn)) -> Result<(), StoreError>;
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<sqlite::SqliteStore>,
+    jobs: flume::Sender<Box<dyn Job>>,
+    readers: Arc<dyn ReadPool>,
+    health: Arc<WriterHealth>,
+    dialect: Dialect,
+    /// Backend state that must live as long as any handle (threads, maintenance).
+    _backend: Arc<dyn Send + Sync>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database, runs migrations and starts the writer.
-    pub fn open(path: &Path, max_batch: usize) -> Result<Store, StoreError> {
-        Ok(Store {
-            inner: Arc::new(sqlite::SqliteStore::open(path, max_batch)?),
-        })
+    /// Opens (creating if needed) the database, runs migrations and starts the writers.
+    pub fn open(options: &StoreOptions) -> Result<Store, StoreError> {
+        sqlite::open(options)
     }
 
-    /// Runs `job` inside the writer's current group transaction, then waits until that
-    /// transaction is committed and durable. An `Err` from `job` undoes only `job`'s own writes.
+    fn assemble(
+        jobs: flume::Sender<Box<dyn Job>>,
+        readers: Arc<dyn ReadPool>,
+        health: Arc<WriterHealth>,
+        dialect: Dialect,
+        backend: Arc<dyn Send + Sync>,
+    ) -> Store {
+        Store {
+            jobs,
+            readers,
+            health,
+            dialect,
+            _backend: backend,
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Runs `job` inside a writer's group transaction, then waits until that transaction is
+    /// committed and durable. An `Err` from `job` undoes only `job`'s own writes. The job may
+    /// run more than once (when its first transaction was lost), so it must not consume what
+    /// it captured.
     pub async fn write<R, F>(&self, job: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&WriteTx) -> Result<R, StoreError> + Send + 'static,
+        F: FnMut(&WriteTx) -> Result<R, StoreError> + Send + 'static,
     {
-        self.inner.write(true, job).await
+        self.submit(true, job).await
     }
 
     /// [`Store::write`] for a job that makes at most one write, which needs no savepoint of
@@ -66,18 +152,55 @@ impl Store {
     pub async fn write_single<R, F>(&self, job: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&WriteTx) -> Result<R, StoreError> + Send + 'static,
+        F: FnMut(&WriteTx) -> Result<R, StoreError> + Send + 'static,
     {
-        self.inner.write(false, job).await
+        self.submit(false, job).await
     }
 
-    /// Queues `job` without waiting for its commit (used for log rows of rejected requests).
-    /// Like [`Store::write_single`], it must make at most one write.
-    pub fn write_detached<F>(&self, job: F)
+    async fn submit<R, F>(&self, guarded: bool, work: F) -> Result<R, StoreError>
     where
-        F: FnOnce(&WriteTx) -> Result<(), StoreError> + Send + 'static,
+        R: Send + 'static,
+        F: FnMut(&WriteTx) -> Result<R, StoreError> + Send + 'static,
     {
-        self.inner.write_detached(job)
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(TypedJob {
+            guarded,
+            work,
+            result: None,
+            reply: Some(reply),
+        });
+        self.jobs
+            .send_async(job)
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Queues `job` without waiting for its commit (log rows of rejected requests). Like
+    /// [`Store::write_single`], it must make at most one write.
+    pub fn write_detached<F>(&self, work: F)
+    where
+        F: FnMut(&WriteTx) -> Result<(), StoreError> + Send + 'static,
+    {
+        let job: Box<dyn Job> = Box::new(TypedJob {
+            guarded: false,
+            work,
+            result: None,
+            reply: None,
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(flume::TrySendError::Full(job)) => {
+                // The writer is saturated: hand the job over from a task instead of dropping it.
+                let jobs = self.jobs.clone();
+                tokio::spawn(async move {
+                    let _ = jobs.send_async(job).await;
+                });
+            }
+            Err(flume::TrySendError::Disconnected(_)) => {
+                tracing::error!("writer stopped; a log row was lost")
+            }
+        }
     }
 
     /// Runs `job` on a read connection on the blocking pool.
@@ -86,22 +209,133 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&ReadConn) -> Result<R, StoreError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.read(job))
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || read_with(readers.as_ref(), job))
             .await
             .map_err(|_| StoreError::WriterGone)?
     }
 
-    /// Runs `job` on a read connection on the current thread (for the CLI).
-    pub fn read_blocking<R>(
-        &self,
-        job: impl FnOnce(&ReadConn) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
-        self.inner.read(job)
-    }
-
     /// Sizes of the group-commit batches so far (for metrics).
     pub fn batch_stats(&self) -> (u64, u64) {
-        self.inner.batch_stats()
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.health.batches.load(Relaxed),
+            self.health.batched_jobs.load(Relaxed),
+        )
+    }
+
+    /// Changes the most the SQLite database may grow to (0: no limit) while running, as
+    /// `writer.max_database_bytes` does at start. Not available on PostgreSQL, whose disk
+    /// space the server manages.
+    pub async fn set_max_database_bytes(&self, bytes: u64) -> Result<(), StoreError> {
+        if self.dialect != Dialect::Sqlite {
+            return Err(StoreError::Query(
+                "a database size limit is a SQLite setting".into(),
+            ));
+        }
+        self.write_single(move |tx| sqlite::set_max_database_bytes(tx.conn, bytes))
+            .await
+    }
+
+    /// `Ok` when the database answers reads and takes writes; else why not. While writes were
+    /// failing, a small probe write decides, so that readiness comes back by itself when the
+    /// database has room again.
+    pub async fn check_ready(&self) -> Result<(), String> {
+        self.read(|r| r.ping()).await.map_err(|e| e.to_string())?;
+        if self.health.unwritable_reason().is_some() {
+            self.write(|tx| tx.probe_write())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        match self.health.unwritable_reason() {
+            None => Ok(()),
+            Some(reason) => Err(reason),
+        }
+    }
+}
+
+fn read_with<R>(
+    readers: &dyn ReadPool,
+    job: impl FnOnce(&ReadConn) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    let mut job = Some(job);
+    let mut result = None;
+    readers.with_conn(&mut |conn| {
+        if let Some(job) = job.take() {
+            result = Some(job(&ReadConn { conn }));
+        }
+    })?;
+    result.unwrap_or(Err(StoreError::WriterGone))
+}
+
+/// A connection inside a writer's open transaction. Methods are added per table in the
+/// sibling modules; only writer threads ever hold one.
+pub struct WriteTx<'c> {
+    pub(super) conn: &'c dyn Conn,
+}
+
+impl WriteTx<'_> {
+    pub fn dialect(&self) -> Dialect {
+        self.conn.dialect()
+    }
+
+    /// Runs `work` so that all of its writes or none of them stay: on `Err` they are undone
+    /// and the transaction goes on (the caller may still write, e.g. the log row of a request
+    /// whose change was rejected).
+    pub fn atomically<R, E: From<StoreError>>(
+        &self,
+        work: impl FnOnce() -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.conn.batch("SAVEPOINT atomically")?;
+        match work() {
+            Ok(value) => {
+                self.conn.batch("RELEASE atomically")?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.conn.batch("ROLLBACK TO atomically")?;
+                self.conn.batch("RELEASE atomically")?;
+                Err(e)
+            }
+        }
+    }
+
+    /// A write that needs room in the database, undone at once (readiness probe).
+    fn probe_write(&self) -> Result<(), StoreError> {
+        self.atomically(|| {
+            let filler = vec![0u8; 8192];
+            self.conn.execute(
+                "INSERT INTO write_probe (id, filler) VALUES (1, ?1)",
+                sql::sql_params![&filler],
+            )?;
+            Err::<(), StoreError>(StoreError::Aborted("probe undone".into()))
+        })
+        .or_else(|e| match e {
+            StoreError::Aborted(_) => Ok(()),
+            other => Err(other),
+        })
+    }
+}
+
+/// A read connection from the pool.
+pub struct ReadConn<'c> {
+    pub(super) conn: &'c dyn Conn,
+}
+
+impl ReadConn<'_> {
+    pub fn dialect(&self) -> Dialect {
+        self.conn.dialect()
+    }
+
+    /// Confirms the database answers (readiness probe).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.conn.query_one("SELECT 1", &[])?;
+        Ok(())
+    }
+
+    /// Rows of any read-only query, for diagnostics and tests that assert on stored state
+    /// through the store (on either backend) rather than by opening its files.
+    pub fn query_rows(&self, sql: &str) -> Result<Vec<Row>, StoreError> {
+        self.conn.query(sql, &[])
     }
 }

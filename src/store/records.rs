@@ -2,9 +2,9 @@
 //! kind and natural key; skills, work types and counters; and the event log that doubles as
 //! the transactional outbox.
 
-use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
+use super::sql::{Conn, Row, sql_params};
 use super::{ReadConn, StoreError, WriteTx};
 
 #[derive(Debug, Clone)]
@@ -42,81 +42,96 @@ pub struct NewEvent<'a> {
     pub created_at: i64,
 }
 
-/// The work types every company starts with: (code, name, billable, requires work order,
-/// multiplier, default).
-const DEFAULT_WORK_TYPES: &[(&str, &str, bool, bool, f64, bool)] = &[
-    ("REG", "Regular Time", true, true, 1.0, true),
-    ("OT", "Overtime", true, true, 1.5, false),
-    ("VAC", "Vacation", false, false, 1.0, false),
-    ("SICK", "Sick Leave", false, false, 1.0, false),
-    ("HOL", "Holiday", false, false, 1.0, false),
-];
+const RECORD_COLUMNS: &str = "record_id, natural_key, data, created_at, updated_at";
 
-fn parse_data(text: String) -> Result<Value, StoreError> {
-    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("record data: {e}")))
-}
-
-fn record_from_row(r: &rusqlite::Row) -> rusqlite::Result<(String, String, String, i64, i64)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-}
-
-fn to_record(
-    (record_id, natural_key, data, created_at, updated_at): (String, String, String, i64, i64),
-) -> Result<Record, StoreError> {
+fn record_from_row(mut r: Row) -> Result<Record, StoreError> {
+    let data = r.text(2)?;
     Ok(Record {
-        record_id,
-        natural_key,
-        data: parse_data(data)?,
-        created_at,
-        updated_at,
+        record_id: r.text(0)?,
+        natural_key: r.text(1)?,
+        data: serde_json::from_str(&data)
+            .map_err(|e| StoreError::Corrupt(format!("record data: {e}")))?,
+        created_at: r.i64(3)?,
+        updated_at: r.i64(4)?,
     })
 }
 
 fn get(
-    conn: &rusqlite::Connection,
+    conn: &dyn Conn,
     company: &str,
     kind: &str,
     natural_key: &str,
+    lock: &str,
 ) -> Result<Option<Record>, StoreError> {
-    conn.prepare_cached(
-        "SELECT record_id, natural_key, data, created_at, updated_at FROM records
-         WHERE company_id = ?1 AND kind = ?2 AND natural_key = ?3",
+    conn.query_opt(
+        &format!(
+            "SELECT {RECORD_COLUMNS} FROM records
+             WHERE company_id = ?1 AND kind = ?2 AND natural_key = ?3{lock}"
+        ),
+        sql_params![company, kind, natural_key],
     )?
-    .query_row(params![company, kind, natural_key], record_from_row)
-    .optional()?
-    .map(to_record)
+    .map(record_from_row)
     .transpose()
 }
 
-/// Records of `kind`, optionally only those whose JSON `field` equals `value`.
+/// Records of `kind`, optionally only those whose JSON `field` equals `value` (ignoring case).
 fn list(
-    conn: &rusqlite::Connection,
+    conn: &dyn Conn,
     company: &str,
     kind: &str,
     field_eq: Option<(&str, &str)>,
 ) -> Result<Vec<Record>, StoreError> {
-    let (field, value) = match field_eq {
-        Some((f, v)) => (Some(format!("$.{f}")), Some(v)),
-        None => (None, None),
+    let rows = match field_eq {
+        None => conn.query(
+            &format!(
+                "SELECT {RECORD_COLUMNS} FROM records WHERE company_id = ?1 AND kind = ?2
+                 ORDER BY created_at, record_id"
+            ),
+            sql_params![company, kind],
+        )?,
+        Some((field, value)) => conn.query(
+            &format!(
+                "SELECT {RECORD_COLUMNS} FROM records
+                 WHERE company_id = ?1 AND kind = ?2 AND lower({}) = lower(?3)
+                 ORDER BY created_at, record_id",
+                conn.dialect().json_text("data", field)
+            ),
+            sql_params![company, kind, value],
+        )?,
     };
-    let mut stmt = conn.prepare_cached(
-        "SELECT record_id, natural_key, data, created_at, updated_at FROM records
-         WHERE company_id = ?1 AND kind = ?2
-           AND (?3 IS NULL OR lower(json_extract(data, ?3)) = lower(?4))
-         ORDER BY created_at, record_id",
-    )?;
-    let rows = stmt.query_map(params![company, kind, field, value], record_from_row)?;
-    rows.map(|r| to_record(r?)).collect()
+    rows.into_iter().map(record_from_row).collect()
+}
+
+const WORK_TYPE_COLUMNS: &str =
+    "code, name, billable, requires_work_order, multiplier, is_default, active";
+
+fn work_type_from_row(mut r: Row) -> Result<WorkType, StoreError> {
+    Ok(WorkType {
+        code: r.text(0)?,
+        name: r.text(1)?,
+        billable: r.bool(2)?,
+        requires_work_order: r.bool(3)?,
+        multiplier: r.f64(4)?,
+        is_default: r.bool(5)?,
+        active: r.bool(6)?,
+    })
 }
 
 impl WriteTx<'_> {
+    /// The record, locked against concurrent changes until the transaction ends.
     pub fn get_record(
         &self,
         company: &str,
         kind: &str,
         natural_key: &str,
     ) -> Result<Option<Record>, StoreError> {
-        get(self.conn, company, kind, natural_key)
+        get(
+            self.conn,
+            company,
+            kind,
+            natural_key,
+            self.dialect().for_update(),
+        )
     }
 
     pub fn list_records(
@@ -128,7 +143,8 @@ impl WriteTx<'_> {
         list(self.conn, company, kind, field_eq)
     }
 
-    /// Inserts `record` (its `created_at` is used for both timestamps).
+    /// Inserts `record` (its `created_at` is used for both timestamps); [`StoreError::Conflict`]
+    /// when the natural key is taken (also by a transaction that committed meanwhile).
     pub fn insert_record(
         &self,
         company: &str,
@@ -136,21 +152,20 @@ impl WriteTx<'_> {
         record: &Record,
         key_id: &str,
     ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO records (company_id, kind, natural_key, record_id, data, created_at,
-                    updated_at, created_by, updated_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?7)",
-            )?
-            .execute(params![
+        self.conn.execute(
+            "INSERT INTO records (company_id, kind, natural_key, record_id, data, created_at,
+                updated_at, created_by, updated_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?7)",
+            sql_params![
                 company,
                 kind,
-                record.natural_key,
-                record.record_id,
-                record.data.to_string(),
+                &record.natural_key,
+                &record.record_id,
+                &record.data.to_string(),
                 record.created_at,
                 key_id
-            ])?;
+            ],
+        )?;
         Ok(())
     }
 
@@ -163,60 +178,57 @@ impl WriteTx<'_> {
         key_id: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "UPDATE records SET natural_key = ?2, data = ?3, updated_at = ?4, updated_by = ?5
-                 WHERE record_id = ?1",
-            )?
-            .execute(params![
-                record_id,
-                natural_key,
-                data.to_string(),
-                now,
-                key_id
-            ])?;
+        self.conn.execute(
+            "UPDATE records SET natural_key = ?2, data = ?3, updated_at = ?4, updated_by = ?5
+             WHERE record_id = ?1",
+            sql_params![record_id, natural_key, &data.to_string(), now, key_id],
+        )?;
         Ok(())
     }
 
     pub fn delete_record(&self, record_id: &str) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("DELETE FROM records WHERE record_id = ?1")?
-            .execute([record_id])?;
+        self.conn.execute(
+            "DELETE FROM records WHERE record_id = ?1",
+            sql_params![record_id],
+        )?;
         Ok(())
     }
 
-    /// Increments and returns the company's counter `name` (starting at 1).
+    /// Increments and returns the company's counter `name` (starting at 1). The row stays
+    /// locked until the transaction ends, so numbers are unique across nodes too.
     pub fn next_counter(&self, company: &str, name: &str) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
+        self.conn
+            .query_one(
                 "INSERT INTO counters (company_id, name, value) VALUES (?1, ?2, 1)
-                 ON CONFLICT(company_id, name) DO UPDATE SET value = value + 1
+                 ON CONFLICT (company_id, name) DO UPDATE SET value = counters.value + 1
                  RETURNING value",
+                sql_params![company, name],
             )?
-            .query_row(params![company, name], |r| r.get(0))?)
+            .i64(0)
     }
 
+    /// Appends an event to the log; returns its sequence number.
     pub fn insert_event(&self, e: &NewEvent) -> Result<i64, StoreError> {
         self.conn
-            .prepare_cached(
+            .query_one(
                 "INSERT INTO events (event_id, company_id, origin_key_id, inbound_event_id,
                     event_type, entity, record_id, project_code, payload, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 RETURNING seq",
+                sql_params![
+                    e.event_id,
+                    e.company_id,
+                    e.origin_key_id,
+                    e.inbound_event_id,
+                    e.event_type,
+                    e.entity,
+                    e.record_id,
+                    e.project_code,
+                    &e.payload.to_string(),
+                    e.created_at
+                ],
             )?
-            .execute(params![
-                e.event_id,
-                e.company_id,
-                e.origin_key_id,
-                e.inbound_event_id,
-                e.event_type,
-                e.entity,
-                e.record_id,
-                e.project_code,
-                e.payload.to_string(),
-                e.created_at
-            ])?;
-        Ok(self.conn.last_insert_rowid())
+            .i64(0)
     }
 
     /// Names among `names` that are not in the company's skill library, in the given order.
@@ -225,12 +237,13 @@ impl WriteTx<'_> {
         company: &str,
         names: &[String],
     ) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT 1 FROM skills WHERE company_id = ?1 AND name = ?2")?;
         let mut missing = Vec::new();
         for name in names {
-            if !stmt.exists(params![company, name])? {
+            let found = self.conn.query_opt(
+                "SELECT 1 FROM skills WHERE company_id = ?1 AND name_key = lower(?2)",
+                sql_params![company, name.trim()],
+            )?;
+            if found.is_none() {
                 missing.push(name.clone());
             }
         }
@@ -244,107 +257,121 @@ impl WriteTx<'_> {
         names: &[String],
         now: i64,
     ) -> Result<usize, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO skills (company_id, name, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT DO NOTHING",
-        )?;
         let mut added = 0;
         for name in names {
-            added += stmt.execute(params![company, name.trim(), now])?;
+            let name = name.trim();
+            added += self.conn.execute(
+                "INSERT INTO skills (company_id, name_key, name, created_at)
+                 VALUES (?1, lower(?2), ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                sql_params![company, name, now],
+            )?;
         }
         Ok(added)
     }
 
-    /// Gives a company the default work types if it has none.
-    pub fn ensure_work_types(&self, company: &str) -> Result<(), StoreError> {
-        let has: bool = self
+    /// Gives a company `defaults` as its work types if it has none.
+    pub fn ensure_work_types(
+        &self,
+        company: &str,
+        defaults: &[WorkType],
+    ) -> Result<(), StoreError> {
+        let has = self
             .conn
-            .prepare_cached("SELECT EXISTS(SELECT 1 FROM work_types WHERE company_id = ?1)")?
-            .query_row([company], |r| r.get(0))?;
+            .query_opt(
+                "SELECT 1 FROM work_types WHERE company_id = ?1 LIMIT 1",
+                sql_params![company],
+            )?
+            .is_some();
         if !has {
-            for (code, name, billable, requires, multiplier, default) in DEFAULT_WORK_TYPES {
-                self.upsert_work_type(
-                    company,
-                    &WorkType {
-                        code: code.to_string(),
-                        name: name.to_string(),
-                        billable: *billable,
-                        requires_work_order: *requires,
-                        multiplier: *multiplier,
-                        is_default: *default,
-                        active: true,
-                    },
-                )?;
+            for work_type in defaults {
+                self.upsert_work_type(company, work_type)?;
             }
         }
         Ok(())
     }
 
+    /// Inserts or replaces a work type; a new default replaces the previous one.
     pub fn upsert_work_type(&self, company: &str, w: &WorkType) -> Result<(), StoreError> {
         if w.is_default {
             self.conn.execute(
-                "UPDATE work_types SET is_default = 0 WHERE company_id = ?1",
-                [company],
+                "UPDATE work_types SET is_default = FALSE WHERE company_id = ?1",
+                sql_params![company],
             )?;
         }
-        self.conn
-            .prepare_cached(
-                "INSERT INTO work_types (company_id, code, name, billable, requires_work_order,
-                    multiplier, is_default, active)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(company_id, code) DO UPDATE SET name = excluded.name,
+        self.conn.execute(
+            &format!(
+                "INSERT INTO work_types (company_id, {WORK_TYPE_COLUMNS})
+                 VALUES (?1, upper(?2), ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (company_id, code) DO UPDATE SET name = excluded.name,
                     billable = excluded.billable, requires_work_order = excluded.requires_work_order,
                     multiplier = excluded.multiplier, is_default = excluded.is_default,
-                    active = excluded.active",
-            )?
-            .execute(params![company, w.code, w.name, w.billable, w.requires_work_order, w.multiplier, w.is_default, w.active])?;
+                    active = excluded.active"
+            ),
+            sql_params![
+                company,
+                &w.code,
+                &w.name,
+                w.billable,
+                w.requires_work_order,
+                w.multiplier,
+                w.is_default,
+                w.active
+            ],
+        )?;
         Ok(())
     }
 
-    /// The active work type with this code, else with this name, else the company default.
-    pub fn find_work_type(
+    /// The active work type with this code (any case).
+    pub fn work_type_by_code(
         &self,
         company: &str,
-        code: Option<&str>,
-        name: Option<&str>,
+        code: &str,
     ) -> Result<Option<WorkType>, StoreError> {
-        let sql = match (code, name) {
-            (Some(_), _) => "code = ?2",
-            (None, Some(_)) => "lower(name) = lower(?2)",
-            (None, None) => "is_default = 1 AND ?2 IS NULL",
-        };
-        let key = code.or(name);
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT code, name, billable, requires_work_order, multiplier, is_default, active
-                 FROM work_types WHERE company_id = ?1 AND active = 1 AND {sql}"
-            ))?
-            .query_row(params![company, key], work_type_from_row)
-            .optional()?)
+        self.active_work_type(company, "code = upper(?2)", Some(code))
+    }
+
+    /// The active work type with this name (any case).
+    pub fn work_type_by_name(
+        &self,
+        company: &str,
+        name: &str,
+    ) -> Result<Option<WorkType>, StoreError> {
+        self.active_work_type(company, "lower(name) = lower(?2)", Some(name))
+    }
+
+    /// The company's active default work type.
+    pub fn default_work_type(&self, company: &str) -> Result<Option<WorkType>, StoreError> {
+        self.active_work_type(company, "is_default AND ?2 IS NULL", None)
+    }
+
+    fn active_work_type(
+        &self,
+        company: &str,
+        condition: &str,
+        value: Option<&str>,
+    ) -> Result<Option<WorkType>, StoreError> {
+        self.conn
+            .query_opt(
+                &format!(
+                    "SELECT {WORK_TYPE_COLUMNS} FROM work_types
+                     WHERE company_id = ?1 AND active AND {condition} LIMIT 1"
+                ),
+                sql_params![company, value],
+            )?
+            .map(work_type_from_row)
+            .transpose()
     }
 }
 
-fn work_type_from_row(r: &rusqlite::Row) -> rusqlite::Result<WorkType> {
-    Ok(WorkType {
-        code: r.get(0)?,
-        name: r.get(1)?,
-        billable: r.get(2)?,
-        requires_work_order: r.get(3)?,
-        multiplier: r.get(4)?,
-        is_default: r.get(5)?,
-        active: r.get(6)?,
-    })
-}
-
-impl ReadConn {
+impl ReadConn<'_> {
     pub fn get_record(
         &self,
         company: &str,
         kind: &str,
         natural_key: &str,
     ) -> Result<Option<Record>, StoreError> {
-        get(&self.conn, company, kind, natural_key)
+        get(self.conn, company, kind, natural_key, "")
     }
 
     pub fn list_records(
@@ -353,23 +380,30 @@ impl ReadConn {
         kind: &str,
         field_eq: Option<(&str, &str)>,
     ) -> Result<Vec<Record>, StoreError> {
-        list(&self.conn, company, kind, field_eq)
+        list(self.conn, company, kind, field_eq)
     }
 
     pub fn list_skills(&self, company: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name FROM skills WHERE company_id = ?1 ORDER BY name")?;
-        let rows = stmt.query_map([company], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn
+            .query(
+                "SELECT name FROM skills WHERE company_id = ?1 ORDER BY name_key",
+                sql_params![company],
+            )?
+            .into_iter()
+            .map(|mut r| r.text(0))
+            .collect()
     }
 
     pub fn list_work_types(&self, company: &str) -> Result<Vec<WorkType>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT code, name, billable, requires_work_order, multiplier, is_default, active
-             FROM work_types WHERE company_id = ?1 ORDER BY code",
-        )?;
-        let rows = stmt.query_map([company], work_type_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn
+            .query(
+                &format!(
+                    "SELECT {WORK_TYPE_COLUMNS} FROM work_types WHERE company_id = ?1 ORDER BY code"
+                ),
+                sql_params![company],
+            )?
+            .into_iter()
+            .map(work_type_from_row)
+            .collect()
     }
 }

@@ -1,243 +1,337 @@
-//! SQLite backend: connection set-up, the group-commit writer thread and the read pool.
+//! The SQLite backend: connections and their settings, the writer thread, the read pool, WAL
+//! checkpoints and the bound on the WAL's size.
+//!
+//! SQLite serializes every write transaction of a database file (also across processes), so one
+//! writer thread with group commit is all the write concurrency there is; reads run beside it
+//! on WAL snapshots.
 
-use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode};
 
-use super::{StoreError, migrations};
+use super::sql::{Cell, Conn, Dialect, Param, Row};
+use super::writer::{self, TxConn, WriterHealth};
+use super::{ReadPool, Store, StoreError, StoreOptions, migrations};
 
-/// A connection inside the writer's open transaction. Methods are added per table in the
-/// sibling modules; only the writer thread ever holds one.
-pub struct WriteTx<'c> {
-    pub(super) conn: &'c Connection,
+/// How long a statement waits for a lock another connection holds (the CLI, a checkpoint).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the writer waits for readers when it restarts the WAL; it tries again after the
+/// next batch rather than stall intake.
+const RESTART_BUSY_TIMEOUT: Duration = Duration::from_millis(50);
+/// Checkpoints copy the WAL back into the database file; short enough that the part left for
+/// the writer's restart is small.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+pub(super) fn open(options: &StoreOptions) -> Result<Store, StoreError> {
+    let path = PathBuf::from(&options.database);
+    let open_error = |reason: String| StoreError::Open {
+        target: path.display().to_string(),
+        reason,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
+    }
+    let conn = SqliteConn::open(&path)?;
+    migrations::run(&conn)?;
+    // Checkpoints are done by a thread of its own (below), so the fsync of the database file
+    // never stalls the requests queued behind the writer.
+    conn.batch("PRAGMA wal_autocheckpoint = 0")?;
+    conn.batch(&format!(
+        "PRAGMA journal_size_limit = {}",
+        options.wal_restart_bytes
+    ))?;
+    set_max_database_bytes(&conn, options.max_database_bytes)?;
+    let writer = WriterConn {
+        conn,
+        wal_path: wal_path(&path),
+        wal_restart_bytes: options.wal_restart_bytes,
+    };
+    let checkpointer = spawn_checkpointer(&path)?;
+    let (jobs, queue) = flume::bounded(options.max_batch * 4);
+    let health = Arc::new(WriterHealth::default());
+    let writer_health = health.clone();
+    let max_batch = options.max_batch;
+    std::thread::Builder::new()
+        .name("hookgate-writer".into())
+        .spawn(move || writer::run(Box::new(writer), queue, max_batch, writer_health))
+        .map_err(|e| open_error(e.to_string()))?;
+    let readers = Arc::new(Readers {
+        path,
+        idle: Mutex::new(Vec::new()),
+    });
+    Ok(Store::assemble(
+        jobs,
+        readers,
+        health,
+        Dialect::Sqlite,
+        Arc::new(checkpointer),
+    ))
 }
 
-impl WriteTx<'_> {
-    /// Undoes everything the current job has written so far; the job goes on (and may write
-    /// again, e.g. the log row of a rejected request).
-    pub fn undo_job_writes(&self) -> Result<(), StoreError> {
-        self.conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
-        Ok(())
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// One SQLite connection.
+pub(super) struct SqliteConn {
+    conn: Connection,
+}
+
+impl SqliteConn {
+    pub(super) fn open(path: &Path) -> Result<SqliteConn, StoreError> {
+        let conn = Connection::open(path).map_err(|e| StoreError::Open {
+            target: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(map_error)?;
+        let conn = SqliteConn { conn };
+        conn.batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;",
+        )?;
+        Ok(conn)
+    }
+}
+
+impl SqliteConn {
+    /// Whether no transaction is open.
+    pub(super) fn is_autocommit(&self) -> bool {
+        self.conn.is_autocommit()
+    }
+}
+
+/// Limits how large the database may grow (0: SQLite's own ceiling). The setting belongs to the
+/// connection, so it is made on the writer's.
+pub(super) fn set_max_database_bytes(conn: &dyn Conn, bytes: u64) -> Result<(), StoreError> {
+    let page_size = conn.query_one("PRAGMA page_size", &[])?.i64(0)?.max(512) as u64;
+    let pages = if bytes == 0 {
+        4_294_967_294
+    } else {
+        (bytes / page_size).max(1)
+    };
+    conn.query_opt(&format!("PRAGMA max_page_count = {pages}"), &[])?;
+    Ok(())
+}
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Param::Null => ValueRef::Null,
+            Param::Int(v) => ValueRef::Integer(v),
+            Param::Real(v) => ValueRef::Real(v),
+            Param::Bool(v) => ValueRef::Integer(i64::from(v)),
+            Param::Text(v) => ValueRef::Text(v.as_bytes()),
+            Param::Blob(v) => ValueRef::Blob(v),
+        }))
+    }
+}
+
+fn cell(value: ValueRef<'_>) -> Cell {
+    match value {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(v) => Cell::Int(v),
+        ValueRef::Real(v) => Cell::Real(v),
+        ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
+    }
+}
+
+/// Maps SQLite's errors onto what callers can act on.
+fn map_error(e: rusqlite::Error) -> StoreError {
+    let text = e.to_string();
+    match &e {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::OutOfMemory
+            | ErrorCode::ReadOnly
+            | ErrorCode::FileLockingProtocolFailed => StoreError::Unavailable(text),
+            ErrorCode::ConstraintViolation
+                if matches!(
+                    failure.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
+            {
+                StoreError::Conflict(text)
+            }
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(text),
+            _ => StoreError::Query(text),
+        },
+        _ => StoreError::Query(text),
+    }
+}
+
+impl Conn for SqliteConn {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
     }
 
-    fn savepoint<R, E: From<StoreError>>(
-        &self,
-        name: &str,
-        work: impl FnOnce() -> Result<R, E>,
-    ) -> Result<R, E> {
-        // Cached statements: these run several times per request on the hot path.
-        let run = |sql: &str| -> Result<(), StoreError> {
-            self.conn.prepare_cached(sql)?.execute([])?;
-            Ok(())
-        };
-        run(&format!("SAVEPOINT {name}"))?;
-        match work() {
-            Ok(value) => {
-                run(&format!("RELEASE {name}"))?;
-                Ok(value)
+    fn execute(&self, sql: &str, params: &[Param]) -> Result<usize, StoreError> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(params.iter())))
+            .map_err(map_error)
+    }
+
+    fn query(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(map_error)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter()))
+            .map_err(map_error)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(map_error)? {
+            let mut cells = Vec::with_capacity(columns);
+            for index in 0..columns {
+                cells.push(cell(row.get_ref(index).map_err(map_error)?));
             }
-            Err(e) => {
-                run(&format!("ROLLBACK TO {name}"))?;
-                run(&format!("RELEASE {name}"))?;
-                Err(e)
-            }
+            out.push(Row(cells));
+        }
+        Ok(out)
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        const CONTROL: [&str; 5] = ["BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK"];
+        if CONTROL.iter().any(|c| sql.starts_with(c)) {
+            // Transaction control and savepoints run on every request: cache them.
+            return self
+                .conn
+                .prepare_cached(sql)
+                .and_then(|mut stmt| stmt.execute([]))
+                .map(|_| ())
+                .map_err(map_error);
+        }
+        self.conn.execute_batch(sql).map_err(map_error)
+    }
+}
+
+/// The writer's connection, which also keeps the WAL bounded.
+struct WriterConn {
+    conn: SqliteConn,
+    wal_path: PathBuf,
+    wal_restart_bytes: u64,
+}
+
+impl WriterConn {
+    /// After SQLite rolled a transaction back by itself (a full disk, an I/O error), a later
+    /// statement would run, and commit, on its own: jobs' statements are refused instead.
+    fn in_open_transaction(&self) -> Result<&SqliteConn, StoreError> {
+        if self.conn.is_autocommit() {
+            return Err(writer::transaction_lost());
+        }
+        Ok(&self.conn)
+    }
+}
+
+impl Conn for WriterConn {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn execute(&self, sql: &str, params: &[Param]) -> Result<usize, StoreError> {
+        self.in_open_transaction()?.execute(sql, params)
+    }
+
+    fn query(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
+        self.in_open_transaction()?.query(sql, params)
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.in_open_transaction()?.batch(sql)
+    }
+}
+
+impl TxConn for WriterConn {
+    fn begin(&self) -> Result<(), StoreError> {
+        self.conn.batch("BEGIN IMMEDIATE")
+    }
+
+    fn commit(&self) -> Result<(), StoreError> {
+        self.conn.batch("COMMIT")
+    }
+
+    fn rollback(&self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.conn.execute_batch("ROLLBACK");
         }
     }
-}
 
-/// A read-only connection from the pool.
-pub struct ReadConn {
-    pub(super) conn: Connection,
-}
-
-trait Job: Send {
-    fn run(&mut self, tx: &WriteTx);
-    fn finish(self: Box<Self>, committed: Result<(), &StoreError>);
-}
-
-struct TypedJob<R, F> {
-    /// Inside a savepoint of its own (see [`super::Store::write_single`] for the exception).
-    guarded: bool,
-    work: Option<F>,
-    result: Option<Result<R, StoreError>>,
-    reply: Option<oneshot::Sender<Result<R, StoreError>>>,
-}
-
-impl<R, F> Job for TypedJob<R, F>
-where
-    R: Send,
-    F: FnOnce(&WriteTx) -> Result<R, StoreError> + Send,
-{
-    fn run(&mut self, tx: &WriteTx) {
-        let work = self.work.take().expect("a job runs once");
-        // A savepoint per job: a failing job undoes its own writes and nobody else's.
-        let result = if self.guarded {
-            tx.savepoint("job", || work(tx))
-        } else {
-            work(tx)
-        };
-        self.result = Some(result);
+    fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
     }
 
-    fn finish(mut self: Box<Self>, committed: Result<(), &StoreError>) {
-        let outcome = match committed {
-            Ok(()) => self.result.take().unwrap_or(Err(StoreError::WriterGone)),
-            Err(e) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
-        };
-        if let Some(reply) = self.reply.take() {
-            let _ = reply.send(outcome);
-        } else if let Err(e) = outcome {
-            tracing::error!(error = %e, "detached write failed");
+    /// While commits keep coming, the checkpointer never reaches the end of the WAL, and the
+    /// log is only restarted from its beginning when a checkpoint has copied all of it. Past
+    /// `wal_restart_bytes`, the writer completes the checkpoint itself between two batches
+    /// (most frames are already copied, so this is short) and the next batch starts the log
+    /// afresh; `journal_size_limit` then truncates the file.
+    fn after_batch(&mut self) {
+        let size = std::fs::metadata(&self.wal_path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if size <= self.wal_restart_bytes {
+            return;
         }
-    }
-}
-
-pub(super) struct SqliteStore {
-    /// Dropping it stops the checkpoint thread.
-    _checkpointer: std::sync::mpsc::Sender<()>,
-    jobs: mpsc::Sender<Box<dyn Job>>,
-    readers: Mutex<Vec<Connection>>,
-    path: std::path::PathBuf,
-    batches: std::sync::Arc<AtomicU64>,
-    batched_jobs: std::sync::Arc<AtomicU64>,
-}
-
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|e| StoreError::Open {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY;",
-    )?;
-    Ok(conn)
-}
-
-impl SqliteStore {
-    pub(super) fn open(path: &Path, max_batch: usize) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        let conn = &self.conn.conn;
+        let _ = conn.busy_timeout(RESTART_BUSY_TIMEOUT);
+        match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)) {
+            Ok(0) => tracing::debug!(wal_bytes = size, "restarted the WAL"),
+            Ok(_) => tracing::debug!(wal_bytes = size, "WAL restart postponed: readers busy"),
+            Err(e) => tracing::warn!(error = %e, "WAL restart failed"),
         }
-        let mut conn = open_connection(path)?;
-        migrations::run(&mut conn)?;
-        // Checkpoints copy the WAL back into the database file and fsync it; done by the
-        // writer they would stall every request queued behind it, so a thread of its own
-        // does them instead.
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
-        let checkpointer = spawn_checkpointer(path)?;
-        let (jobs, rx) = mpsc::channel(max_batch * 4);
-        let batches = std::sync::Arc::new(AtomicU64::new(0));
-        let batched_jobs = std::sync::Arc::new(AtomicU64::new(0));
-        let (b, bj) = (batches.clone(), batched_jobs.clone());
-        std::thread::Builder::new()
-            .name("hookgate-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, b, bj))
-            .map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        Ok(SqliteStore {
-            _checkpointer: checkpointer,
-            jobs,
-            readers: Mutex::new(Vec::new()),
-            path: path.to_path_buf(),
-            batches,
-            batched_jobs,
-        })
+        let _ = conn.busy_timeout(BUSY_TIMEOUT);
     }
+}
 
-    pub(super) async fn write<R, F>(&self, guarded: bool, work: F) -> Result<R, StoreError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&WriteTx) -> Result<R, StoreError> + Send + 'static,
-    {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(TypedJob {
-            guarded,
-            work: Some(work),
-            result: None,
-            reply: Some(reply),
-        });
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
-    }
+/// Read-only connections, opened on demand and kept for reuse.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<SqliteConn>>,
+}
 
-    pub(super) fn write_detached<F>(&self, work: F)
-    where
-        F: FnOnce(&WriteTx) -> Result<(), StoreError> + Send + 'static,
-    {
-        let job: Box<dyn Job> = Box::new(TypedJob {
-            guarded: false,
-            work: Some(work),
-            result: None,
-            reply: None,
-        });
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(job)) => {
-                // The writer is saturated: hand the job over from a task instead of dropping it.
-                let jobs = self.jobs.clone();
-                tokio::spawn(async move {
-                    let _ = jobs.send(job).await;
-                });
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!("writer stopped; a log row was lost")
-            }
-        }
-    }
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 16;
 
-    pub(super) fn read<R>(
-        &self,
-        job: impl FnOnce(&ReadConn) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
-        let pooled = self.readers.lock().expect("reader pool lock").pop();
+impl ReadPool for Readers {
+    fn with_conn(&self, job: &mut dyn FnMut(&dyn Conn)) -> Result<(), StoreError> {
+        let pooled = self.idle.lock().expect("reader pool lock").pop();
         let conn = match pooled {
             Some(c) => c,
             None => {
-                let c = open_connection(&self.path)?;
-                c.execute_batch("PRAGMA query_only = ON")?;
+                let c = SqliteConn::open(&self.path)?;
+                c.batch("PRAGMA query_only = ON")?;
                 c
             }
         };
-        let reader = ReadConn { conn };
-        let result = job(&reader);
-        let mut pool = self.readers.lock().expect("reader pool lock");
-        if pool.len() < 16 {
-            pool.push(reader.conn);
+        job(&conn);
+        let mut idle = self.idle.lock().expect("reader pool lock");
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
         }
-        result
-    }
-
-    pub(super) fn batch_stats(&self) -> (u64, u64) {
-        (
-            self.batches.load(Ordering::Relaxed),
-            self.batched_jobs.load(Ordering::Relaxed),
-        )
+        Ok(())
     }
 }
 
-/// Short enough that the WAL stays small (its pages stay in the OS cache, commits overwrite
-/// rather than extend it); on this machine 50-500 ms measured alike, 2 s a worse p99.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// Stops the checkpoint thread when dropped (with the last store handle).
+struct Checkpointer {
+    _stop: Mutex<std::sync::mpsc::Sender<()>>,
+}
 
-/// Checkpoints the WAL from its own connection every [`CHECKPOINT_EVERY`] (PASSIVE: never
-/// blocks the writer or readers) until the returned sender is dropped.
-fn spawn_checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
-    let conn = open_connection(path)?;
+/// Checkpoints the WAL from its own connection (PASSIVE: never blocks the writer or readers)
+/// until the store is dropped.
+fn spawn_checkpointer(path: &Path) -> Result<Checkpointer, StoreError> {
+    let conn = SqliteConn::open(path)?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("hookgate-checkpoint".into())
@@ -245,53 +339,17 @@ fn spawn_checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>, StoreE
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(CHECKPOINT_EVERY)
             {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                if let Err(e) = conn.query_opt("PRAGMA wal_checkpoint(PASSIVE)", &[]) {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
             }
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            let _ = conn.query_opt("PRAGMA wal_checkpoint(TRUNCATE)", &[]);
         })
         .map_err(|e| StoreError::Open {
-            path: path.to_path_buf(),
+            target: path.display().to_string(),
             reason: e.to_string(),
         })?;
-    Ok(stop)
-}
-
-fn writer_loop(
-    conn: Connection,
-    mut rx: mpsc::Receiver<Box<dyn Job>>,
-    max_batch: usize,
-    batches: std::sync::Arc<AtomicU64>,
-    batched_jobs: std::sync::Arc<AtomicU64>,
-) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let tx = WriteTx { conn: &conn };
-        let committed = conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(StoreError::from)
-            .and_then(|()| {
-                for job in batch.iter_mut() {
-                    job.run(&tx);
-                }
-                conn.execute_batch("COMMIT").map_err(StoreError::from)
-            });
-        if let Err(e) = &committed {
-            tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        batches.fetch_add(1, Ordering::Relaxed);
-        batched_jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        for job in batch.drain(..) {
-            job.finish(committed.as_ref().map(|_| ()));
-        }
-    }
+    Ok(Checkpointer {
+        _stop: Mutex::new(stop),
+    })
 }

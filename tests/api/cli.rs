@@ -185,15 +185,19 @@ async fn keys_create_prints_one_json_object_that_works_against_the_running_serve
     );
 
     // Stored under the named company, with the secret and token not in the clear.
-    let (company, name, secret_enc, token_hash): (String, String, Vec<u8>, String) = app
-        .db()
-        .query_row(
+    let mut row = app
+        .row(&format!(
             "SELECT c.name, k.name, k.secret_enc, k.api_token_hash FROM api_keys k
-             JOIN companies c ON c.id = k.company_id WHERE k.id = ?1",
-            [&key.key_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .expect("the key is stored");
+             JOIN companies c ON c.id = k.company_id WHERE k.id = '{}'",
+            key.key_id
+        ))
+        .await;
+    let (company, name, secret_enc, token_hash) = (
+        row.text(0).unwrap(),
+        row.text(1).unwrap(),
+        row.blob(2).unwrap(),
+        row.text(3).unwrap(),
+    );
     assert_eq!((company.as_str(), name.as_str()), ("cli-acme", "erp"));
     assert!(
         !secret_enc
@@ -349,13 +353,13 @@ async fn keys_revoke_makes_the_running_server_answer_401() {
     let fine = app.post(&other, &test_connection()).await;
     assert_eq!(fine.status, 200, "{}", fine.body);
 
-    let revoked_at: Option<i64> = app
-        .db()
-        .query_row(
-            "SELECT revoked_at FROM api_keys WHERE id = ?1",
-            [&key.key_id],
-            |r| r.get(0),
-        )
+    let revoked_at = app
+        .row(&format!(
+            "SELECT revoked_at FROM api_keys WHERE id = '{}'",
+            key.key_id
+        ))
+        .await
+        .opt_i64(0)
         .unwrap();
     assert!(revoked_at.is_some());
     let args = ["keys", "list", "--json"];
@@ -438,19 +442,13 @@ async fn tail_prints_the_recent_ingest_log_as_json_lines() {
     app.settle().await;
 
     // The five most recent rows, oldest first, as the database has them.
-    let expected: Vec<(i64, String, u16)> = {
-        let db = app.db();
-        let mut stmt = db
-            .prepare("SELECT id, request_id, status FROM ingest_log ORDER BY id DESC LIMIT 5")
-            .unwrap();
-        let mut rows: Vec<(i64, String, u16)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        rows.reverse();
-        rows
-    };
+    let mut expected: Vec<(i64, String, u16)> = app
+        .rows("SELECT id, request_id, status FROM ingest_log ORDER BY id DESC LIMIT 5")
+        .await
+        .into_iter()
+        .map(|mut r| (r.i64(0).unwrap(), r.text(1).unwrap(), r.u16(2).unwrap()))
+        .collect();
+    expected.reverse();
     assert_eq!(expected.len(), 5);
     let args = ["tail", "--json", "-n", "5"];
     let lines = json_lines(&args, &run_ok(&app, &args).await);
@@ -700,7 +698,7 @@ async fn check_config_validates_the_configuration() {
     assert!(out.stderr.contains("master_key"), "stderr: {}", out.stderr);
 
     // Other commands refuse to start on a bad master key too, and change nothing.
-    let keys_before = app.count("SELECT COUNT(*) FROM api_keys");
+    let keys_before = app.count("SELECT COUNT(*) FROM api_keys").await;
     let mut bad = hookgate(&app);
     bad.env("HOOKGATE_MASTER_KEY", "abc");
     let out = run_with(
@@ -709,7 +707,10 @@ async fn check_config_validates_the_configuration() {
     )
     .await;
     assert!(!out.success);
-    assert_eq!(app.count("SELECT COUNT(*) FROM api_keys"), keys_before);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM api_keys").await,
+        keys_before
+    );
 }
 
 #[tokio::test]
@@ -747,7 +748,10 @@ async fn webhooks_and_deliveries_list_show_the_servers_outbound_state() {
     receiver.wait_for(1).await;
     // Wait for the delivery row to record its success.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.count("SELECT COUNT(*) FROM deliveries WHERE status = 'succeeded'") == 0
+    while app
+        .count("SELECT COUNT(*) FROM deliveries WHERE status = 'succeeded'")
+        .await
+        == 0
         && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -24,14 +24,16 @@ async fn signed_test_connection_returns_the_seed_body_and_is_logged() {
     assert!(event_id.starts_with("evt_"));
     assert!(sent.body["record_id"].as_str().unwrap().starts_with("rec_"));
     app.settle().await;
-    let (status, key_id, event_type): (u16, String, String) = app
-        .db()
-        .query_row(
-            "SELECT status, key_id, event_type FROM ingest_log WHERE event_id = ?1",
-            [event_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
+    let mut row = app
+        .row(&format!(
+            "SELECT status, key_id, event_type FROM ingest_log WHERE event_id = '{event_id}'"
+        ))
+        .await;
+    let (status, key_id, event_type) = (
+        row.u16(0).unwrap(),
+        row.text(1).unwrap(),
+        row.text(2).unwrap(),
+    );
     assert_eq!(
         (status, key_id.as_str(), event_type.as_str()),
         (200, key.key_id.as_str(), "test.connection")
@@ -501,7 +503,7 @@ async fn concurrent_duplicates_are_applied_once() {
         .count();
     assert_eq!(replayed, 11);
     app.settle().await;
-    assert_eq!(app.count("SELECT COUNT(*) FROM idempotency"), 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM idempotency").await, 1);
     // X-Webhook-ID works the same way, and a different key id is a different request.
     let first = app
         .send(app.signed(&key, &body).header("X-Webhook-ID", "wh-1"))
@@ -617,10 +619,12 @@ async fn accepted_events_survive_a_restart() {
     assert_eq!(sent.status, 200);
     let db = app.stop().await;
     let app = start(db, &[]).await;
-    let logged = app.count(&format!(
-        "SELECT COUNT(*) FROM ingest_log WHERE event_id = '{}' AND status = 200",
-        sent.body["event_id"].as_str().unwrap()
-    ));
+    let logged = app
+        .count(&format!(
+            "SELECT COUNT(*) FROM ingest_log WHERE event_id = '{}' AND status = 200",
+            sent.body["event_id"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(logged, 1);
     // Keys (and their sealed secrets) still work after the restart.
     assert_eq!(app.post(&key, &test_connection()).await.status, 200);
@@ -688,13 +692,11 @@ async fn shutdown_finishes_requests_in_flight() {
     let answer: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
     let event_id = answer["event_id"].as_str().unwrap().to_string();
     let db = app.stop().await;
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let logged: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM ingest_log WHERE event_id = ?1 AND status = 200",
-            [&event_id],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let app = start(db, &[]).await;
+    let logged = app
+        .count(&format!(
+            "SELECT COUNT(*) FROM ingest_log WHERE event_id = '{event_id}' AND status = 200"
+        ))
+        .await;
     assert_eq!(logged, 1, "the accepted event is stored");
 }

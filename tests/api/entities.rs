@@ -50,53 +50,54 @@ fn record_id(sent: &Sent) -> String {
 }
 
 /// A stored record: (company_id, kind, natural_key, data).
-fn stored(app: &TestApp, record_id: &str) -> Option<(String, String, String, Value)> {
-    let db = app.db();
-    let mut stmt = db
-        .prepare("SELECT company_id, kind, natural_key, data FROM records WHERE record_id = ?1")
-        .unwrap();
-    let mut rows = stmt.query([record_id]).unwrap();
-    rows.next().unwrap().map(|row| {
-        let data: String = row.get(3).unwrap();
+async fn stored(app: &TestApp, record_id: &str) -> Option<(String, String, String, Value)> {
+    app.rows(&format!(
+        "SELECT company_id, kind, natural_key, data FROM records WHERE record_id = '{record_id}'"
+    ))
+    .await
+    .into_iter()
+    .next()
+    .map(|mut r| {
         (
-            row.get(0).unwrap(),
-            row.get(1).unwrap(),
-            row.get(2).unwrap(),
-            serde_json::from_str(&data).unwrap(),
+            r.text(0).unwrap(),
+            r.text(1).unwrap(),
+            r.text(2).unwrap(),
+            serde_json::from_str(&r.text(3).unwrap()).unwrap(),
         )
     })
 }
 
-fn stored_data(app: &TestApp, record_id: &str) -> Value {
+async fn stored_data(app: &TestApp, record_id: &str) -> Value {
     stored(app, record_id)
+        .await
         .unwrap_or_else(|| panic!("record {record_id} is not stored"))
         .3
 }
 
 /// Records of `kind` in `company_id` whose data field `field` equals `value`.
-fn stored_by_field(
+async fn stored_by_field(
     app: &TestApp,
     company_id: &str,
     kind: &str,
     field: &str,
     value: &str,
 ) -> Vec<(String, Value)> {
-    let db = app.db();
-    let mut stmt = db
-        .prepare(
-            "SELECT record_id, data FROM records
-             WHERE company_id = ?1 AND kind = ?2 AND json_extract(data, '$.' || ?3) = ?4",
-        )
-        .unwrap();
-    stmt.query_map([company_id, kind, field, value], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })
-    .unwrap()
-    .map(|r| {
-        let (id, data) = r.unwrap();
-        (id, serde_json::from_str(&data).unwrap())
-    })
-    .collect()
+    let (company, kind, field, value) = (
+        company_id.to_string(),
+        kind.to_string(),
+        field.to_string(),
+        value.to_string(),
+    );
+    let (f, v) = (field.clone(), value.clone());
+    app.state
+        .store
+        .read(move |r| r.list_records(&company, &kind, Some((&f, &v))))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.data[&field] == Value::String(value.clone()))
+        .map(|r| (r.record_id, r.data))
+        .collect()
 }
 
 // --- schemas -----------------------------------------------------------------------------
@@ -565,16 +566,20 @@ async fn every_schema_rejects_missing_fields_wrong_types_and_out_of_range_values
 
     app.settle().await;
     let company = key.company_id.clone();
-    let records_before = app.count(&format!(
-        "SELECT COUNT(*) FROM records WHERE company_id = '{company}'"
-    ));
-    let events_before = app.count(&format!(
-        "SELECT COUNT(*) FROM events WHERE company_id = '{company}'"
-    ));
+    let records_before = app
+        .count(&format!(
+            "SELECT COUNT(*) FROM records WHERE company_id = '{company}'"
+        ))
+        .await;
+    let events_before = app
+        .count(&format!(
+            "SELECT COUNT(*) FROM events WHERE company_id = '{company}'"
+        ))
+        .await;
     let rejected_before = app.count(&format!(
         "SELECT COUNT(*) FROM ingest_log WHERE key_id = '{}' AND status = 400 AND error_code = 'validation_failed'",
         key.key_id
-    ));
+    )).await;
 
     let total = cases.len();
     eprintln!("{total} schema cases over {} event types", schemas.len());
@@ -654,21 +659,23 @@ async fn every_schema_rejects_missing_fields_wrong_types_and_out_of_range_values
     assert_eq!(
         app.count(&format!(
             "SELECT COUNT(*) FROM records WHERE company_id = '{company}'"
-        )),
+        ))
+        .await,
         records_before,
         "a rejected request changed records"
     );
     assert_eq!(
         app.count(&format!(
             "SELECT COUNT(*) FROM events WHERE company_id = '{company}'"
-        )),
+        ))
+        .await,
         events_before,
         "a rejected request emitted events"
     );
     let rejected = app.count(&format!(
         "SELECT COUNT(*) FROM ingest_log WHERE key_id = '{}' AND status = 400 AND error_code = 'validation_failed'",
         key.key_id
-    )) - rejected_before;
+    )).await - rejected_before;
     let expected_rejections = results
         .iter()
         .filter(|(_, _, s)| s.status == 400 && s.code() == "validation_failed")
@@ -738,8 +745,8 @@ async fn the_same_natural_key_in_two_companies_is_two_records() {
         let in_a = record_id(&expect(&app, &a, &format!("{what} in A"), create.clone(), 200).await);
         let in_b = record_id(&expect(&app, &b, &format!("{what} in B"), create.clone(), 200).await);
         assert_ne!(in_a, in_b, "{what}: both companies got the same record");
-        let (company_a, kind_a, key_a, data_a) = stored(&app, &in_a).expect("A's record");
-        let (company_b, kind_b, key_b, data_b) = stored(&app, &in_b).expect("B's record");
+        let (company_a, kind_a, key_a, data_a) = stored(&app, &in_a).await.expect("A's record");
+        let (company_b, kind_b, key_b, data_b) = stored(&app, &in_b).await.expect("B's record");
         assert_eq!(
             (company_a.as_str(), company_b.as_str()),
             (a.company_id.as_str(), b.company_id.as_str()),
@@ -751,10 +758,12 @@ async fn the_same_natural_key_in_two_companies_is_two_records() {
             "{what}: same kind and natural key"
         );
         assert_eq!(data_a, data_b, "{what}: same data");
-        let copies = app.count(&format!(
-            "SELECT COUNT(*) FROM records WHERE kind = '{kind_a}' AND natural_key = '{}'",
-            key_a.replace('\'', "''")
-        ));
+        let copies = app
+            .count(&format!(
+                "SELECT COUNT(*) FROM records WHERE kind = '{kind_a}' AND natural_key = '{}'",
+                key_a.replace('\'', "''")
+            ))
+            .await;
         assert_eq!(copies, 2, "{what}: one record per company");
     }
 
@@ -765,14 +774,16 @@ async fn the_same_natural_key_in_two_companies_is_two_records() {
         "vendor",
         "vendor_name",
         "Shared Vendor",
-    );
+    )
+    .await;
     let vendor_b = stored_by_field(
         &app,
         &b.company_id,
         "vendor",
         "vendor_name",
         "Shared Vendor",
-    );
+    )
+    .await;
     assert_eq!((vendor_a.len(), vendor_b.len()), (1, 1));
     expect(
         &app,
@@ -785,9 +796,9 @@ async fn the_same_natural_key_in_two_companies_is_two_records() {
         200,
     )
     .await;
-    assert_eq!(stored_data(&app, &vendor_b[0].0)["rating"], 5);
+    assert_eq!(stored_data(&app, &vendor_b[0].0).await["rating"], 5);
     assert_eq!(
-        stored_data(&app, &vendor_a[0].0),
+        stored_data(&app, &vendor_a[0].0).await,
         vendor_a[0].1,
         "A's vendor changed"
     );
@@ -805,18 +816,23 @@ async fn the_same_natural_key_in_two_companies_is_two_records() {
     )
     .await;
     assert_eq!(
-        stored_by_field(&app, &a.company_id, "contact", "first_name", "Jo").len(),
+        stored_by_field(&app, &a.company_id, "contact", "first_name", "Jo")
+            .await
+            .len(),
         1
     );
     assert_eq!(
-        stored_by_field(&app, &b.company_id, "contact", "first_name", "Jo").len(),
+        stored_by_field(&app, &b.company_id, "contact", "first_name", "Jo")
+            .await
+            .len(),
         0
     );
 
     // Each company's search finds its own project only.
     for (key, other) in [(&a, &b), (&b, &a)] {
-        let mine = stored_by_field(&app, &key.company_id, "project", "project_code", "PRJ-1");
-        let theirs = stored_by_field(&app, &other.company_id, "project", "project_code", "PRJ-1");
+        let mine = stored_by_field(&app, &key.company_id, "project", "project_code", "PRJ-1").await;
+        let theirs =
+            stored_by_field(&app, &other.company_id, "project", "project_code", "PRJ-1").await;
         let search = expect(
             &app,
             key,
@@ -876,17 +892,18 @@ async fn one_companys_key_cannot_reach_another_companys_records() {
         expect(&app, &a, &what, create, 200).await;
     }
     app.settle().await;
-    let snapshot = |app: &TestApp| -> BTreeMap<String, (String, i64)> {
-        let db = app.db();
-        let mut stmt = db
-            .prepare("SELECT record_id, data, updated_at FROM records WHERE company_id = ?1")
-            .unwrap();
-        stmt.query_map([&a.company_id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
-            .unwrap()
-            .map(Result::unwrap)
+    let snapshot_sql = format!(
+        "SELECT record_id, data, updated_at FROM records WHERE company_id = '{}'",
+        a.company_id
+    );
+    let snapshot = async |app: &TestApp| -> BTreeMap<String, (String, i64)> {
+        app.rows(&snapshot_sql)
+            .await
+            .into_iter()
+            .map(|mut r| (r.text(0).unwrap(), (r.text(1).unwrap(), r.i64(2).unwrap())))
             .collect()
     };
-    let before = snapshot(&app);
+    let before = snapshot(&app).await;
     assert!(before.len() >= 9, "A's records: {before:?}");
 
     // Updates, closes and deletes of A's records through B's key: 404, as if absent.
@@ -1073,7 +1090,7 @@ async fn one_companys_key_cannot_reach_another_companys_records() {
     // A's rows are untouched and B's key emitted nothing into A's company.
     app.settle().await;
     assert_eq!(
-        snapshot(&app),
+        snapshot(&app).await,
         before,
         "A's records changed through B's key"
     );
@@ -1081,14 +1098,16 @@ async fn one_companys_key_cannot_reach_another_companys_records() {
         app.count(&format!(
             "SELECT COUNT(*) FROM events WHERE company_id = '{}' AND origin_key_id = '{}'",
             a.company_id, b.key_id
-        )),
+        ))
+        .await,
         0
     );
     assert_eq!(
         app.count(&format!(
             "SELECT COUNT(*) FROM records WHERE company_id = '{}'",
             b.company_id
-        )),
+        ))
+        .await,
         0,
         "B's failed requests left records behind"
     );
@@ -1183,47 +1202,45 @@ async fn searches_never_return_another_companys_records() {
 
 /// `(event_type, origin_key_id, company_id, record_id, payload)` of the events an inbound
 /// event caused.
-fn events_of(
+async fn events_of(
     app: &TestApp,
     inbound_event_id: &str,
 ) -> Vec<(String, String, String, String, Value)> {
-    let db = app.db();
-    let mut stmt = db
-        .prepare(
-            "SELECT event_type, origin_key_id, company_id, record_id, payload FROM events
-             WHERE inbound_event_id = ?1 ORDER BY seq",
+    app.rows(&format!(
+        "SELECT event_type, origin_key_id, company_id, record_id, payload FROM events
+         WHERE inbound_event_id = '{inbound_event_id}' ORDER BY seq"
+    ))
+    .await
+    .into_iter()
+    .map(|mut r| {
+        (
+            r.text(0).unwrap(),
+            r.text(1).unwrap(),
+            r.text(2).unwrap(),
+            r.text(3).unwrap(),
+            serde_json::from_str(&r.text(4).unwrap()).unwrap(),
         )
-        .unwrap();
-    stmt.query_map([inbound_event_id], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get::<_, String>(4)?,
-        ))
-    })
-    .unwrap()
-    .map(|r| {
-        let (a, b, c, d, e) = r.unwrap();
-        (a, b, c, d, serde_json::from_str(&e).unwrap())
     })
     .collect()
 }
 
 /// The ingest-log row of an event: (status, key_id, record_id, event_type).
-fn ingest_row(app: &TestApp, event_id: &str) -> Option<(u16, String, Option<String>, String)> {
-    let db = app.db();
-    let mut stmt = db
-        .prepare("SELECT status, key_id, record_id, event_type FROM ingest_log WHERE event_id = ?1")
-        .unwrap();
-    let mut rows = stmt.query([event_id]).unwrap();
-    rows.next().unwrap().map(|r| {
+async fn ingest_row(
+    app: &TestApp,
+    event_id: &str,
+) -> Option<(u16, String, Option<String>, String)> {
+    app.rows(&format!(
+        "SELECT status, key_id, record_id, event_type FROM ingest_log WHERE event_id = '{event_id}'"
+    ))
+    .await
+    .into_iter()
+    .next()
+    .map(|mut r| {
         (
-            r.get(0).unwrap(),
-            r.get(1).unwrap(),
-            r.get(2).unwrap(),
-            r.get(3).unwrap(),
+            r.u16(0).unwrap(),
+            r.text(1).unwrap(),
+            r.opt_text(2).unwrap(),
+            r.text(3).unwrap(),
         )
     })
 }
@@ -1255,12 +1272,12 @@ async fn every_change_is_stored_with_its_key_and_old_and_new_values() {
     .await;
     let vendor = record_id(&created);
     // No settle: the ingest-log row and the events are durable before the 200.
-    let create_events = events_of(&app, &event_id(&created));
+    let create_events = events_of(&app, &event_id(&created)).await;
     assert_eq!(create_events.len(), 1, "{create_events:?}");
     assert_eq!(create_events[0].0, "vendor.created");
     assert_eq!(create_events[0].1, crm.key_id);
     assert_eq!(
-        ingest_row(&app, &event_id(&created)),
+        ingest_row(&app, &event_id(&created)).await,
         Some((
             200,
             crm.key_id.clone(),
@@ -1284,7 +1301,7 @@ async fn every_change_is_stored_with_its_key_and_old_and_new_values() {
     let update_id = event_id(&updated);
     assert_eq!(record_id(&updated), vendor, "stable record id");
     assert_eq!(
-        ingest_row(&app, &update_id),
+        ingest_row(&app, &update_id).await,
         Some((
             200,
             hr.key_id.clone(),
@@ -1293,7 +1310,7 @@ async fn every_change_is_stored_with_its_key_and_old_and_new_values() {
         )),
         "the ingest-log row is written with the change"
     );
-    let events = events_of(&app, &update_id);
+    let events = events_of(&app, &update_id).await;
     assert_eq!(events.len(), 1, "{events:?}");
     let (event_type, origin, company, rid, payload) = &events[0];
     assert_eq!(event_type, "vendor.updated");
@@ -1313,19 +1330,17 @@ async fn every_change_is_stored_with_its_key_and_old_and_new_values() {
         }),
         "exactly the changed fields, with old and new values"
     );
-    let (created_by, updated_by): (String, String) = app
-        .db()
-        .query_row(
-            "SELECT created_by, updated_by FROM records WHERE record_id = ?1",
-            [&vendor],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let mut row = app
+        .row(&format!(
+            "SELECT created_by, updated_by FROM records WHERE record_id = '{vendor}'"
+        ))
+        .await;
+    let (created_by, updated_by) = (row.text(0).unwrap(), row.text(1).unwrap());
     assert_eq!(
         (created_by, updated_by),
         (crm.key_id.clone(), hr.key_id.clone())
     );
-    let data = stored_data(&app, &vendor);
+    let data = stored_data(&app, &vendor).await;
     assert_eq!(
         (data["rating"].clone(), data["notes"].clone()),
         (json!(4.5), json!("second"))
@@ -1366,7 +1381,7 @@ async fn every_change_is_stored_with_its_key_and_old_and_new_values() {
         200,
     )
     .await;
-    let events = events_of(&app, &event_id(&started));
+    let events = events_of(&app, &event_id(&started)).await;
     assert!(!events.is_empty());
     assert!(
         events.iter().all(|e| e.1 == hr.key_id),
@@ -1384,7 +1399,7 @@ async fn every_change_is_stored_with_its_key_and_old_and_new_values() {
         events.iter().any(|e| e.0 == "work_order.status_changed"),
         "{events:?}"
     );
-    assert!(ingest_row(&app, &event_id(&started)).is_some());
+    assert!(ingest_row(&app, &event_id(&started)).await.is_some());
 
     // An update that changes nothing is logged and stores no event.
     let same = expect(
@@ -1398,11 +1413,14 @@ async fn every_change_is_stored_with_its_key_and_old_and_new_values() {
         200,
     )
     .await;
-    assert!(events_of(&app, &event_id(&same)).is_empty());
-    assert_eq!(ingest_row(&app, &event_id(&same)).map(|r| r.0), Some(200));
+    assert!(events_of(&app, &event_id(&same)).await.is_empty());
+    assert_eq!(
+        ingest_row(&app, &event_id(&same)).await.map(|r| r.0),
+        Some(200)
+    );
 
     // A rejected update is logged with its event id and leaves no event or change.
-    let before = stored_data(&app, &vendor);
+    let before = stored_data(&app, &vendor).await;
     expect(
         &app,
         &hr,
@@ -1423,26 +1441,23 @@ async fn every_change_is_stored_with_its_key_and_old_and_new_values() {
     )
     .await;
     assert_eq!(project_conflict.code(), "open_work_orders");
-    let failed: Vec<String> = {
-        let db = app.db();
-        let mut stmt = db
-            .prepare(
-                "SELECT event_id FROM ingest_log WHERE key_id = ?1 AND status IN (404, 409) ORDER BY id",
-            )
-            .unwrap();
-        stmt.query_map([&hr.key_id], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let failed: Vec<String> = app
+        .rows(&format!(
+            "SELECT event_id FROM ingest_log WHERE key_id = '{}' AND status IN (404, 409) ORDER BY id",
+            hr.key_id
+        ))
+        .await
+        .into_iter()
+        .map(|mut r| r.text(0).unwrap())
+        .collect();
     assert_eq!(failed.len(), 2, "both rejections are in the ingest log");
     for id in failed {
         assert!(
-            events_of(&app, &id).is_empty(),
+            events_of(&app, &id).await.is_empty(),
             "a rejected request emitted events"
         );
     }
-    assert_eq!(stored_data(&app, &vendor), before);
+    assert_eq!(stored_data(&app, &vendor).await, before);
 }
 
 // --- skills and work types -------------------------------------------------------------------
@@ -1513,7 +1528,8 @@ async fn skills_through_rest_then_employees_that_use_them() {
         app.count(&format!(
             "SELECT COUNT(*) FROM skills WHERE company_id = '{}'",
             key.company_id
-        )),
+        ))
+        .await,
         3
     );
     let bad = app
@@ -1539,7 +1555,7 @@ async fn skills_through_rest_then_employees_that_use_them() {
     )
     .await;
     assert_eq!(
-        stored_data(&app, &record_id(&employee))["employee_skills"],
+        stored_data(&app, &record_id(&employee)).await["employee_skills"],
         json!(["Concrete Finisher", "Framing", "Welding"])
     );
 
@@ -1573,7 +1589,11 @@ async fn skills_through_rest_then_employees_that_use_them() {
         message.contains("Plumbing") && message.contains("Roofing"),
         "{message}"
     );
-    assert!(stored_by_field(&app, &key.company_id, "employee", "emp_number", "EMP-S2").is_empty());
+    assert!(
+        stored_by_field(&app, &key.company_id, "employee", "emp_number", "EMP-S2")
+            .await
+            .is_empty()
+    );
 
     // The same on update; the employee keeps its skills.
     let update = expect(
@@ -1590,7 +1610,7 @@ async fn skills_through_rest_then_employees_that_use_them() {
     assert_eq!(update.code(), "unknown_skills");
     assert_eq!(update.body["error"]["details"], json!(["Scaffolding"]));
     assert_eq!(
-        stored_data(&app, &record_id(&employee))["employee_skills"],
+        stored_data(&app, &record_id(&employee)).await["employee_skills"],
         json!(["Concrete Finisher", "Framing", "Welding"])
     );
 
@@ -1680,14 +1700,13 @@ async fn work_types_through_rest_and_a_custom_type_without_work_order() {
         ),
         (json!("Travel"), json!(false))
     );
-    let (name, requires): (String, bool) = app
-        .db()
-        .query_row(
-            "SELECT name, requires_work_order FROM work_types WHERE company_id = ?1 AND code = 'TRV'",
-            [&key.company_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let mut row = app
+        .row(&format!(
+            "SELECT name, requires_work_order FROM work_types WHERE company_id = '{}' AND code = 'TRV'",
+            key.company_id
+        ))
+        .await;
+    let (name, requires) = (row.text(0).unwrap(), row.bool(1).unwrap());
     assert_eq!((name.as_str(), requires), ("Travel", false));
 
     let too_long = app
@@ -1730,7 +1749,7 @@ async fn work_types_through_rest_and_a_custom_type_without_work_order() {
         200,
     )
     .await;
-    let data = stored_data(&app, &record_id(&sheet));
+    let data = stored_data(&app, &record_id(&sheet)).await;
     assert_eq!(data["entries"][0]["work_type_code"], "TRV");
     assert_eq!(data["entries"][0]["billable"], false);
     assert_eq!(data["total_hours"], 1.5);
@@ -1796,7 +1815,7 @@ async fn customer_and_location_names_are_aliases_on_every_operation() {
         200,
     )
     .await;
-    let data = stored_data(&app, &customer_id);
+    let data = stored_data(&app, &customer_id).await;
     assert_eq!(data["notes"], "via alias");
     assert_eq!(data["status"], "active");
     assert!(data.get("customer_name").is_none(), "alias stored: {data}");
@@ -1815,7 +1834,7 @@ async fn customer_and_location_names_are_aliases_on_every_operation() {
     )
     .await;
     let location_id = record_id(&location);
-    let data = stored_data(&app, &location_id);
+    let data = stored_data(&app, &location_id).await;
     assert_eq!(
         (data["name"].clone(), data["province"].clone()),
         (json!("Plant 2"), json!("ON"))
@@ -1829,7 +1848,7 @@ async fn customer_and_location_names_are_aliases_on_every_operation() {
         200,
     )
     .await;
-    assert_eq!(stored_data(&app, &location_id)["province"], "BC");
+    assert_eq!(stored_data(&app, &location_id).await["province"], "BC");
     expect(
         &app,
         &key,
@@ -1841,7 +1860,7 @@ async fn customer_and_location_names_are_aliases_on_every_operation() {
         200,
     )
     .await;
-    assert!(stored(&app, &location_id).is_none());
+    assert!(stored(&app, &location_id).await.is_none());
 
     expect(
         &app,
@@ -1851,7 +1870,7 @@ async fn customer_and_location_names_are_aliases_on_every_operation() {
         200,
     )
     .await;
-    assert!(stored(&app, &customer_id).is_none());
+    assert!(stored(&app, &customer_id).await.is_none());
 }
 
 #[tokio::test]
@@ -1877,8 +1896,16 @@ async fn alias_conflicts_are_rejected_with_the_fields_path_in_the_request() {
         .iter()
         .filter_map(|d| d["path"].as_str())
         .collect();
-    assert!(stored_by_field(&app, &key.company_id, "customer", "name", "Beta LLC").is_empty());
-    assert!(stored_by_field(&app, &key.company_id, "customer", "name", "Gamma LLC").is_empty());
+    assert!(
+        stored_by_field(&app, &key.company_id, "customer", "name", "Beta LLC")
+            .await
+            .is_empty()
+    );
+    assert!(
+        stored_by_field(&app, &key.company_id, "customer", "name", "Gamma LLC")
+            .await
+            .is_empty()
+    );
     // The path points into the request like validation errors' paths do (and like the
     // conflicts inside scope_of_work, which are reported at /data/scope_of_work/...).
     assert_eq!(
@@ -1908,7 +1935,7 @@ async fn vendor_aliases_provinces_and_trades() {
     )
     .await;
     let vendor = record_id(&created);
-    let data = stored_data(&app, &vendor);
+    let data = stored_data(&app, &vendor).await;
     assert_eq!(data["vendor_name"], "Northern Mechanical");
     assert_eq!(data["type"], "subcontractor");
     assert_eq!(data["address_line2"], "Unit 4");
@@ -1930,7 +1957,7 @@ async fn vendor_aliases_provinces_and_trades() {
         200,
     )
     .await;
-    let data = stored_data(&app, &vendor);
+    let data = stored_data(&app, &vendor).await;
     assert_eq!(
         (
             data["state"].clone(),
@@ -1952,7 +1979,7 @@ async fn vendor_aliases_provinces_and_trades() {
         200,
     )
     .await;
-    let data = stored_data(&app, &record_id(&combined));
+    let data = stored_data(&app, &record_id(&combined)).await;
     assert_eq!(
         (
             data["address"].clone(),
@@ -1992,7 +2019,7 @@ async fn vendor_aliases_provinces_and_trades() {
         200,
     )
     .await;
-    assert!(stored(&app, &vendor).is_none());
+    assert!(stored(&app, &vendor).await.is_none());
 }
 
 #[tokio::test]
@@ -2024,11 +2051,11 @@ async fn nested_provinces_are_normalized_too() {
     )
     .await;
     assert!(!record_id(&project).is_empty());
-    let locations = stored_by_field(&app, &key.company_id, "location", "name", "Laval");
+    let locations = stored_by_field(&app, &key.company_id, "location", "name", "Laval").await;
     assert_eq!(locations.len(), 1);
     assert_eq!(locations[0].1["province"], "QC", "{}", locations[0].1);
     assert_eq!(
-        stored_data(&app, &record_id(&customer))["billing_address"]["province"],
+        stored_data(&app, &record_id(&customer)).await["billing_address"]["province"],
         "ON",
         "billing_address.province is not normalized"
     );
@@ -2051,7 +2078,7 @@ async fn employee_department_role_and_enum_spellings() {
     )
     .await;
     let id = record_id(&employee);
-    let data = stored_data(&app, &id);
+    let data = stored_data(&app, &id).await;
     assert_eq!(data["employee_type"], "site_lead");
     assert_eq!(data["department_name"], "Field Operations");
     assert_eq!(data["role_name"], "Foreman");
@@ -2068,11 +2095,14 @@ async fn employee_department_role_and_enum_spellings() {
             "name",
             "Field Operations"
         )
+        .await
         .len(),
         1
     );
     assert_eq!(
-        stored_by_field(&app, &key.company_id, "role", "name", "Foreman").len(),
+        stored_by_field(&app, &key.company_id, "role", "name", "Foreman")
+            .await
+            .len(),
         1
     );
 
@@ -2087,7 +2117,10 @@ async fn employee_department_role_and_enum_spellings() {
         200,
     )
     .await;
-    assert_eq!(stored_data(&app, &id)["employee_type"], "project_owner");
+    assert_eq!(
+        stored_data(&app, &id).await["employee_type"],
+        "project_owner"
+    );
 
     // Time off and timesheet enums in mixed case; work type code in lower case.
     let time_off = expect(
@@ -2101,7 +2134,7 @@ async fn employee_department_role_and_enum_spellings() {
         200,
     )
     .await;
-    let data = stored_data(&app, &record_id(&time_off));
+    let data = stored_data(&app, &record_id(&time_off)).await;
     assert_eq!(
         (data["time_off_type"].clone(), data["status"].clone()),
         (json!("sick_leave"), json!("pending"))
@@ -2119,7 +2152,7 @@ async fn employee_department_role_and_enum_spellings() {
         200,
     )
     .await;
-    let data = stored_data(&app, &record_id(&sheet));
+    let data = stored_data(&app, &record_id(&sheet)).await;
     assert_eq!(data["status"], "draft");
     assert_eq!(data["entries"][0]["work_type_code"], "VAC");
     expect(
@@ -2133,7 +2166,10 @@ async fn employee_department_role_and_enum_spellings() {
         200,
     )
     .await;
-    assert_eq!(stored_data(&app, &record_id(&sheet))["status"], "submitted");
+    assert_eq!(
+        stored_data(&app, &record_id(&sheet)).await["status"],
+        "submitted"
+    );
 }
 
 #[tokio::test]
@@ -2163,7 +2199,7 @@ async fn work_order_enum_spellings_and_aliases_on_update() {
     )
     .await;
     let id = record_id(&created);
-    let data = stored_data(&app, &id);
+    let data = stored_data(&app, &id).await;
     assert_eq!(
         (
             data["status"].clone(),
@@ -2192,7 +2228,7 @@ async fn work_order_enum_spellings_and_aliases_on_update() {
         200,
     )
     .await;
-    let data = stored_data(&app, &id);
+    let data = stored_data(&app, &id).await;
     assert_eq!(data["status"], "on_hold");
     assert_eq!(data["people_required"], 4);
     assert_eq!(data["days_hours_required"], 12);
@@ -2252,7 +2288,7 @@ async fn work_order_enum_spellings_and_aliases_on_update() {
         200,
     )
     .await;
-    assert_eq!(stored_data(&app, &id)["status"], "cancelled");
+    assert_eq!(stored_data(&app, &id).await["status"], "cancelled");
 
     // Search field and project field enums in mixed case.
     let search = expect(
@@ -2311,7 +2347,7 @@ async fn report_aliases_and_checklist_status_spellings() {
         200,
     )
     .await;
-    let data = stored_data(&app, &record_id(&daily));
+    let data = stored_data(&app, &record_id(&daily)).await;
     assert_eq!(data["weather_conditions"], "Sunny", "{data}");
     assert!(data.get("weather").is_none(), "{data}");
 
@@ -2333,7 +2369,7 @@ async fn report_aliases_and_checklist_status_spellings() {
         200,
     )
     .await;
-    let data = stored_data(&app, &record_id(&completion));
+    let data = stored_data(&app, &record_id(&completion)).await;
     let statuses: Vec<Value> = data["scope_checklist"]
         .as_array()
         .unwrap_or_else(|| panic!("no scope_checklist stored: {data}"))

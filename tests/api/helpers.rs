@@ -8,6 +8,7 @@ use hookgate::app::AppState;
 use hookgate::config::Config;
 use hookgate::crypto;
 use hookgate::keys::{CreatedKey, KeyOptions};
+use hookgate::store::{Record, Row};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -167,13 +168,43 @@ impl TestApp {
         self.send(self.signed(key, &body)).await
     }
 
-    /// Opens the database directly, to assert on stored rows.
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.db_path).expect("open db")
+    /// The rows of a read-only query, run through the store (so on either backend), to
+    /// assert on stored state.
+    pub async fn rows(&self, sql: &str) -> Vec<Row> {
+        let query = sql.to_string();
+        self.state
+            .store
+            .read(move |r| r.query_rows(&query))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
-    pub fn count(&self, sql: &str) -> i64 {
-        self.db().query_row(sql, [], |r| r.get(0)).expect(sql)
+    /// The first row of a query.
+    pub async fn row(&self, sql: &str) -> Row {
+        self.rows(sql)
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no row: {sql}"))
+    }
+
+    /// A single number (`SELECT COUNT(*) ...`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.row(sql).await.i64(0).expect(sql)
+    }
+
+    /// The company's record of `kind` with this name (its natural key), if stored.
+    pub async fn record(&self, company_id: &str, kind: &str, name: &str) -> Option<Record> {
+        let (company, kind, key) = (
+            company_id.to_string(),
+            kind.to_string(),
+            hookgate::apply::natural_key(&[name]),
+        );
+        self.state
+            .store
+            .read(move |r| r.get_record(&company, &kind, &key))
+            .await
+            .expect("read record")
     }
 
     /// Waits until the detached ingest-log writes have landed.

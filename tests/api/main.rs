@@ -8,3 +8,4 @@ mod fixtures;
 mod helpers;
 mod outbound;
 mod receiver;
+mod storage;

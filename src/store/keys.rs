@@ -177,7 +177,7 @@ impl ReadConn<'_> {
                 "SELECT k.id, c.name, c.id, k.name, k.created_at, k.revoked_at, k.per_minute,
                         k.per_hour, k.previous_expires_at
                  FROM api_keys k JOIN companies c ON c.id = k.company_id
-                 WHERE ?1 IS NULL OR c.name = ?1
+                 WHERE CAST(?1 AS TEXT) IS NULL OR c.name = ?1
                  ORDER BY c.name, k.created_at",
                 sql_params![company],
             )?

@@ -15,6 +15,7 @@ mod ingest_log;
 mod keys;
 mod migrations;
 mod outbound;
+mod postgres;
 mod records;
 pub(crate) mod sql;
 mod sqlite;
@@ -112,7 +113,11 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database, runs migrations and starts the writers.
     pub fn open(options: &StoreOptions) -> Result<Store, StoreError> {
-        sqlite::open(options)
+        if options.is_postgres() {
+            postgres::open(options)
+        } else {
+            sqlite::open(options)
+        }
     }
 
     fn assemble(
@@ -169,10 +174,11 @@ impl Store {
             result: None,
             reply: Some(reply),
         });
-        self.jobs
-            .send_async(job)
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
+        self.count_submitted();
+        if self.jobs.send_async(job).await.is_err() {
+            self.count_lost();
+            return Err(StoreError::WriterGone);
+        }
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -188,18 +194,44 @@ impl Store {
             result: None,
             reply: None,
         });
+        self.count_submitted();
         match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(flume::TrySendError::Full(job)) => {
                 // The writer is saturated: hand the job over from a task instead of dropping it.
-                let jobs = self.jobs.clone();
+                let store = self.clone();
                 tokio::spawn(async move {
-                    let _ = jobs.send_async(job).await;
+                    if store.jobs.send_async(job).await.is_err() {
+                        store.count_lost();
+                    }
                 });
             }
             Err(flume::TrySendError::Disconnected(_)) => {
+                self.count_lost();
                 tracing::error!("writer stopped; a log row was lost")
             }
+        }
+    }
+
+    fn count_submitted(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.health.unfinished.fetch_add(1, SeqCst);
+    }
+
+    /// A submitted job that never reached a writer.
+    fn count_lost(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.health.unfinished.fetch_sub(1, SeqCst);
+    }
+
+    /// Waits until every write queued before this call is committed (or failed), including
+    /// detached ones; with several writers, an empty job of one's own would not do.
+    pub async fn flush(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Jobs are counted when submitted and uncounted once answered: when none is left,
+        // every job submitted before this call is done.
+        while self.health.unfinished.load(SeqCst) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     }
 

@@ -191,7 +191,7 @@ fn list_subscriptions(
 ) -> Result<Vec<SubscriptionRow>, StoreError> {
     conn.query(
         &format!(
-            "SELECT {SUB_COLUMNS} FROM subscriptions WHERE ?1 IS NULL OR company_id = ?1
+            "SELECT {SUB_COLUMNS} FROM subscriptions WHERE CAST(?1 AS TEXT) IS NULL OR company_id = ?1
              ORDER BY created_at, id"
         ),
         sql_params![company],
@@ -630,8 +630,8 @@ impl ReadConn<'_> {
             .query(
                 &format!(
                     "SELECT {DELIVERY_COLUMNS} FROM deliveries
-                     WHERE (?1 IS NULL OR company_id = ?1) AND (?2 IS NULL OR subscription_id = ?2)
-                       AND (?3 IS NULL OR status = ?3)
+                     WHERE (CAST(?1 AS TEXT) IS NULL OR company_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR subscription_id = ?2)
+                       AND (CAST(?3 AS TEXT) IS NULL OR status = ?3)
                      ORDER BY event_seq DESC, created_at DESC LIMIT ?4"
                 ),
                 sql_params![&f.company_id, &f.subscription_id, &f.status, f.limit.max(1)],

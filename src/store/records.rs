@@ -342,25 +342,25 @@ impl WriteTx<'_> {
 
     /// The company's active default work type.
     pub fn default_work_type(&self, company: &str) -> Result<Option<WorkType>, StoreError> {
-        self.active_work_type(company, "is_default AND ?2 IS NULL", None)
+        self.active_work_type(company, "is_default", None)
     }
 
+    /// The first active work type meeting `condition`, which may use `value` as `?2`.
     fn active_work_type(
         &self,
         company: &str,
         condition: &str,
         value: Option<&str>,
     ) -> Result<Option<WorkType>, StoreError> {
-        self.conn
-            .query_opt(
-                &format!(
-                    "SELECT {WORK_TYPE_COLUMNS} FROM work_types
-                     WHERE company_id = ?1 AND active AND {condition} LIMIT 1"
-                ),
-                sql_params![company, value],
-            )?
-            .map(work_type_from_row)
-            .transpose()
+        let sql = format!(
+            "SELECT {WORK_TYPE_COLUMNS} FROM work_types
+             WHERE company_id = ?1 AND active AND {condition} LIMIT 1"
+        );
+        let row = match value {
+            Some(value) => self.conn.query_opt(&sql, sql_params![company, value])?,
+            None => self.conn.query_opt(&sql, sql_params![company])?,
+        };
+        row.map(work_type_from_row).transpose()
     }
 }
 

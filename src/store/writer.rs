@@ -97,6 +97,8 @@ where
 pub(crate) struct WriterHealth {
     pub(crate) batches: AtomicU64,
     pub(crate) batched_jobs: AtomicU64,
+    /// Jobs submitted and not yet answered.
+    pub(crate) unfinished: AtomicU64,
     unwritable: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
@@ -168,6 +170,7 @@ pub(super) fn run(
         );
         for job in batch.drain(..) {
             job.finish();
+            health.unfinished.fetch_sub(1, Ordering::SeqCst);
         }
         conn.after_batch();
     }

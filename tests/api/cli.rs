@@ -23,7 +23,7 @@ const CACHE_WINDOW: Duration = Duration::from_secs(5);
 /// The binary with the operator's environment: same database and master key as the server.
 fn hookgate(app: &TestApp) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
-    cmd.env("HOOKGATE_DATABASE", &app.db_path)
+    cmd.env("HOOKGATE_DATABASE", app.database())
         .env("HOOKGATE_MASTER_KEY", MASTER_KEY)
         .env("HOOKGATE_CONFIG", config_path())
         .env_remove("RUST_LOG")

@@ -2,6 +2,8 @@
 //! to sign and send envelopes the way an integration would.
 
 use std::path::PathBuf;
+
+pub use crate::test_db::{TestDb, on_postgres};
 use std::sync::Arc;
 
 use hookgate::app::AppState;
@@ -17,30 +19,27 @@ pub const MASTER_KEY: &str = "00112233445566778899aabbccddeeff001122334455667788
 pub struct TestApp {
     pub base: String,
     pub state: Arc<AppState>,
-    pub db_path: PathBuf,
+    /// The test's database; taken by `stop` to start again on it.
+    pub db: Option<TestDb>,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
-    _dir: Option<tempfile::TempDir>,
 }
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
-/// Starts the server with extra `HOOKGATE_*` settings.
+/// Starts the server with extra `HOOKGATE_*` settings, on a fresh database (SQLite, or
+/// PostgreSQL when `HOOKGATE_TEST_POSTGRES` is set).
 pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db_path = dir.path().join("hookgate.db");
-    let mut app = start(db_path, env).await;
-    app._dir = Some(dir);
-    app
+    start(TestDb::fresh().await, env).await
 }
 
 /// Starts a server on an existing database (for restart tests).
-pub async fn start(db_path: PathBuf, env: &[(&str, &str)]) -> TestApp {
+pub async fn start(db: TestDb, env: &[(&str, &str)]) -> TestApp {
     let mut vars: Vec<(String, String)> = vec![
-        ("HOOKGATE_DATABASE".into(), db_path.display().to_string()),
+        ("HOOKGATE_DATABASE".into(), db.url.clone()),
         ("HOOKGATE_MASTER_KEY".into(), MASTER_KEY.into()),
         ("HOOKGATE_LISTEN".into(), "127.0.0.1:0".into()),
         (
@@ -71,11 +70,10 @@ pub async fn start(db_path: PathBuf, env: &[(&str, &str)]) -> TestApp {
     TestApp {
         base: format!("http://{addr}"),
         state,
-        db_path,
+        db: Some(db),
         client: reqwest::Client::builder().build().unwrap(),
         shutdown: Some(tx),
         server: Some(server),
-        _dir: None,
     }
 }
 
@@ -209,7 +207,7 @@ impl TestApp {
 
     /// Waits until the detached ingest-log writes have landed.
     pub async fn settle(&self) {
-        let _ = self.state.store.write(|_| Ok(())).await;
+        self.state.store.flush().await;
     }
 
     /// Signals shutdown (as SIGTERM would) without waiting for it.
@@ -219,19 +217,24 @@ impl TestApp {
         }
     }
 
-    pub async fn stop(mut self) -> PathBuf {
+    /// Shuts the server down and returns its database, to start again on it.
+    pub async fn stop(mut self) -> TestDb {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
-        let path = self.db_path.clone();
-        if let Some(dir) = self._dir.take() {
-            // Keep the directory: the caller restarts on it.
-            let _ = dir.keep();
-        }
-        path
+        self.db.take().expect("a running app has its database")
+    }
+
+    /// What `HOOKGATE_DATABASE` names for this app (a file path or a URL).
+    pub fn database(&self) -> &str {
+        &self
+            .db
+            .as_ref()
+            .expect("a running app has its database")
+            .url
     }
 }
 

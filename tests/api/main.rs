@@ -9,3 +9,4 @@ mod helpers;
 mod outbound;
 mod receiver;
 mod storage;
+mod test_db;

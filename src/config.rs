@@ -45,6 +45,7 @@ pub struct Config {
     pub writer: WriterConfig,
     pub retention: RetentionConfig,
     pub outbound: OutboundConfig,
+    pub console: ConsoleConfig,
 }
 
 /// A configured secret: usable, but never printed by `Debug`.
@@ -108,6 +109,20 @@ pub struct OutboundConfig {
     pub disable_after_failures: u32,
     pub delivery_concurrency: usize,
 }
+
+/// The operator's console at `/admin`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Signs in as the admin, who sees every company; empty: only key tokens sign in.
+    pub admin_password: Secret,
+    /// A console session ends after this long without a request.
+    pub session_idle_secs: u64,
+}
+
+/// Shorter admin passwords are refused at start: the console is reachable wherever the
+/// gateway is, and failed logins are only slowed down, not stopped.
+pub const MIN_ADMIN_PASSWORD_CHARS: usize = 12;
 
 impl Config {
     /// Loads defaults, then `path` (an explicit path must exist; the default path may be
@@ -218,6 +233,18 @@ impl Config {
         }
         if self.outbound.delivery_concurrency == 0 {
             return Err(invalid("outbound.delivery_concurrency", "must be positive"));
+        }
+        let password = &self.console.admin_password.0;
+        if !password.is_empty() && password.chars().count() < MIN_ADMIN_PASSWORD_CHARS {
+            return Err(invalid(
+                "console.admin_password",
+                &format!(
+                    "must be empty (no admin login) or at least {MIN_ADMIN_PASSWORD_CHARS} characters"
+                ),
+            ));
+        }
+        if self.console.session_idle_secs == 0 {
+            return Err(invalid("console.session_idle_secs", "must be positive"));
         }
         Ok(())
     }
@@ -393,6 +420,18 @@ fn apply_env(
             "HOOKGATE_DELIVERY_CONCURRENCY",
             Some("outbound"),
             "delivery_concurrency",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_ADMIN_PASSWORD",
+            Some("console"),
+            "admin_password",
+            Kind::Str,
+        ),
+        (
+            "HOOKGATE_CONSOLE_SESSION_IDLE_SECS",
+            Some("console"),
+            "session_idle_secs",
             Kind::Int,
         ),
     ];

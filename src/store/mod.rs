@@ -10,6 +10,7 @@
 //! written once in backend-neutral SQL against the [`sql::Conn`] trait; each backend only
 //! supplies connections, transactions and its dialect's few differences.
 
+mod console;
 mod idempotency;
 mod ingest_log;
 mod keys;

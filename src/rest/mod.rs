@@ -272,22 +272,39 @@ async fn ingest_log(
         status: number("status").map(|s| s as u16),
         limit: number("limit").unwrap_or(100).clamp(1, 1000) as usize,
     };
-    let deadline = std::time::Instant::now()
-        + std::time::Duration::from_secs(number("wait").unwrap_or(0).clamp(0, 30) as u64);
+    let wait = std::time::Duration::from_secs(number("wait").unwrap_or(0).clamp(0, 30) as u64);
+    let (entries, next) = follow_ingest_log(&state.store, filter, wait, |_| true)
+        .await
+        .map_err(req.store_failed())?;
+    Ok((
+        200,
+        json!({"success": true, "entries": entries, "count": entries.len(), "next_after_id": next}),
+    ))
+}
+
+/// The entries after `filter.after_id` that `keep` accepts, waiting up to `wait` for the first
+/// one. Returns them with the cursor to continue from: the last entry looked at, kept or not.
+/// Shared by the REST API and the console.
+pub(crate) async fn follow_ingest_log(
+    store: &crate::store::Store,
+    mut filter: crate::store::IngestFilter,
+    wait: std::time::Duration,
+    keep: impl Fn(&crate::store::IngestEntry) -> bool,
+) -> Result<(Vec<crate::store::IngestEntry>, i64), crate::store::StoreError> {
+    let deadline = std::time::Instant::now() + wait;
     loop {
         let f = filter.clone();
-        let entries = state
-            .store
-            .read(move |r| r.ingest_entries(&f))
-            .await
-            .map_err(req.store_failed())?;
-        if !entries.is_empty() || std::time::Instant::now() >= deadline {
-            let next = entries.last().map(|e| e.id).unwrap_or(filter.after_id);
-            return Ok((
-                200,
-                json!({"success": true, "entries": entries, "count": entries.len(), "next_after_id": next}),
-            ));
+        let scanned = store.read(move |r| r.ingest_entries(&f)).await?;
+        let full_page = scanned.len() >= filter.limit;
+        if let Some(last) = scanned.last() {
+            filter.after_id = last.id;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let kept: Vec<_> = scanned.into_iter().filter(|e| keep(e)).collect();
+        if !kept.is_empty() || std::time::Instant::now() >= deadline {
+            return Ok((kept, filter.after_id));
+        }
+        if !full_page {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 }

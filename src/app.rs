@@ -26,6 +26,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub outbound: Arc<Outbound>,
     pub verify_settings: VerifySettings,
+    /// Signed-in sessions of the console at `/admin`.
+    pub console: crate::admin::Sessions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +103,7 @@ impl AppState {
                 dynamics_header: config.dynamics_header.to_ascii_lowercase(),
             },
             metrics,
+            console: crate::admin::Sessions::new(config.console.session_idle_secs),
             schemas,
             store,
             keys,

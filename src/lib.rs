@@ -16,11 +16,14 @@
 //! - [`outbound`]: beside the pipeline, fan-out of the event log to subscriptions (never
 //!   back to the key that caused the event), signed deliveries with retries, SSRF guard.
 //! - [`rest`]: the management API (`/api/v1`: skills, work types, webhooks).
+//! - [`admin`]: the operator's console at `/admin` (embedded page, session login, thin JSON
+//!   calls into the same operations as [`rest`] and the CLI).
 //! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`skills`]: the
 //!   skill library and work types.
 //! - [`config`], [`app`], [`cli`], [`metrics`], [`clock`], [`error`]: the rest.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod apply;
 pub mod cli;

@@ -117,6 +117,7 @@ async fn route(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -
         }
         (&Method::POST, "/webhooks/inbound") => inbound(&state, peer, req).await,
         (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => rest(&state, req).await,
+        (_, p) if p == "/admin" || p.starts_with("/admin/") => admin(&state, peer, req).await,
         (_, "/webhooks/inbound" | "/healthz" | "/readyz" | "/metrics") => error_response(
             &ApiError::new(405, "method_not_allowed", "method not allowed on this path"),
         ),
@@ -214,6 +215,36 @@ async fn rest(state: &Arc<AppState>, req: Request<Incoming>) -> HttpResponse {
     };
     let reply = crate::rest::handle(state, request).await;
     reply_response(&reply, false)
+}
+
+async fn admin(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
+    let (parts, mut incoming) = req.into_parts();
+    let page = match body::read_limited(&mut incoming, crate::admin::MAX_BODY_BYTES).await {
+        Ok(body) => {
+            let request = crate::admin::AdminRequest {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query(),
+                headers: &parts.headers,
+                peer: peer.ip(),
+                body,
+            };
+            crate::admin::handle(state, request).await
+        }
+        Err(_) => {
+            body::drain_in_background(incoming, crate::admin::MAX_BODY_BYTES);
+            crate::admin::body_too_large()
+        }
+    };
+    let mut response = Response::new(Full::new(page.body));
+    *response.status_mut() =
+        StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in page.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
 }
 
 fn reply_response(reply: &Reply, close: bool) -> HttpResponse {

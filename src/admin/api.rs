@@ -656,7 +656,21 @@ impl Ctx<'_> {
         let input: CreateInput = parse_body(&self.req.body)?;
         let name = checked_name("name", &input.name)?;
         let company = match &self.caller.key {
-            Some(key) => key.company_name.clone(),
+            Some(key)
+                if input
+                    .company
+                    .as_ref()
+                    .is_none_or(|c| c == &key.company_name) =>
+            {
+                key.company_name.clone()
+            }
+            Some(_) => {
+                return Err(ApiError::new(
+                    403,
+                    "company_not_allowed",
+                    "a key's session creates keys in its own company only",
+                ));
+            }
             None => checked_name(
                 "company",
                 input.company.as_deref().ok_or_else(|| {

@@ -76,7 +76,7 @@ function drawLag(width, data) {
   const { top, step } = niceScale(Math.max(...values, 0));
   const start = Date.parse(data.start);
   const end = Date.parse(data.end);
-  const { parts, y, plotW } = frame(width, top, step, (v) => fmtMs(v).replace(' ', ''), start, end);
+  const { parts, y, plotW } = frame(width, top, step, (v) => (v === 0 ? '0' : fmtMs(v).replace(' ', '')), start, end);
   const n = lag.p50_ms.length;
   const x = (i) => PAD.left + ((i + 0.5) * plotW) / n;
   for (const [series, cls] of [[lag.max_ms, 'max'], [lag.p50_ms, 'p50']]) {

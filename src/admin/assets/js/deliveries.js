@@ -8,16 +8,19 @@ const REFRESH_MS = 3000;
 const STATUSES = ['pending', 'in_flight', 'paused', 'succeeded', 'failed', 'skipped_echo'];
 const RETRYABLE = new Set(['failed', 'succeeded', 'pending', 'paused']);
 const COLUMNS = [
+  { label: 'Status' },
   { label: 'Created' },
   { label: 'Subscription' },
   { label: 'Event type' },
-  { label: 'Status' },
-  { label: 'Attempts', cls: 'num' },
+  { label: 'Attempts', cls: 'num opt' },
   { label: 'Response', cls: 'num' },
   { label: 'Error', cls: 'opt' },
   { label: 'Next attempt', cls: 'opt' },
   { label: '', cls: 'actions' },
 ];
+
+/** Response times are whole milliseconds: 0 means under one. */
+const responseTime = (ms) => (ms === 0 ? '<1 ms' : ms < 1000 ? `${ms} ms` : fmtMs(ms));
 
 export function mount(root, ctx) {
   let alive = true;
@@ -39,7 +42,7 @@ export function mount(root, ctx) {
       h('div', null, h('h2', null, 'Deliveries'), summary)),
     h('div', { class: 'card toolbar' }, field('Subscription', subSelect), field('Status', statusSelect)),
     h('div', { class: 'card table-wrap' },
-      h('table', { class: 'stack', 'data-testid': 'deliveries' },
+      h('table', { class: 'stack compact', 'data-testid': 'deliveries' },
         h('thead', null, h('tr', null, COLUMNS.map((c) => h('th', { class: c.cls }, c.label)))), body),
       empty),
   );
@@ -87,14 +90,13 @@ export function mount(root, ctx) {
         });
       });
     }
-    const kind = d.status === 'failed' ? 'failed' : d.status;
     const tr = h('tr', { class: `clickable${open === d.id ? ' selected' : ''}`, dataset: { id: d.id, status: d.status } },
-      cell(COLUMNS[0], h('span', { title: d.created_at }, fmtTime(d.created_at))),
-      cell(COLUMNS[1], names.get(d.subscription_id) || d.subscription_id),
-      cell(COLUMNS[2], h('span', { class: 'mono' }, d.event_type)),
-      cell(COLUMNS[3], pill(d.status.replace('_', ' '), kind)),
+      cell(COLUMNS[0], pill(d.status.replace('_', ' '), d.status)),
+      cell(COLUMNS[1], h('span', { title: d.created_at }, fmtTime(d.created_at))),
+      cell(COLUMNS[2], names.get(d.subscription_id) || d.subscription_id),
+      cell(COLUMNS[3], h('span', { class: 'mono' }, d.event_type)),
       cell(COLUMNS[4], String(d.attempts)),
-      cell(COLUMNS[5], d.response_code ? `${d.response_code} · ${fmtMs(d.response_time_ms)}` : '–'),
+      cell(COLUMNS[5], d.response_code ? `${d.response_code} · ${responseTime(d.response_time_ms)}` : '–'),
       cell(COLUMNS[6], d.error || '–'),
       cell(COLUMNS[7], d.next_attempt_at && d.status === 'pending' ? fmtTime(d.next_attempt_at) : '–'),
       cell(COLUMNS[8], retry));
@@ -109,7 +111,8 @@ export function mount(root, ctx) {
     const fields = [
       ['Delivery id', d.id], ['Event id', d.event_id], ['Record id', d.record_id],
       ['Subscription', `${names.get(d.subscription_id) || ''} (${d.subscription_id})`],
-      ['Last answer', d.response_code ? `HTTP ${d.response_code} in ${fmtMs(d.response_time_ms)}` : 'none yet'],
+      ['Attempts', String(d.attempts)],
+      ['Last answer', d.response_code ? `HTTP ${d.response_code} in ${responseTime(d.response_time_ms)}` : 'none yet'],
       ['Last error', d.error || 'none'], ['Updated', fmtTime(d.updated_at)],
     ];
     return h('tr', { class: 'detail-row' }, h('td', { colspan: String(COLUMNS.length) },

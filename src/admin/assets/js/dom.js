@@ -58,6 +58,14 @@ export function pill(text, kind) {
   return h('span', { class: `pill ${kind || ''}` }, text);
 }
 
+/** RFC 3339 → local date and time in full. */
+export function fmtDateTime(text) {
+  const t = new Date(text);
+  return Number.isNaN(t.getTime()) ? String(text) : t.toLocaleString([], { hour12: false });
+}
+
+export const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 /** RFC 3339 → local time; the date is added when it is not today. */
 export function fmtTime(text, { seconds = true } = {}) {
   if (!text) return '–';
@@ -84,7 +92,9 @@ export function fmtAgo(text) {
 
 export function fmtMs(ms) {
   if (ms === null || ms === undefined) return '–';
+  if (ms === 0) return '0 ms';
   if (ms < 1) return `${ms.toFixed(2)} ms`;
+  if (ms < 10) return `${ms.toFixed(1)} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
   return `${(ms / 60000).toFixed(1)} min`;

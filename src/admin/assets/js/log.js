@@ -2,7 +2,7 @@
 // that the server holds until something arrives), with filters and a detail panel.
 
 import { get } from './api.js';
-import { h, field, select, pill, fmtTime, fmtMs, sleep, cell } from './dom.js';
+import { h, field, select, pill, fmtTime, fmtDateTime, fmtMs, sleep, cell } from './dom.js';
 
 const MAX_ROWS = 500;
 const SOURCES = ['custom', 'square', 'quickbooks', 'dynamics365', 'zapier'];
@@ -67,7 +67,7 @@ export function mount(root, ctx) {
   const body = h('tbody');
   const emptyRow = h('div', { class: 'empty' }, 'Waiting for requests…');
   const list = h('div', { class: 'card table-wrap' },
-    h('table', { class: 'stack', 'data-testid': 'ingest-log' },
+    h('table', { class: 'stack compact', 'data-testid': 'ingest-log' },
       h('thead', null, h('tr', null, COLUMNS.map((c) => h('th', { class: c.cls }, c.label)))), body),
     emptyRow);
   const detail = h('div', { class: 'card detail-card', hidden: true });
@@ -137,7 +137,9 @@ export function mount(root, ctx) {
     cell(COLUMNS[3], entry.source || '–'),
     cell(COLUMNS[4], ctx.keyLabel(entry.key_id)),
     cell(COLUMNS[5], fmtMs(entry.latency_us / 1000)),
-    cell(COLUMNS[6], entry.error_code ? h('span', { class: 'mono' }, entry.error_code) : '–'));
+    // An empty error column is left out of the phone layout.
+    entry.error_code ? cell(COLUMNS[6], h('span', { class: 'mono' }, entry.error_code))
+      : cell(COLUMNS[6], '–', { class: 'opt' }));
     tr.addEventListener('click', () => showDetail(entry));
     tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') showDetail(entry); });
     return tr;
@@ -180,12 +182,12 @@ export function mount(root, ctx) {
     if (tr) tr.classList.add('selected');
     const [word, kind] = outcome(entry.status);
     const fields = [
-      ['Received', `${fmtTime(entry.received_at)} (${entry.received_at})`],
+      ['Received', h('span', { title: entry.received_at }, fmtDateTime(entry.received_at))],
       ['Outcome', h('span', null, pill(String(entry.status), kind), ` ${word}`)],
       ['Error code', entry.error_code ? h('code', null, entry.error_code) : 'none'],
       ['Event type', entry.event_type ? h('code', null, entry.event_type) : 'not read'],
       ['Source', entry.source || '–'],
-      ['Key', entry.key_id ? `${ctx.keyLabel(entry.key_id)} (${entry.key_id})` : 'unknown'],
+      ['Key', entry.key_id ? h('span', null, ctx.keyLabel(entry.key_id), h('br'), h('code', null, entry.key_id)) : 'unknown'],
       ['Client', entry.client_addr || '–'],
       ['Latency', fmtMs(entry.latency_us / 1000)],
       ['Event id', entry.event_id ? h('code', null, entry.event_id) : '–'],

@@ -2,7 +2,7 @@
 // deliveries, the newest error, and the actions the REST API offers.
 
 import { get, post } from './api.js';
-import { h, pill, fmtAgo, toast, busy } from './dom.js';
+import { h, pill, fmtAgo, toast, busy, plural } from './dom.js';
 
 const REFRESH_MS = 5000;
 
@@ -88,7 +88,7 @@ export function mount(root, ctx) {
         h('div', { class: 'meter-text' },
           h('span', null, pct === null ? 'No finished deliveries yet'
             : [h('strong', { 'data-testid': 'success-rate' }, `${pct}%`), ` succeeded of the last ${health.succeeded + health.failed}`]),
-          h('span', null, `${health.waiting || 0} waiting · ${sub.consecutive_failures} consecutive failures`))),
+          h('span', null, `${health.waiting || 0} waiting · ${plural(sub.consecutive_failures, 'consecutive failure')}`))),
       health.last_error ? h('div', { class: 'last-error' },
         `Last error ${fmtAgo(health.last_error.at)}: ${health.last_error.error}`) : null,
       sub.status === 'disabled' && sub.disabled_reason

@@ -2,6 +2,8 @@
 //! fresh database (`helpers::spawn_app`) and talks to it over HTTP.
 
 mod cli;
+mod console;
+mod console_browser;
 mod core;
 mod entities;
 mod fixtures;

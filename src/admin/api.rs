@@ -423,17 +423,6 @@ impl Ctx<'_> {
         let end = clock::now_ms();
         let start = end - window_ms;
         let company = self.caller.company(self.query("company"));
-        let (requests, lags) = self
-            .state
-            .store
-            .read(move |r| {
-                Ok((
-                    r.ingest_outcomes_since(company.as_deref(), start, 500_000)?,
-                    r.delivery_lags_since(company.as_deref(), start, 100_000)?,
-                ))
-            })
-            .await
-            .map_err(self.store_failed())?;
         let request_buckets = Buckets {
             start,
             width_ms: window_ms / REQUEST_BUCKETS as i64,
@@ -444,6 +433,18 @@ impl Ctx<'_> {
             width_ms: window_ms / LAG_BUCKETS as i64,
             count: LAG_BUCKETS,
         };
+        let width = request_buckets.width_ms;
+        let (requests, lags) = self
+            .state
+            .store
+            .read(move |r| {
+                Ok((
+                    r.ingest_outcome_counts(company.as_deref(), start, width)?,
+                    r.delivery_lags_since(company.as_deref(), start, 100_000)?,
+                ))
+            })
+            .await
+            .map_err(self.store_failed())?;
         let (p50, max) = stats::lag_percentiles(&lags, lag_buckets);
         Ok((
             200,
@@ -455,7 +456,7 @@ impl Ctx<'_> {
                     "outcomes": stats::OUTCOMES,
                     "bucket_secs": request_buckets.width_ms as f64 / 1000.0,
                     "per_second": stats::request_rates(&requests, request_buckets),
-                    "total": requests.len(),
+                    "total": requests.iter().map(|&(_, _, n)| n).sum::<i64>(),
                 },
                 "delivery_lag": {
                     "bucket_secs": lag_buckets.width_ms as f64 / 1000.0,

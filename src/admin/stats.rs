@@ -33,16 +33,17 @@ impl Buckets {
     }
 }
 
-/// Requests per second in each bucket, split by outcome (in [`OUTCOMES`] order).
-pub(crate) fn request_rates(rows: &[(i64, u16)], b: Buckets) -> Vec<[f64; 4]> {
-    let mut counts = vec![[0u64; 4]; b.count];
-    for &(at, status) in rows {
-        if let Some(i) = b.index(at) {
-            counts[i][outcome_index(status)] += 1;
+/// Requests per second in each bucket, split by outcome (in [`OUTCOMES`] order), from
+/// `(bucket index, status, count)` rows.
+pub(crate) fn request_rates(counts: &[(i64, u16, i64)], b: Buckets) -> Vec<[f64; 4]> {
+    let mut totals = vec![[0i64; 4]; b.count];
+    for &(bucket, status, n) in counts {
+        if let Some(slot) = usize::try_from(bucket).ok().and_then(|i| totals.get_mut(i)) {
+            slot[outcome_index(status)] += n;
         }
     }
     let secs = b.width_ms as f64 / 1000.0;
-    counts
+    totals
         .iter()
         .map(|c| c.map(|n| (n as f64 / secs * 100.0).round() / 100.0))
         .collect()
@@ -107,17 +108,17 @@ mod tests {
     };
 
     #[test]
-    fn rates_are_per_second_by_outcome_and_ignore_rows_outside() {
-        let rows = [
-            (10_000, 200),
-            (11_999, 201),
-            (12_000, 401),
-            (12_500, 429),
-            (15_999, 500),
-            (9_999, 200),
-            (16_000, 200),
+    fn rates_are_per_second_by_outcome_and_ignore_buckets_outside() {
+        let counts = [
+            (0, 200, 1),
+            (0, 201, 1),
+            (1, 401, 1),
+            (1, 429, 1),
+            (2, 500, 1),
+            (-1, 200, 5),
+            (3, 200, 5),
         ];
-        let rates = request_rates(&rows, B);
+        let rates = request_rates(&counts, B);
         assert_eq!(rates[0], [1.0, 0.0, 0.0, 0.0]);
         assert_eq!(rates[1], [0.0, 0.5, 0.5, 0.0]);
         assert_eq!(rates[2], [0.0, 0.0, 0.0, 0.5]);

@@ -1,69 +1,84 @@
-//! Reads for the operator console's charts: recent ingest outcomes and delivery lags. Both walk
-//! their table backwards from the newest row and stop once rows are older than the window, so
-//! their cost follows the traffic of the window, not the size of the table.
+//! Reads for the operator console's charts: inbound outcomes per time bucket, and the lag of
+//! recent successful deliveries. Both cost what the window holds, not what the tables hold.
 
+use super::sql::{Param, sql_params};
 use super::{ReadConn, StoreError};
 
-/// Rows are committed in id order but stamped when their request began, so a row may be a
-/// little older than one committed before it; the walk goes this far past the window's start.
-const CLOCK_SLACK_MS: i64 = 10_000;
+/// Attempts read per step of the walk back from the newest one.
+const ATTEMPT_PAGE: i64 = 2_000;
+/// Attempts are stored in commit order but stamped when they were made, so an attempt may be
+/// a little older than one stored before it; the walk goes this far past the window's start.
+const CLOCK_SLACK_MS: i64 = 60_000;
 
-impl ReadConn {
-    /// `(received_at ms, status)` of the ingest-log rows received since `since_ms` (of one
-    /// company, or all), newest first, at most `cap`.
-    pub fn ingest_outcomes_since(
+impl ReadConn<'_> {
+    /// How many requests were answered with each status in each bucket of `bucket_ms` from
+    /// `start_ms` on (of one company, or all): `(bucket index, status, count)`.
+    pub fn ingest_outcome_counts(
         &self,
         company: Option<&str>,
-        since_ms: i64,
-        cap: usize,
-    ) -> Result<Vec<(i64, u16)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT received_at, status, company_id FROM ingest_log ORDER BY id DESC",
-        )?;
-        let mut rows = stmt.query([])?;
-        let mut found = Vec::new();
-        while let Some(row) = rows.next()? {
-            let at: i64 = row.get(0)?;
-            if at < since_ms - CLOCK_SLACK_MS || found.len() >= cap {
-                break;
-            }
-            let owner: Option<String> = row.get(2)?;
-            if at >= since_ms && company.is_none_or(|c| owner.as_deref() == Some(c)) {
-                found.push((at, row.get(1)?));
-            }
+        start_ms: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<(i64, u16, i64)>, StoreError> {
+        let mut params = vec![Param::Int(start_ms), Param::Int(bucket_ms.max(1))];
+        let mut sql = String::from(
+            "SELECT (received_at - ?1) / ?2, status, COUNT(*) FROM ingest_log
+             WHERE received_at >= ?1",
+        );
+        // Only when set, so that the received_at index drives the scan either way.
+        if let Some(company) = company {
+            params.push(Param::Text(company));
+            sql.push_str(" AND company_id = ?3");
         }
-        Ok(found)
+        sql.push_str(" GROUP BY 1, 2");
+        self.conn
+            .query(&sql, &params)?
+            .into_iter()
+            .map(|r| Ok((r.i64(0)?, r.u16(1)?, r.i64(2)?)))
+            .collect()
     }
 
-    /// `(attempt time ms, lag ms)` of the successful delivery attempts since `since_ms`, where
-    /// the lag runs from the event's creation to the receiver's 2xx; newest first, at most `cap`.
+    /// `(attempt time ms, lag ms)` of the successful delivery attempts since `since_ms` (of one
+    /// company, or all), the lag running from the event's creation to the receiver's 2xx; at
+    /// most `cap`. Walks the attempts back from the newest, a page of ids at a time, and stops
+    /// at the first page older than the window.
     pub fn delivery_lags_since(
         &self,
         company: Option<&str>,
         since_ms: i64,
         cap: usize,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT a.at, a.outcome, d.company_id, e.created_at
-             FROM delivery_attempts a
-             JOIN deliveries d ON d.id = a.delivery_id
-             JOIN events e ON e.seq = d.event_seq
-             ORDER BY a.id DESC",
+        let bounds = self.conn.query_one(
+            "SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM delivery_attempts",
+            &[],
         )?;
-        let mut rows = stmt.query([])?;
+        let (first, mut upper) = (bounds.i64(0)?, bounds.i64(1)?);
         let mut found = Vec::new();
-        while let Some(row) = rows.next()? {
-            let at: i64 = row.get(0)?;
-            if at < since_ms - CLOCK_SLACK_MS || found.len() >= cap {
+        while upper >= first && upper > 0 && found.len() < cap {
+            let lower = upper - ATTEMPT_PAGE;
+            let rows = self.conn.query(
+                "SELECT a.at, a.outcome, d.company_id, e.created_at
+                 FROM delivery_attempts a
+                 JOIN deliveries d ON d.id = a.delivery_id
+                 JOIN events e ON e.seq = d.event_seq
+                 WHERE a.id > ?1 AND a.id <= ?2",
+                sql_params![lower, upper],
+            )?;
+            let mut oldest = i64::MAX;
+            for mut row in rows {
+                let at = row.i64(0)?;
+                oldest = oldest.min(at);
+                let succeeded = row.text(1)? == "succeeded";
+                let owner = row.text(2)?;
+                if at >= since_ms && succeeded && company.is_none_or(|c| c == owner) {
+                    found.push((at, (at - row.i64(3)?).max(0)));
+                }
+            }
+            if oldest < since_ms - CLOCK_SLACK_MS {
                 break;
             }
-            let outcome: String = row.get(1)?;
-            let owner: String = row.get(2)?;
-            if at >= since_ms && outcome == "succeeded" && company.is_none_or(|c| owner == c) {
-                let created: i64 = row.get(3)?;
-                found.push((at, (at - created).max(0)));
-            }
+            upper = lower;
         }
+        found.truncate(cap);
         Ok(found)
     }
 }

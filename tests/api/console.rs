@@ -97,14 +97,13 @@ fn ids(list: &Value, field: &str) -> Vec<String> {
         .collect()
 }
 
-fn subscription_status(app: &TestApp, id: &str) -> String {
-    app.db()
-        .query_row(
-            "SELECT status FROM subscriptions WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .unwrap()
+async fn subscription_status(app: &TestApp, id: &str) -> String {
+    app.row(&format!(
+        "SELECT status FROM subscriptions WHERE id = '{id}'"
+    ))
+    .await
+    .text(0)
+    .unwrap()
 }
 
 #[tokio::test]
@@ -295,7 +294,7 @@ async fn state_changing_calls_need_the_sessions_csrf_token_and_origin() {
             .await;
         assert_eq!((cross.status, cross.code()), (403, "cross_origin_refused"));
     }
-    assert_eq!(subscription_status(&app, id), "active");
+    assert_eq!(subscription_status(&app, id).await, "active");
 
     let host = app.base.trim_start_matches("http://").to_string();
     let done = app
@@ -309,7 +308,7 @@ async fn state_changing_calls_need_the_sessions_csrf_token_and_origin() {
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(done.body["status"], "disabled");
-    assert_eq!(subscription_status(&app, id), "disabled");
+    assert_eq!(subscription_status(&app, id).await, "disabled");
     // The REST API sees the same change: one operation behind both.
     let rest = app
         .rest(
@@ -324,7 +323,7 @@ async fn state_changing_calls_need_the_sessions_csrf_token_and_origin() {
         .post(&format!("subscriptions/{id}/enable"), None)
         .await;
     assert_eq!(enabled.body["status"], "active");
-    assert_eq!(subscription_status(&app, id), "active");
+    assert_eq!(subscription_status(&app, id).await, "active");
 }
 
 #[tokio::test]
@@ -422,7 +421,7 @@ async fn the_admin_sees_every_company_and_a_key_only_its_own() {
         .post(&format!("subscriptions/{}/disable", t.globex_sub), None)
         .await;
     assert_eq!(disabled.status, 200, "{}", disabled.body);
-    assert_eq!(subscription_status(&app, &t.globex_sub), "disabled");
+    assert_eq!(subscription_status(&app, &t.globex_sub).await, "disabled");
 
     let acme = Console::login(&app, &t.acme.api_token).await;
     // A company filter naming another company is ignored: a key sees its own, always.
@@ -456,13 +455,13 @@ async fn the_admin_sees_every_company_and_a_key_only_its_own() {
     assert_eq!(stats.body["requests"]["total"], 1);
 
     // Another company's things are not found, and stay as they were.
-    let globex_delivery: String = app
-        .db()
-        .query_row(
-            "SELECT id FROM deliveries WHERE subscription_id = ?1",
-            [&t.globex_sub],
-            |r| r.get(0),
-        )
+    let globex_delivery = app
+        .row(&format!(
+            "SELECT id FROM deliveries WHERE subscription_id = '{}'",
+            t.globex_sub
+        ))
+        .await
+        .text(0)
         .unwrap();
     for path in [
         format!("subscriptions/{}/enable", t.globex_sub),
@@ -474,7 +473,7 @@ async fn the_admin_sees_every_company_and_a_key_only_its_own() {
         let refused = acme.post(&path, None).await;
         assert_eq!(refused.status, 404, "{path}: {}", refused.body);
     }
-    assert_eq!(subscription_status(&app, &t.globex_sub), "disabled");
+    assert_eq!(subscription_status(&app, &t.globex_sub).await, "disabled");
     assert_eq!(
         app.post(&t.globex_sender, &test_connection()).await.status,
         200

@@ -123,41 +123,43 @@ async fn the_console_works_in_headless_chromium() {
     assert_eq!(
         app.count(
             "SELECT COUNT(*) FROM ingest_log WHERE event_type = 'project.created' AND status = 200"
-        ),
+        )
+        .await,
         7
     );
     let sub_id = crm_sub["id"].as_str().unwrap().to_string();
     assert_eq!(
         app.count(&format!(
             "SELECT COUNT(*) FROM subscriptions WHERE id = '{sub_id}' AND status = 'active'"
-        )),
+        ))
+        .await,
         1
     );
     assert_eq!(
         app.count(&format!(
             "SELECT COUNT(*) FROM deliveries WHERE subscription_id = '{sub_id}' AND status = 'succeeded'"
-        )),
+        ))
+        .await,
         7
     );
     let statuses: Vec<u16> = app
-        .db()
-        .prepare(&format!(
+        .rows(&format!(
             "SELECT a.status_code FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
              WHERE d.subscription_id = '{sub_id}' AND d.record_id IN
                (SELECT record_id FROM events WHERE payload LIKE '%PRJ-LIVE%') ORDER BY a.id"
         ))
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .await
+        .iter()
+        .map(|r| r.u16(0).unwrap())
+        .collect();
     assert_eq!(
         statuses,
         vec![500, 200],
         "one failed attempt, then the retry"
     );
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM api_keys WHERE name = 'made-in-browser'"),
+        app.count("SELECT COUNT(*) FROM api_keys WHERE name = 'made-in-browser'")
+            .await,
         1
     );
     for name in [

@@ -16,7 +16,7 @@ use crate::clock;
 use crate::error::ApiError;
 use crate::keys::{ApiKey, KeyError, KeyOptions};
 use crate::outbound::subscriptions as subs;
-use crate::store::{DeliveryFilter, IngestEntry, IngestFilter, KeySummary, StoreError};
+use crate::store::{DeliveryFilter, IngestEntry, IngestFilter, KeySummary, ReadConn, StoreError};
 
 /// What `GET /admin/api/deliveries?status=` accepts (the `deliveries.status` column's values).
 const DELIVERY_STATUSES: &[&str] = &[
@@ -321,6 +321,19 @@ impl Ctx<'_> {
         move |e| ApiError::internal(&e, self.request_id)
     }
 
+    /// A store read; a failure is the opaque 500 carrying this call's request id.
+    async fn read<R, F>(&self, job: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&ReadConn) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.state
+            .store
+            .read(job)
+            .await
+            .map_err(self.store_failed())
+    }
+
     fn key_failed(&self) -> impl Fn(KeyError) -> ApiError + '_ {
         move |e| match e {
             KeyError::NotFound(id) => ApiError::not_found(format!("no active API key {id}")),
@@ -392,15 +405,12 @@ impl Ctx<'_> {
             // No cursor yet: the newest entries, and the cursor to follow from.
             None => {
                 let (last, recent) = self
-                    .state
-                    .store
                     .read(move |r| {
                         let last = r.last_ingest_id()?;
                         // Post-filters thin the page out; look further back for them.
                         Ok((last, r.recent_ingest_entries(&filter, limit * 5)?))
                     })
-                    .await
-                    .map_err(self.store_failed())?;
+                    .await?;
                 let next = recent.last().map_or(last, |e| e.id.max(last));
                 let mut kept: Vec<IngestEntry> = recent.into_iter().filter(|e| keep(e)).collect();
                 let skip = kept.len().saturating_sub(limit);
@@ -435,16 +445,13 @@ impl Ctx<'_> {
         };
         let width = request_buckets.width_ms;
         let (requests, lags) = self
-            .state
-            .store
             .read(move |r| {
                 Ok((
                     r.ingest_outcome_counts(company.as_deref(), start, width)?,
                     r.delivery_lags_since(company.as_deref(), start, 100_000)?,
                 ))
             })
-            .await
-            .map_err(self.store_failed())?;
+            .await?;
         let (p50, max) = stats::lag_percentiles(&lags, lag_buckets);
         Ok((
             200,
@@ -472,11 +479,8 @@ impl Ctx<'_> {
     async fn subscriptions(&self) -> Answer {
         let company = self.caller.company(self.query("company"));
         let list = self
-            .state
-            .store
             .read(move |r| r.list_subscriptions(company.as_deref()))
-            .await
-            .map_err(self.store_failed())?;
+            .await?;
         let mut views = Vec::with_capacity(list.len());
         for sub in &list {
             let filter = DeliveryFilter {
@@ -485,12 +489,7 @@ impl Ctx<'_> {
                 status: None,
                 limit: HEALTH_WINDOW,
             };
-            let recent = self
-                .state
-                .store
-                .read(move |r| r.list_deliveries(&filter))
-                .await
-                .map_err(self.store_failed())?;
+            let recent = self.read(move |r| r.list_deliveries(&filter)).await?;
             let mut view = subs::view(sub, &self.state.outbound);
             view["company_id"] = json!(sub.company_id);
             view["health"] = stats::subscription_health(&recent);
@@ -510,16 +509,13 @@ impl Ctx<'_> {
         }
         let wanted = id.to_string();
         let owner = self
-            .state
-            .store
             .read(move |r| {
                 Ok(r.list_subscriptions(None)?
                     .into_iter()
                     .find(|s| s.id == wanted)
                     .map(|s| s.owner_key_id))
             })
-            .await
-            .map_err(self.store_failed())?
+            .await?
             .ok_or_else(|| ApiError::not_found(format!("no subscription {id}")))?;
         self.state
             .keys
@@ -572,12 +568,7 @@ impl Ctx<'_> {
             status,
             limit: self.number("limit")?.unwrap_or(200).clamp(1, 1000) as usize,
         };
-        let rows = self
-            .state
-            .store
-            .read(move |r| r.list_deliveries(&filter))
-            .await
-            .map_err(self.store_failed())?;
+        let rows = self.read(move |r| r.list_deliveries(&filter)).await?;
         let views: Vec<Value> = rows.iter().map(subs::delivery_view).collect();
         Ok((
             200,
@@ -588,11 +579,8 @@ impl Ctx<'_> {
     async fn retry(&self, id: &str) -> Answer {
         let did = id.to_string();
         let company = self
-            .state
-            .store
             .read(move |r| r.delivery(&did))
-            .await
-            .map_err(self.store_failed())?
+            .await?
             .map(|(_, company)| company)
             .filter(|c| self.caller.may_see(c))
             .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
@@ -604,12 +592,7 @@ impl Ctx<'_> {
 
     async fn list_keys(&self) -> Result<Vec<KeySummary>, ApiError> {
         let company = self.caller.company(self.query("company"));
-        let all = self
-            .state
-            .store
-            .read(|r| r.list_keys(None))
-            .await
-            .map_err(self.store_failed())?;
+        let all = self.read(|r| r.list_keys(None)).await?;
         Ok(all
             .into_iter()
             .filter(|k| company.as_ref().is_none_or(|c| &k.company_id == c))

@@ -15,13 +15,6 @@ fn test_connection() -> Value {
     json!({"event_type": "test.connection", "timestamp": "2025-01-15T10:00:00Z", "source": "zapier", "data": {"test": true}})
 }
 
-fn project(code: &str) -> Value {
-    envelope(
-        "project.created",
-        json!({"project_code": code, "project_name": format!("Project {code}"), "customer_name": "Acme", "location_name": "HQ"}),
-    )
-}
-
 /// A signed-in console session: its cookie and CSRF token.
 struct Console<'a> {
     app: &'a TestApp,
@@ -30,10 +23,14 @@ struct Console<'a> {
     body: Value,
 }
 
+/// A login call; the caller adds the body and any header.
+fn login_request(app: &TestApp) -> reqwest::RequestBuilder {
+    app.client.post(format!("{}/admin/api/login", app.base))
+}
+
 async fn login_attempt(app: &TestApp, credential: &str) -> Sent {
     app.send(
-        app.client
-            .post(format!("{}/admin/api/login", app.base))
+        login_request(app)
             .header("Content-Type", "application/json")
             .body(json!({"credential": credential}).to_string()),
     )
@@ -190,8 +187,7 @@ async fn a_rest_token_signs_in_with_a_strict_cookie_and_bad_credentials_do_not()
     assert_eq!(no_admin.status, 401);
     let form = app
         .send(
-            app.client
-                .post(format!("{}/admin/api/login", app.base))
+            login_request(&app)
                 .header("Content-Type", "application/x-www-form-urlencoded")
                 .body(format!("credential={}", key.api_token)),
         )
@@ -199,8 +195,7 @@ async fn a_rest_token_signs_in_with_a_strict_cookie_and_bad_credentials_do_not()
     assert_eq!((form.status, form.code()), (415, "unsupported_media_type"));
     let elsewhere = app
         .send(
-            app.client
-                .post(format!("{}/admin/api/login", app.base))
+            login_request(&app)
                 .header("Content-Type", "application/json")
                 .header("Origin", "https://evil.example")
                 .body(json!({"credential": key.api_token}).to_string()),
@@ -375,7 +370,7 @@ async fn two_companies(app: &TestApp) -> TwoCompanies {
         subs.push(sub["id"].as_str().unwrap().to_string());
     }
     for (sender, code) in [(&acme_sender, "A-1"), (&globex_sender, "G-1")] {
-        assert_eq!(app.post(sender, &project(code)).await.status, 200);
+        assert_eq!(app.post(sender, &project_created(code)).await.status, 200);
     }
     receiver.wait_for(2).await;
     app.settle().await;
@@ -571,7 +566,7 @@ async fn the_live_log_waits_for_new_entries_and_filters_them() {
     let follow = format!("ingest-log?after_id={cursor}&wait=10");
     let (followed, _) = tokio::join!(console.get(&follow), async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        app.post(&sender, &project("P-1")).await
+        app.post(&sender, &project_created("P-1")).await
     });
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -590,15 +585,7 @@ async fn the_live_log_waits_for_new_entries_and_filters_them() {
 
     // A refused request, then filters by status class, code, source and event type.
     let forged = app
-        .send(
-            app.client
-                .post(format!("{}/webhooks/inbound", app.base))
-                .header("X-API-Key", &sender.key_id)
-                .header("Content-Type", "application/json")
-                .header("X-Webhook-Timestamp", now().to_string())
-                .header("X-Webhook-Signature", "sha256=00")
-                .body(project("P-2").to_string()),
-        )
+        .send(app.wrongly_signed(&sender, project_created("P-2").to_string().as_bytes()))
         .await;
     assert_eq!(forged.status, 403);
     app.settle().await;
@@ -643,7 +630,9 @@ async fn subscriptions_show_health_and_charts_count_outcomes() {
         .await;
     for i in 0..4 {
         assert_eq!(
-            app.post(&sender, &project(&format!("P-{i}"))).await.status,
+            app.post(&sender, &project_created(&format!("P-{i}")))
+                .await
+                .status,
             200
         );
         receiver.wait_for(i + 1).await;
@@ -702,8 +691,7 @@ async fn an_oversized_console_call_is_refused_before_it_is_read() {
     let app = spawn_app().await;
     let sent = app
         .send(
-            app.client
-                .post(format!("{}/admin/api/login", app.base))
+            login_request(&app)
                 .header("Content-Type", "application/json")
                 .body(vec![b' '; 100 * 1024]),
         )

@@ -14,13 +14,6 @@ use crate::receiver::Receiver;
 
 const ADMIN_PASSWORD: &str = "browser-test-admin-password";
 
-fn project(code: &str) -> serde_json::Value {
-    envelope(
-        "project.created",
-        json!({"project_code": code, "project_name": format!("Project {code}"), "customer_name": "Acme", "location_name": "HQ"}),
-    )
-}
-
 fn screenshot_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -73,20 +66,17 @@ async fn the_console_works_in_headless_chromium() {
     // Some history for the log and the charts: accepted, refused and failed deliveries.
     for i in 0..6 {
         assert_eq!(
-            app.post(&erp, &project(&format!("PRJ-{i}"))).await.status,
+            app.post(&erp, &project_created(&format!("PRJ-{i}")))
+                .await
+                .status,
             200
         );
     }
     let forged = app
-        .send(
-            app.client
-                .post(format!("{}/webhooks/inbound", app.base))
-                .header("X-API-Key", &erp.key_id)
-                .header("Content-Type", "application/json")
-                .header("X-Webhook-Timestamp", now().to_string())
-                .header("X-Webhook-Signature", "sha256=00")
-                .body(serde_json::to_vec(&project("PRJ-X")).unwrap()),
-        )
+        .send(app.wrongly_signed(
+            &erp,
+            &serde_json::to_vec(&project_created("PRJ-X")).unwrap(),
+        ))
         .await;
     assert_eq!(forged.status, 403);
     crm_receiver.wait_for(6).await;

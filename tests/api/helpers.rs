@@ -100,6 +100,15 @@ pub fn envelope(event_type: &str, data: Value) -> Value {
     json!({"event_type": event_type, "timestamp": "2025-01-15T14:30:00Z", "source": "test", "data": data})
 }
 
+/// A `project.created` envelope for project `code` (the customer and location are created
+/// with it).
+pub fn project_created(code: &str) -> Value {
+    envelope(
+        "project.created",
+        json!({"project_code": code, "project_name": format!("Project {code}"), "customer_name": "Acme", "location_name": "HQ"}),
+    )
+}
+
 pub struct Sent {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
@@ -143,6 +152,17 @@ impl TestApp {
             .header("Content-Type", "application/json")
             .header("X-Webhook-Timestamp", ts.to_string())
             .header("X-Webhook-Signature", sign(&key.secret, ts, body))
+            .body(body.to_vec())
+    }
+
+    /// A request to the inbound endpoint with a valid key and a wrong signature.
+    pub fn wrongly_signed(&self, key: &CreatedKey, body: &[u8]) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}/webhooks/inbound", self.base))
+            .header("X-API-Key", &key.key_id)
+            .header("Content-Type", "application/json")
+            .header("X-Webhook-Timestamp", now().to_string())
+            .header("X-Webhook-Signature", "sha256=00")
             .body(body.to_vec())
     }
 

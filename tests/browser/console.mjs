@@ -61,9 +61,13 @@ async function noSidewaysScroll(label) {
   if (scroll > inner) throw new Error(`${label}: the page is ${scroll} px wide in a ${inner} px window`);
 }
 
-async function signIn(credential) {
+async function openLogin() {
   await page.goto(`${BASE}/admin`);
   await page.locator('#credential').waitFor({ state: 'visible', timeout: TIMEOUT });
+}
+
+async function signIn(credential) {
+  await openLogin();
   await page.fill('#credential', credential);
   await page.click('#login-form button[type=submit]');
   await page.locator('[data-testid=live-state].on').waitFor({ timeout: TIMEOUT });
@@ -102,8 +106,7 @@ page = await desktop.newPage();
 watch(page, 'desktop');
 
 await step('the login page shows, and a wrong token is refused', async () => {
-  await page.goto(`${BASE}/admin`);
-  await page.locator('#credential').waitFor({ state: 'visible', timeout: TIMEOUT });
+  await openLogin();
   await shot('login-1280');
   await page.fill('#credential', 'hkt_not-a-real-token');
   await page.click('#login-form button[type=submit]');
@@ -191,8 +194,7 @@ page = await phone.newPage();
 watch(page, 'phone');
 
 await step('the admin signs in on a phone and sees every page without sideways scrolling', async () => {
-  await page.goto(`${BASE}/admin`);
-  await page.locator('#credential').waitFor({ state: 'visible', timeout: TIMEOUT });
+  await openLogin();
   await shot('login-phone');
   await signIn(env('CONSOLE_ADMIN_PASSWORD'));
   await page.locator('#company:not([hidden])').waitFor({ timeout: TIMEOUT });

@@ -235,11 +235,14 @@ impl Config {
             return Err(invalid("outbound.delivery_concurrency", "must be positive"));
         }
         let password = &self.console.admin_password.0;
-        if !password.is_empty() && password.chars().count() < MIN_ADMIN_PASSWORD_CHARS {
+        // A password shaped like a REST token would be taken for one at login.
+        if !password.is_empty()
+            && (password.chars().count() < MIN_ADMIN_PASSWORD_CHARS || password.starts_with("hkt_"))
+        {
             return Err(invalid(
                 "console.admin_password",
                 &format!(
-                    "must be empty (no admin login) or at least {MIN_ADMIN_PASSWORD_CHARS} characters"
+                    "must be empty (no admin login) or at least {MIN_ADMIN_PASSWORD_CHARS} characters, not starting with hkt_"
                 ),
             ));
         }
@@ -539,5 +542,18 @@ mod tests {
             err.to_string().contains("HOOKGATE_INBOUND_PER_HOUR"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_admin_password_is_long_and_not_token_shaped() {
+        assert!(load(&[("HOOKGATE_ADMIN_PASSWORD", "a long admin password")]).is_ok());
+        for weak in ["short", "hkt_looks-like-a-token"] {
+            let err = load(&[("HOOKGATE_ADMIN_PASSWORD", weak)]).unwrap_err();
+            assert!(err.to_string().contains("console.admin_password"), "{err}");
+            assert!(
+                !err.to_string().contains(weak),
+                "the secret is not echoed: {err}"
+            );
+        }
     }
 }

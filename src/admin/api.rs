@@ -483,13 +483,10 @@ impl Ctx<'_> {
             .await?;
         let mut views = Vec::with_capacity(list.len());
         for sub in &list {
-            let filter = DeliveryFilter {
-                company_id: Some(sub.company_id.clone()),
-                subscription_id: Some(sub.id.clone()),
-                status: None,
-                limit: HEALTH_WINDOW,
-            };
-            let recent = self.read(move |r| r.list_deliveries(&filter)).await?;
+            let id = sub.id.clone();
+            let recent = self
+                .read(move |r| r.latest_delivery_outcomes(&id, HEALTH_WINDOW))
+                .await?;
             let mut view = subs::view(sub, &self.state.outbound);
             view["company_id"] = json!(sub.company_id);
             view["health"] = stats::subscription_health(&recent);

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::clock;
-use crate::store::DeliveryRow;
+use crate::store::DeliveryOutcome;
 
 /// The outcomes the requests chart stacks, in drawing order.
 pub(crate) const OUTCOMES: [&str; 4] = ["accepted", "rejected", "rate_limited", "error"];
@@ -71,7 +71,7 @@ pub(crate) fn lag_percentiles(
 
 /// A subscription's health from its most recent deliveries (newest first): the share of
 /// finished deliveries that succeeded, and the newest error.
-pub(crate) fn subscription_health(recent: &[DeliveryRow]) -> Value {
+pub(crate) fn subscription_health(recent: &[DeliveryOutcome]) -> Value {
     let succeeded = recent.iter().filter(|d| d.status == "succeeded").count();
     let failed = recent.iter().filter(|d| d.status == "failed").count();
     let waiting = recent
@@ -132,20 +132,12 @@ mod tests {
         assert_eq!(max, vec![Some(30), None, Some(7)]);
     }
 
-    fn delivery(status: &str, error: Option<&str>) -> DeliveryRow {
-        DeliveryRow {
+    fn delivery(status: &str, error: Option<&str>) -> DeliveryOutcome {
+        DeliveryOutcome {
             id: format!("dlv_{status}"),
-            subscription_id: "wh_1".into(),
-            event_id: "evt_1".into(),
-            event_type: "project.created".into(),
-            record_id: "rec_1".into(),
             status: status.into(),
-            attempts: 1,
-            next_attempt_at: None,
             last_status_code: error.map(|_| 500),
             last_error: error.map(str::to_string),
-            last_response_ms: Some(3),
-            created_at: 0,
             updated_at: 0,
         }
     }

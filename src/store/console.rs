@@ -1,8 +1,19 @@
-//! Reads for the operator console's charts: inbound outcomes per time bucket, and the lag of
-//! recent successful deliveries. Both cost what the window holds, not what the tables hold.
+//! Reads for the operator console: inbound outcomes per time bucket and the lag of recent
+//! successful deliveries (its charts), and a subscription's latest deliveries (its health).
+//! Each costs what it returns or what its window holds, not what the tables hold.
 
 use super::sql::{Param, sql_params};
 use super::{ReadConn, StoreError};
+
+/// How one delivery stands: what a subscription's health is computed from.
+#[derive(Debug, Clone)]
+pub struct DeliveryOutcome {
+    pub id: String,
+    pub status: String,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
 
 /// Attempts read per step of the walk back from the newest one.
 const ATTEMPT_PAGE: i64 = 2_000;
@@ -80,5 +91,31 @@ impl ReadConn<'_> {
         }
         found.truncate(cap);
         Ok(found)
+    }
+
+    /// The subscription's `n` newest deliveries, newest first (one walk of the
+    /// `(subscription_id, event_seq)` index).
+    pub fn latest_delivery_outcomes(
+        &self,
+        subscription_id: &str,
+        n: usize,
+    ) -> Result<Vec<DeliveryOutcome>, StoreError> {
+        self.conn
+            .query(
+                "SELECT id, status, last_status_code, last_error, updated_at FROM deliveries
+                 WHERE subscription_id = ?1 ORDER BY event_seq DESC LIMIT ?2",
+                sql_params![subscription_id, n.max(1)],
+            )?
+            .into_iter()
+            .map(|mut r| {
+                Ok(DeliveryOutcome {
+                    id: r.text(0)?,
+                    status: r.text(1)?,
+                    last_status_code: r.opt_u16(2)?,
+                    last_error: r.opt_text(3)?,
+                    updated_at: r.i64(4)?,
+                })
+            })
+            .collect()
     }
 }

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+pub use console::DeliveryOutcome;
 pub use idempotency::{Claim, StoredResponse};
 pub use ingest_log::{IngestEntry, IngestFilter};
 pub use keys::{ApiKeyRecord, KeySummary, NewKey};

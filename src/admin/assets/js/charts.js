@@ -2,7 +2,7 @@
 // (median and worst per bucket). Redrawn every few seconds and when the page is resized.
 
 import { get } from './api.js';
-import { h, svg, field, select, fmtMs } from './dom.js';
+import { h, svg, field, select, fmtMs, poller } from './dom.js';
 
 const REFRESH_MS = 5000;
 const HEIGHT = 220;
@@ -96,11 +96,9 @@ function drawLag(width, data) {
 }
 
 export function mount(root, ctx) {
-  let alive = true;
-  let timer = null;
   let last = null;
   const windowSelect = select([['5', 'Last 5 minutes'], ['15', 'Last 15 minutes'], ['60', 'Last hour']], '5',
-    { onchange: () => refresh() });
+    { onchange: () => poll.now() });
   const requestsBox = h('div', { class: 'chart', 'data-testid': 'requests-chart' });
   const lagBox = h('div', { class: 'chart', 'data-testid': 'lag-chart' });
   const requestsNote = h('span', { class: 'sub' });
@@ -136,23 +134,16 @@ export function mount(root, ctx) {
       : 'No successful deliveries in this window';
   }
 
-  async function refresh() {
-    clearTimeout(timer);
-    try {
-      last = await get('stats', { minutes: windowSelect.value, company: ctx.company() });
-      if (alive) draw();
-    } catch (e) {
-      if (alive && e.status !== 401) requestsNote.textContent = `Could not load: ${e.message}`;
-    }
-    if (alive) timer = setTimeout(refresh, REFRESH_MS);
-  }
+  const poll = poller(async () => {
+    last = await get('stats', { minutes: windowSelect.value, company: ctx.company() });
+    draw();
+  }, REFRESH_MS, (e) => { requestsNote.textContent = `Could not load: ${e.message}`; });
 
   const onResize = () => draw();
   window.addEventListener('resize', onResize);
-  refresh();
+  poll.now();
   return () => {
-    alive = false;
-    clearTimeout(timer);
+    poll.stop();
     window.removeEventListener('resize', onResize);
   };
 }

@@ -2,7 +2,7 @@
 // status, with a retry button. Refreshes itself while open.
 
 import { get, post } from './api.js';
-import { h, field, select, pill, fmtTime, fmtMs, toast, busy, cell } from './dom.js';
+import { h, field, select, pill, fmtTime, fmtMs, toast, busy, cell, poller } from './dom.js';
 
 const REFRESH_MS = 3000;
 const STATUSES = ['pending', 'in_flight', 'paused', 'succeeded', 'failed', 'skipped_echo'];
@@ -23,8 +23,6 @@ const COLUMNS = [
 const responseTime = (ms) => (ms === 0 ? '<1 ms' : ms < 1000 ? `${ms} ms` : fmtMs(ms));
 
 export function mount(root, ctx) {
-  let alive = true;
-  let timer = null;
   let names = new Map();
   let open = null;
   const params = ctx.params();
@@ -47,23 +45,18 @@ export function mount(root, ctx) {
       empty),
   );
 
+  const poll = poller(async () => {
+    const data = await get('deliveries', { ...filters, company: ctx.company() });
+    render(data.deliveries);
+  }, REFRESH_MS, (e) => { summary.textContent = `Could not load: ${e.message}`; });
+  const refresh = () => poll.now();
+
+  // Names for the subscription column and filter first, then the deliveries.
   get('subscriptions', { company: ctx.company() }).then((data) => {
     names = new Map(data.subscriptions.map((s) => [s.id, s.name]));
     for (const s of data.subscriptions) subSelect.append(h('option', { value: s.id }, s.name));
     subSelect.value = filters.subscription;
   }).catch(() => {}).finally(refresh);
-
-  async function refresh() {
-    clearTimeout(timer);
-    try {
-      const data = await get('deliveries', { ...filters, company: ctx.company() });
-      if (!alive) return;
-      render(data.deliveries);
-    } catch (e) {
-      if (alive && e.status !== 401) summary.textContent = `Could not load: ${e.message}`;
-    }
-    if (alive) timer = setTimeout(refresh, REFRESH_MS);
-  }
 
   function render(list) {
     const failed = list.filter((d) => d.status === 'failed').length;
@@ -122,8 +115,5 @@ export function mount(root, ctx) {
           h('p', null, 'Attempt history (each attempt\'s time, answer and error) will be listed here; the row above shows the last attempt.')))));
   }
 
-  return () => {
-    alive = false;
-    clearTimeout(timer);
-  };
+  return poll.stop;
 }

@@ -107,6 +107,34 @@ export function toast(message, kind) {
   setTimeout(() => el.remove(), kind === 'bad' ? 7000 : 3500);
 }
 
+/**
+ * Runs `load` now and then every `ms` while the browser shows the page (a hidden tab asks the
+ * server for nothing). `load` may throw; `onError` shows the failure. Returns `now()` to load
+ * at once (after an action) and `stop()`.
+ */
+export function poller(load, ms, onError) {
+  let timer = null;
+  let stopped = false;
+  async function run() {
+    clearTimeout(timer);
+    if (!document.hidden) {
+      try {
+        await load();
+      } catch (e) {
+        if (!stopped && e.status !== 401 && onError) onError(e);
+      }
+    }
+    if (!stopped) timer = setTimeout(run, ms);
+  }
+  return {
+    now: run,
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
 export const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 /** A button that asks for a second click before it acts. */

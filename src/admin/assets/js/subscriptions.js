@@ -2,13 +2,11 @@
 // deliveries, the newest error, and the actions the REST API offers.
 
 import { get, post } from './api.js';
-import { h, pill, fmtAgo, toast, busy, plural } from './dom.js';
+import { h, pill, fmtAgo, toast, busy, plural, poller } from './dom.js';
 
 const REFRESH_MS = 5000;
 
 export function mount(root, ctx) {
-  let alive = true;
-  let timer = null;
   const openRecover = new Set();
   const grid = h('div', { class: 'sub-grid', 'data-testid': 'subscriptions' });
   const summary = h('div', { class: 'sub' }, 'Loading…');
@@ -22,18 +20,11 @@ export function mount(root, ctx) {
     grid,
   );
 
-  async function refresh() {
-    clearTimeout(timer);
-    try {
-      const data = await get('subscriptions', { company: ctx.company() });
-      if (!alive) return;
-      // A recovery time being picked is not redrawn under the operator's hands.
-      if (openRecover.size === 0) render(data.subscriptions);
-    } catch (e) {
-      if (alive && e.status !== 401) summary.textContent = `Could not load: ${e.message}`;
-    }
-    if (alive) timer = setTimeout(refresh, REFRESH_MS);
-  }
+  const poll = poller(async () => {
+    const data = await get('subscriptions', { company: ctx.company() });
+    // A recovery time being picked is not redrawn under the operator's hands.
+    if (openRecover.size === 0) render(data.subscriptions);
+  }, REFRESH_MS, (e) => { summary.textContent = `Could not load: ${e.message}`; });
 
   function render(list) {
     const counts = { active: 0, failing: 0, disabled: 0 };
@@ -48,7 +39,7 @@ export function mount(root, ctx) {
     return busy(button, async () => {
       const result = await post(`subscriptions/${encodeURIComponent(sub.id)}/${action}`, body);
       toast(done(result));
-      await refresh();
+      await poll.now();
     });
   }
 
@@ -123,9 +114,6 @@ export function mount(root, ctx) {
     return h('div', { class: 'inline-form' }, h('span', { class: 'sub' }, 'Re-send since'), since, go);
   }
 
-  refresh();
-  return () => {
-    alive = false;
-    clearTimeout(timer);
-  };
+  poll.now();
+  return poll.stop;
 }

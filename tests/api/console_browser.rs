@@ -24,7 +24,10 @@ fn screenshot_dir() -> PathBuf {
 #[tokio::test]
 async fn the_console_works_in_headless_chromium() {
     if std::env::var("HOOKGATE_TEST_BROWSER").as_deref() != Ok("1") {
-        eprintln!(
+        // Straight to stderr: the test harness would swallow an eprintln! of a passing test.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "console browser test left out: set HOOKGATE_TEST_BROWSER=1 to run it \
              (needs /usr/bin/chromium and `npm ci` in tests/browser; .ci/run does both)"
         );

@@ -544,11 +544,15 @@ async fn deliveries(command: DeliveriesCommand, config: Config) -> Result<(), St
             limit,
             json,
         } => {
+            let status = status
+                .map(|s| crate::outbound::subscriptions::parse_delivery_status(&s))
+                .transpose()
+                .map_err(|e| e.message)?;
             let filter = crate::store::DeliveryFilter {
-                company_id: None,
                 subscription_id: webhook,
                 status,
                 limit,
+                ..crate::store::DeliveryFilter::default()
             };
             let list = store
                 .read(move |r| r.list_deliveries(&filter))

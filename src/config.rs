@@ -108,6 +108,7 @@ pub struct OutboundConfig {
     pub delivery_timeout_secs: u64,
     pub disable_after_failures: u32,
     pub delivery_concurrency: usize,
+    pub per_subscription_concurrency: usize,
 }
 
 /// The operator's console at `/admin`.
@@ -233,6 +234,12 @@ impl Config {
         }
         if self.outbound.delivery_concurrency == 0 {
             return Err(invalid("outbound.delivery_concurrency", "must be positive"));
+        }
+        if self.outbound.per_subscription_concurrency == 0 {
+            return Err(invalid(
+                "outbound.per_subscription_concurrency",
+                "must be positive",
+            ));
         }
         let password = &self.console.admin_password.0;
         // A password shaped like a REST token would be taken for one at login.
@@ -423,6 +430,12 @@ fn apply_env(
             "HOOKGATE_DELIVERY_CONCURRENCY",
             Some("outbound"),
             "delivery_concurrency",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_PER_SUBSCRIPTION_CONCURRENCY",
+            Some("outbound"),
+            "per_subscription_concurrency",
             Kind::Int,
         ),
         (

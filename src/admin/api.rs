@@ -19,14 +19,6 @@ use crate::outbound::subscriptions as subs;
 use crate::store::{DeliveryFilter, IngestEntry, IngestFilter, KeySummary, ReadConn, StoreError};
 
 /// What `GET /admin/api/deliveries?status=` accepts (the `deliveries.status` column's values).
-const DELIVERY_STATUSES: &[&str] = &[
-    "pending",
-    "in_flight",
-    "paused",
-    "succeeded",
-    "failed",
-    "skipped_echo",
-];
 /// Deliveries looked at for a subscription's success rate.
 const HEALTH_WINDOW: usize = 100;
 /// Longest hold of a live-log request; under the shutdown grace period so that a console left
@@ -549,21 +541,16 @@ impl Ctx<'_> {
     }
 
     async fn deliveries(&self) -> Answer {
-        let status = self.query("status");
-        if let Some(s) = &status
-            && !DELIVERY_STATUSES.contains(&s.as_str())
-        {
-            return Err(ApiError::bad_request(
-                "invalid_status",
-                format!("status must be one of {}", DELIVERY_STATUSES.join(", ")),
-            )
-            .with_details(DELIVERY_STATUSES.iter().map(|s| json!(s)).collect()));
-        }
+        let status = self
+            .query("status")
+            .map(|s| subs::parse_delivery_status(&s))
+            .transpose()?;
         let filter = DeliveryFilter {
             company_id: self.caller.company(self.query("company")),
             subscription_id: self.query("subscription"),
             status,
             limit: self.number("limit")?.unwrap_or(200).clamp(1, 1000) as usize,
+            ..DeliveryFilter::default()
         };
         let rows = self.read(move |r| r.list_deliveries(&filter)).await?;
         let views: Vec<Value> = rows.iter().map(subs::delivery_view).collect();

@@ -313,6 +313,7 @@ impl<'a> Op<'a> {
             company_id: &self.ctx.company_id,
             origin_key_id: Some(&self.ctx.key_id),
             inbound_event_id: Some(&self.ctx.event_id),
+            about_subscription_id: None,
             event_type,
             entity,
             record_id,

@@ -48,6 +48,8 @@ pub const EMITTED: &[&str] = &[
     "report.daily_submitted",
     "report.completion_submitted",
     "report.completion_approved",
+    "webhook.disabled",
+    "delivery.exhausted",
 ];
 
 /// Catalog events that no inbound operation can cause (SPEC section 7): subscribing is a 400.
@@ -61,8 +63,11 @@ const NOT_EMITTED: &[&str] = &[
     "attachment.",
 ];
 
-/// Internal event types (verification, test sends) that never fan out.
-pub const INTERNAL_PREFIX: &str = "webhook.";
+/// Events the gateway sends to one subscription only (test sends, URL verification), never
+/// fanned out.
+pub fn is_internal(event_type: &str) -> bool {
+    matches!(event_type, "webhook.test" | "webhook.verification")
+}
 
 /// Canonical form of one pattern: the catalog's `workorder.` spelling becomes `work_order.`.
 fn canonical(pattern: &str) -> String {

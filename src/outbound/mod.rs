@@ -7,11 +7,15 @@
 
 pub mod catalog;
 pub mod client;
+mod health;
+mod recorder;
+pub mod sender;
 pub mod signing;
 pub mod subscriptions;
 mod worker;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -19,9 +23,24 @@ use tokio::sync::Notify;
 use crate::config::OutboundConfig;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{EventRow, Store, SubscriptionRow};
 
 pub use worker::run;
+
+/// Whether the subscription wants the event: its types and its project filter; never an
+/// operational event about itself.
+pub fn wants(sub: &SubscriptionRow, event: &EventRow) -> bool {
+    catalog::matches(&sub.events, &event.event_type)
+        && event.about_subscription_id.as_deref() != Some(sub.id.as_str())
+        && match &sub.projects {
+            None => true,
+            Some(codes) if codes.is_empty() => true,
+            Some(codes) => event
+                .project_code
+                .as_deref()
+                .is_some_and(|code| codes.iter().any(|c| c.eq_ignore_ascii_case(code))),
+        }
+}
 
 /// What an attempt's answer means for the delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,8 +107,23 @@ pub struct Outbound {
     pub keys: Keys,
     pub config: OutboundConfig,
     pub client: reqwest::Client,
+    /// Tells the worker there is work (new events, queued deliveries).
     pub wake: Notify,
+    /// Set when a subscription was created or changed here, so that the worker re-reads its
+    /// leased subscriptions now rather than at the next renewal.
+    pub subscriptions_changed: AtomicBool,
     pub metrics: Arc<Metrics>,
+    /// This process, as the holder of subscription and delivery leases.
+    pub node_id: String,
+}
+
+impl Outbound {
+    /// Tells the worker that subscriptions changed (and wakes it).
+    pub fn subscriptions_changed(&self) {
+        self.subscriptions_changed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+    }
 }
 
 impl Outbound {
@@ -109,7 +143,9 @@ impl Outbound {
             config,
             client,
             wake: Notify::new(),
+            subscriptions_changed: AtomicBool::new(true),
             metrics,
+            node_id: crate::crypto::random_id("node_", 8),
         }
     }
 }

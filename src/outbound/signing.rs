@@ -32,14 +32,31 @@ pub struct DeliveryMeta<'a> {
     pub timestamp: i64,
 }
 
-/// Every header of a delivery except `Content-Type` and authorization.
-pub fn headers(secret: &str, meta: &DeliveryMeta, body: &[u8]) -> Vec<(&'static str, String)> {
+/// Every header of a delivery except `Content-Type` and authorization. With several secrets
+/// (a rotation's overlap, current first) each header carries one signature per secret,
+/// space-separated, so that receivers holding either secret verify.
+pub fn headers(
+    secrets: &[String],
+    meta: &DeliveryMeta,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
     let ts = meta.timestamp.to_string();
-    let seed_signature = crypto::hmac_hex(secret.as_bytes(), &[ts.as_bytes(), b".", body]);
-    let standard = crypto::hmac_base64(
-        &standard_webhooks_key(secret),
-        &[meta.webhook_id.as_bytes(), b".", ts.as_bytes(), b".", body],
-    );
+    let seed_signature = secrets
+        .iter()
+        .map(|secret| crypto::hmac_hex(secret.as_bytes(), &[ts.as_bytes(), b".", body]))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let standard = secrets
+        .iter()
+        .map(|secret| {
+            let signature = crypto::hmac_base64(
+                &standard_webhooks_key(secret),
+                &[meta.webhook_id.as_bytes(), b".", ts.as_bytes(), b".", body],
+            );
+            format!("v1,{signature}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
     vec![
         ("x-webhook-signature", seed_signature),
         ("x-webhook-timestamp", ts.clone()),
@@ -50,7 +67,7 @@ pub fn headers(secret: &str, meta: &DeliveryMeta, body: &[u8]) -> Vec<(&'static 
         ("x-webhook-action", meta.event_type.to_string()),
         ("webhook-id", meta.webhook_id.to_string()),
         ("webhook-timestamp", ts),
-        ("webhook-signature", format!("v1,{standard}")),
+        ("webhook-signature", standard),
     ]
 }
 

@@ -7,13 +7,15 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::worker::{self, wants};
-use super::{Outbound, catalog, client, signing};
+use super::{AttemptOutcome, Outbound, catalog, client, sender, signing, wants};
 use crate::clock;
 use crate::crypto;
 use crate::error::ApiError;
 use crate::keys::ApiKey;
-use crate::store::{DeliveryFilter, EventRow, NewEvent, StoreError, SubscriptionRow};
+use crate::store::{
+    DeliveryFilter, DeliveryRow, DeliveryStatus, NewEvent, StoreError, SubscriptionRow,
+    SubscriptionStatus,
+};
 
 const MIN_SECRET_LEN: usize = 24;
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -80,8 +82,12 @@ pub fn view(s: &SubscriptionRow, out: &Outbound) -> Value {
         "projects": s.projects,
         "basic_auth": basic_auth,
         "verify_url": s.verify_url,
-        "enabled": s.status != "disabled",
-        "status": s.status,
+        "enabled": s.status != SubscriptionStatus::Disabled,
+        "status": s.status.as_str(),
+        "secret_rotation_overlap_until": s
+            .previous_secret_until
+            .filter(|until| *until > clock::now_ms())
+            .map(clock::rfc3339_from_ms),
         "disabled_reason": s.disabled_reason,
         "consecutive_failures": s.consecutive_failures,
         "rate_limit": s.rate_limit,
@@ -198,10 +204,7 @@ pub async fn create(
             ));
         }
         Some(s) => s.clone(),
-        None => format!(
-            "whsec_{}",
-            crypto::base64_encode(&crypto::random_bytes::<32>())
-        ),
+        None => new_secret_value(),
     };
     let id = crypto::random_id("wh_", 12);
     let now = clock::now_ms();
@@ -214,6 +217,8 @@ pub async fn create(
         url,
         events,
         secret_enc: out.keys.seal(secret.as_bytes(), &id),
+        previous_secret_enc: None,
+        previous_secret_until: None,
         payload: check_payload(input.payload.as_deref().unwrap_or("full"))?,
         projects: input.projects.clone().filter(|p| !p.is_empty()),
         basic_auth_enc: input
@@ -223,14 +228,19 @@ pub async fn create(
             .map(|a| seal_basic_auth(out, &id, &a)),
         rate_limit: check_rate(input.rate_limit.flatten())?,
         verify_url: input.verify_url.unwrap_or(false),
-        status: if enabled { "active" } else { "disabled" }.into(),
+        status: if enabled {
+            SubscriptionStatus::Active
+        } else {
+            SubscriptionStatus::Disabled
+        },
         disabled_reason: (!enabled).then(|| "created disabled".to_string()),
         consecutive_failures: 0,
+        cursor_position: 0,
         created_at: now,
         updated_at: now,
     };
     if sub.verify_url && enabled {
-        verify(out, &sub, &secret).await?;
+        verify(out, &sub).await?;
     }
     let sub = save_unique(out, sub).await?;
     let mut body = view(&sub, out);
@@ -269,7 +279,7 @@ pub async fn update(
     input: SubscriptionInput,
 ) -> Result<SubscriptionRow, ApiError> {
     let mut sub = get(out, key, id).await?;
-    let was_enabled = sub.status != "disabled";
+    let was_enabled = sub.status != SubscriptionStatus::Disabled;
     if let Some(name) = &input.name {
         sub.name = check_name(name)?;
     }
@@ -280,7 +290,6 @@ pub async fn update(
     if let Some(events) = events_of(&input)? {
         sub.events = events;
     }
-    let mut secret_plain = None;
     if let Some(secret) = &input.secret {
         if secret.chars().count() < MIN_SECRET_LEN {
             return Err(ApiError::bad_request(
@@ -289,7 +298,6 @@ pub async fn update(
             ));
         }
         sub.secret_enc = out.keys.seal(secret.as_bytes(), &sub.id);
-        secret_plain = Some(secret.clone());
     }
     if let Some(mode) = &input.payload {
         sub.payload = check_payload(mode)?;
@@ -311,13 +319,9 @@ pub async fn update(
         Some(false) if was_enabled => disable_fields(&mut sub, "disabled by API"),
         _ => {}
     }
-    let now_enabled = sub.status != "disabled";
+    let now_enabled = sub.status != SubscriptionStatus::Disabled;
     if sub.verify_url && now_enabled && (!was_enabled || input.url.is_some()) {
-        let secret = match secret_plain {
-            Some(s) => s,
-            None => unseal_secret(out, &sub)?,
-        };
-        verify(out, &sub, &secret).await?;
+        verify(out, &sub).await?;
     }
     sub.updated_at = clock::now_ms();
     save_unique(out, sub).await
@@ -340,18 +344,18 @@ async fn save_unique(out: &Outbound, sub: SubscriptionRow) -> Result<Subscriptio
     if taken {
         return Err(duplicate_name(&sub.name));
     }
-    out.wake.notify_one();
+    out.subscriptions_changed();
     Ok(sub)
 }
 
 fn enable_fields(sub: &mut SubscriptionRow) {
-    sub.status = "active".into();
+    sub.status = SubscriptionStatus::Active;
     sub.disabled_reason = None;
     sub.consecutive_failures = 0;
 }
 
 fn disable_fields(sub: &mut SubscriptionRow, reason: &str) {
-    sub.status = "disabled".into();
+    sub.status = SubscriptionStatus::Disabled;
     sub.disabled_reason = Some(reason.into());
 }
 
@@ -381,21 +385,15 @@ pub async fn delete(out: &Outbound, key: &ApiKey, id: &str) -> Result<(), ApiErr
         .await
         .map_err(internal)?;
     if deleted {
+        out.subscriptions_changed();
         Ok(())
     } else {
         Err(ApiError::not_found(format!("no subscription {id}")))
     }
 }
 
-fn unseal_secret(out: &Outbound, sub: &SubscriptionRow) -> Result<String, ApiError> {
-    out.keys
-        .unseal(&sub.secret_enc, &sub.id)
-        .and_then(|s| String::from_utf8(s).ok())
-        .ok_or_else(|| ApiError::internal(&"subscription secret cannot be decrypted", &sub.id))
-}
-
 /// Seed `001_…`: the URL must answer a signed `webhook.verification` POST with 2xx within 5 s.
-async fn verify(out: &Outbound, sub: &SubscriptionRow, secret: &str) -> Result<(), ApiError> {
+async fn verify(out: &Outbound, sub: &SubscriptionRow) -> Result<(), ApiError> {
     let event_id = crypto::sortable_id("evt_");
     let body = serde_json::to_vec(&json!({
         "event_id": event_id,
@@ -412,17 +410,21 @@ async fn verify(out: &Outbound, sub: &SubscriptionRow, secret: &str) -> Result<(
         attempt: 0,
         timestamp: clock::now_secs(),
     };
-    match worker::post(out, sub, secret, &meta, body, Some(VERIFY_TIMEOUT)).await {
-        Ok((status, _)) if (200..300).contains(&status) => Ok(()),
-        Ok((status, _)) => Err(ApiError::bad_request(
+    let exchange = sender::send(out, sub, &meta, body, Some(VERIFY_TIMEOUT)).await;
+    match (exchange.outcome, exchange.record.status_code) {
+        (AttemptOutcome::Succeeded, _) => Ok(()),
+        (_, Some(status)) => Err(ApiError::bad_request(
             "url_verification_failed",
             format!(
                 "the URL answered the verification request with HTTP {status}; it must answer 2xx within 5 s"
             ),
         )),
-        Err(e) => Err(ApiError::bad_request(
+        (_, None) => Err(ApiError::bad_request(
             "url_verification_failed",
-            format!("the verification request failed: {e}"),
+            format!(
+                "the verification request failed: {}",
+                exchange.record.error.unwrap_or_default()
+            ),
         )),
     }
 }
@@ -430,7 +432,7 @@ async fn verify(out: &Outbound, sub: &SubscriptionRow, secret: &str) -> Result<(
 /// Queues a `webhook.test` event for this subscription only; returns the delivery id.
 pub async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<Value, ApiError> {
     let sub = get(out, key, id).await?;
-    if sub.status == "disabled" {
+    if sub.status == SubscriptionStatus::Disabled {
         return Err(ApiError::conflict(
             "subscription_disabled",
             format!("subscription {id} is disabled; enable it first"),
@@ -454,6 +456,7 @@ pub async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<Value, 
                 company_id: &sub.company_id,
                 origin_key_id: None,
                 inbound_event_id: None,
+                about_subscription_id: None,
                 event_type: "webhook.test",
                 entity: "webhook",
                 record_id: &sub.id,
@@ -461,19 +464,23 @@ pub async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<Value, 
                 payload: &payload,
                 created_at: now,
             })?;
-            let event = EventRow {
-                seq,
+            let delivery = DeliveryRow {
+                id: did.clone(),
+                subscription_id: sub.id.clone(),
+                event_seq: seq,
                 event_id: eid.clone(),
-                company_id: sub.company_id.clone(),
-                origin_key_id: None,
                 event_type: "webhook.test".into(),
-                entity: "webhook".into(),
                 record_id: sub.id.clone(),
-                project_code: None,
-                payload: payload.to_string(),
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                next_attempt_at: Some(now),
+                last_status_code: None,
+                last_error: None,
+                last_response_ms: None,
                 created_at: now,
+                updated_at: now,
             };
-            tx.insert_delivery(&did, &sub, &event, "pending", now)
+            tx.insert_delivery(&delivery, &sub.company_id)
         })
         .await
         .map_err(internal)?;
@@ -481,11 +488,30 @@ pub async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<Value, 
     Ok(json!({"success": true, "event_id": event_id, "delivery_id": delivery_id}))
 }
 
+/// The delivery statuses a filter may name, for error messages.
+pub fn delivery_statuses() -> Vec<&'static str> {
+    DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect()
+}
+
+/// Parses a delivery status filter; an unknown one is a 400 naming the allowed values.
+pub fn parse_delivery_status(text: &str) -> Result<DeliveryStatus, ApiError> {
+    DeliveryStatus::parse(text).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_status",
+            format!(
+                "unknown delivery status {text:?}; use one of {}",
+                delivery_statuses().join(", ")
+            ),
+        )
+        .with_details(delivery_statuses().into_iter().map(|s| json!(s)).collect())
+    })
+}
+
 pub async fn deliveries(
     out: &Outbound,
     key: &ApiKey,
     id: &str,
-    status: Option<String>,
+    status: Option<DeliveryStatus>,
     limit: usize,
 ) -> Result<Value, ApiError> {
     get(out, key, id).await?;
@@ -494,6 +520,7 @@ pub async fn deliveries(
         subscription_id: Some(id.to_string()),
         status,
         limit,
+        ..DeliveryFilter::default()
     };
     let rows = out
         .store
@@ -504,14 +531,14 @@ pub async fn deliveries(
     Ok(json!({"success": true, "deliveries": items, "count": items.len()}))
 }
 
-pub fn delivery_view(d: &crate::store::DeliveryRow) -> Value {
+pub fn delivery_view(d: &DeliveryRow) -> Value {
     json!({
         "id": d.id,
         "subscription_id": d.subscription_id,
         "event_id": d.event_id,
         "event_type": d.event_type,
         "record_id": d.record_id,
-        "status": d.status,
+        "status": d.status.as_str(),
         "attempts": d.attempts,
         "response_code": d.last_status_code,
         "response_time_ms": d.last_response_ms,
@@ -522,14 +549,14 @@ pub fn delivery_view(d: &crate::store::DeliveryRow) -> Value {
     })
 }
 
-/// Puts a delivery back in the queue at once.
-pub async fn retry(
+/// Finds a delivery of the company (and of the subscription, when one is named); 404 else.
+async fn find_delivery(
     out: &Outbound,
     company_id: &str,
     subscription_id: Option<&str>,
     delivery_id: &str,
-) -> Result<Value, ApiError> {
-    let (company, did) = (company_id.to_string(), delivery_id.to_string());
+) -> Result<DeliveryRow, ApiError> {
+    let did = delivery_id.to_string();
     let found = out
         .store
         .read(move |r| r.delivery(&did))
@@ -539,22 +566,155 @@ pub async fn retry(
         Some((d, c))
             if c == company_id && subscription_id.is_none_or(|s| s == d.subscription_id) =>
         {
-            if d.status == "skipped_echo" || d.status == "in_flight" {
-                return Err(ApiError::conflict(
-                    "not_retryable",
-                    format!("delivery {delivery_id} is {}", d.status),
-                ));
-            }
+            Ok(d)
         }
-        _ => return Err(ApiError::not_found(format!("no delivery {delivery_id}"))),
+        _ => Err(ApiError::not_found(format!("no delivery {delivery_id}"))),
     }
-    let did = delivery_id.to_string();
+}
+
+/// A delivery with every attempt made: when, how long, what was sent (secrets removed) and
+/// what came back.
+pub async fn delivery_attempts(
+    out: &Outbound,
+    company_id: &str,
+    subscription_id: Option<&str>,
+    delivery_id: &str,
+) -> Result<Value, ApiError> {
+    let delivery = find_delivery(out, company_id, subscription_id, delivery_id).await?;
+    let did = delivery.id.clone();
+    let attempts = out
+        .store
+        .read(move |r| r.delivery_attempts(&did))
+        .await
+        .map_err(internal)?;
+    let parse = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+    };
+    let items: Vec<Value> = attempts
+        .iter()
+        .map(|a| {
+            json!({
+                "attempt": a.attempt,
+                "at": clock::rfc3339_from_ms(a.at),
+                "duration_ms": a.duration_ms,
+                "outcome": a.outcome,
+                "status_code": a.status_code,
+                "error_kind": a.error_kind,
+                "error": a.error,
+                "request_headers": parse(&Some(a.request_headers.clone())),
+                "response_headers": parse(&a.response_headers),
+                "response_body": a.response_body,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "success": true,
+        "delivery": delivery_view(&delivery),
+        "attempts": items,
+        "count": items.len(),
+    }))
+}
+
+/// Puts a delivery back in the queue at once.
+pub async fn retry(
+    out: &Outbound,
+    company_id: &str,
+    subscription_id: Option<&str>,
+    delivery_id: &str,
+) -> Result<Value, ApiError> {
+    let d = find_delivery(out, company_id, subscription_id, delivery_id).await?;
+    if matches!(
+        d.status,
+        DeliveryStatus::SkippedEcho | DeliveryStatus::InFlight
+    ) {
+        return Err(ApiError::conflict(
+            "not_retryable",
+            format!("delivery {delivery_id} is {}", d.status.as_str()),
+        ));
+    }
+    let (company, did) = (company_id.to_string(), delivery_id.to_string());
     out.store
         .write(move |tx| tx.requeue_delivery(&company, &did, clock::now_ms()))
         .await
         .map_err(internal)?;
     out.wake.notify_one();
     Ok(json!({"success": true, "delivery_id": delivery_id, "status": "pending"}))
+}
+
+/// The most deliveries one bulk retry queues.
+pub const BULK_RETRY_LIMIT: usize = 10_000;
+
+/// Puts every finished delivery matching `filter` (scoped to `company_id`) back in the queue;
+/// answers how many were queued.
+pub async fn retry_matching(
+    out: &Outbound,
+    company_id: &str,
+    mut filter: DeliveryFilter,
+) -> Result<Value, ApiError> {
+    if filter
+        .status
+        .is_some_and(|s| !matches!(s, DeliveryStatus::Failed | DeliveryStatus::Succeeded))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_status",
+            "only failed or succeeded deliveries can be sent again",
+        ));
+    }
+    filter.company_id = Some(company_id.to_string());
+    filter.limit = filter.limit.clamp(1, BULK_RETRY_LIMIT);
+    let queued = out
+        .store
+        .write(move |tx| tx.requeue_deliveries(&filter, clock::now_ms()))
+        .await
+        .map_err(internal)?;
+    out.wake.notify_one();
+    Ok(json!({"success": true, "queued": queued}))
+}
+
+/// Replaces the subscription's secret, keeping the old one signing beside it for
+/// `overlap_secs` so that receivers can switch without missing a delivery. Returns the new
+/// secret (shown once).
+pub async fn rotate_secret(
+    out: &Outbound,
+    key: &ApiKey,
+    id: &str,
+    new_secret: Option<String>,
+    overlap_secs: i64,
+) -> Result<Value, ApiError> {
+    let mut sub = get(out, key, id).await?;
+    let secret = match new_secret {
+        Some(s) if s.chars().count() < MIN_SECRET_LEN => {
+            return Err(ApiError::bad_request(
+                "secret_too_short",
+                format!("a secret must be at least {MIN_SECRET_LEN} characters"),
+            ));
+        }
+        Some(s) => s,
+        None => new_secret_value(),
+    };
+    if !(0..=7 * 24 * 3600).contains(&overlap_secs) {
+        return Err(ApiError::bad_request(
+            "invalid_overlap",
+            "overlap_secs must be between 0 and 604800 (7 days)",
+        ));
+    }
+    let now = clock::now_ms();
+    sub.previous_secret_enc = Some(sub.secret_enc.clone());
+    sub.previous_secret_until = Some(now + overlap_secs * 1000);
+    sub.secret_enc = out.keys.seal(secret.as_bytes(), &sub.id);
+    sub.updated_at = now;
+    let sub = save_unique(out, sub).await?;
+    let mut body = view(&sub, out);
+    body["secret"] = json!(secret);
+    Ok(body)
+}
+
+fn new_secret_value() -> String {
+    format!(
+        "whsec_{}",
+        crypto::base64_encode(&crypto::random_bytes::<32>())
+    )
 }
 
 /// Re-sends, in order, every event since `since` that the subscription wants and did not
@@ -578,7 +738,7 @@ pub async fn recover(
             let now = clock::now_ms();
             let mut queued = 0;
             for event in tx.company_events_since(&sub.company_id, since_ms)? {
-                if event.event_type.starts_with(catalog::INTERNAL_PREFIX)
+                if catalog::is_internal(&event.event_type)
                     || !wants(&sub, &event)
                     || event.origin_key_id.as_deref() == Some(sub.owner_key_id.as_str())
                 {
@@ -586,21 +746,31 @@ pub async fn recover(
                 }
                 match tx.delivery_for_event(&sub.id, event.seq)? {
                     None => {
-                        let status = if sub.status == "disabled" {
-                            "paused"
+                        let status = if sub.status == SubscriptionStatus::Disabled {
+                            DeliveryStatus::Paused
                         } else {
-                            "pending"
+                            DeliveryStatus::Pending
                         };
-                        tx.insert_delivery(
-                            &crypto::sortable_id("dlv_"),
-                            &sub,
-                            &event,
+                        let delivery = DeliveryRow {
+                            id: crypto::sortable_id("dlv_"),
+                            subscription_id: sub.id.clone(),
+                            event_seq: event.seq,
+                            event_id: event.event_id.clone(),
+                            event_type: event.event_type.clone(),
+                            record_id: event.record_id.clone(),
                             status,
-                            now,
-                        )?;
+                            attempts: 0,
+                            next_attempt_at: Some(now),
+                            last_status_code: None,
+                            last_error: None,
+                            last_response_ms: None,
+                            created_at: now,
+                            updated_at: now,
+                        };
+                        tx.insert_delivery(&delivery, &sub.company_id)?;
                         queued += 1;
                     }
-                    Some(d) if d.status == "failed" => {
+                    Some(d) if d.status == DeliveryStatus::Failed => {
                         tx.requeue_delivery(&sub.company_id, &d.id, now)?;
                         queued += 1;
                     }

@@ -1,64 +1,138 @@
-//! The delivery worker: fans new events out into deliveries, claims due deliveries, sends them
-//! concurrently (bounded overall and per subscription, so a slow receiver never holds up the
-//! others), and records each attempt. Everything it knows is in the database, so pending and
-//! in-flight deliveries survive a restart or a crash (an expired lease means "send again").
+//! The delivery worker. Every node runs one; each dispatches the subscriptions it holds a lease
+//! on (see `store/subscriptions.rs`), so a subscriber's events flow from one place, in order.
+//!
+//! For each leased subscription a window follows the company's published events from the
+//! subscription's cursor: events it does not want are passed over, echoes (caused by the
+//! subscription owner's own key) are recorded as skipped, and the rest are sent at once,
+//! several at a time, one at a time per record. Nothing is written before a send: the outcome,
+//! the attempt and the cursor are recorded afterwards, in batches (`recorder.rs`). A crash
+//! loses only what was sent and not yet recorded, and the next holder of the lease sends it
+//! again, with the same `X-Webhook-ID` (at least once).
+//!
+//! A delivery that must be tried again becomes a row of the retry queue, and the record's
+//! later events queue behind it until it is done. Rows (retries, test sends, manual retries,
+//! `recover`) are claimed with a lease by whichever node finds them due.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use serde_json::Value;
-use tokio::sync::{Semaphore, watch};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
 
-use super::{AttemptOutcome, Outbound, catalog, classify, client, next_delay, signing};
+use super::health::{Health, Signal};
+use super::recorder::{Item, OwnedEvent, RecordClear, Recorder};
+use super::sender::{self, Exchange};
+use super::{AttemptOutcome, Outbound, catalog, next_delay, wants};
 use crate::clock;
 use crate::crypto;
-use crate::store::{Attempt, DueDelivery, EventRow, StoreError, SubscriptionRow};
+use crate::store::{
+    DeliveryRow, DeliveryStatus, Dialect, DueDelivery, EventRow, StoreError, SubscriptionRow,
+    SubscriptionStatus,
+};
 
-/// Deliveries one subscription may have in flight at once.
-const PER_SUBSCRIPTION_IN_FLIGHT: usize = 16;
-const FAN_OUT_BATCH: usize = 500;
-const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often the worker looks for work nobody told it about (other nodes' events, retries
+/// coming due).
+const TICK: Duration = Duration::from_millis(100);
+/// How long a lease on a subscription lasts, and how often it is renewed: a node that died
+/// loses its subscriptions to another node after at most `LEASE`.
+const LEASE: Duration = Duration::from_secs(10);
+const RENEW_EVERY: Duration = Duration::from_secs(3);
+/// Events read at once for a window, and the most a window holds unsent.
+const READ_BATCH: usize = 512;
+const WINDOW_CAPACITY: usize = 2_048;
+/// Events published per pass.
+const PUBLISH_BATCH: usize = 5_000;
+/// Past this many unwritten records, the worker stops sending until the recorder catches up.
+const RECORDER_BACKLOG_LIMIT: u64 = 100_000;
+/// How often records blocked behind a retry are checked again (their retry may have been made
+/// by another node).
+const RECHECK_BLOCKED_EVERY: Duration = Duration::from_secs(5);
+/// How often an empty retry queue is looked at again.
+const IDLE_RETRY_CHECK: Duration = Duration::from_secs(1);
+/// How long shutdown waits for sends in flight (those not finished are sent again later).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
-type Limiters = HashMap<String, (f64, Arc<DefaultDirectRateLimiter>)>;
-
-#[derive(Default)]
-struct Throttle {
-    in_flight: Mutex<HashMap<String, usize>>,
-    limiters: Mutex<Limiters>,
+/// A send that finished.
+struct Done {
+    subscription_id: String,
+    event: Arc<EventRow>,
+    exchange: Exchange,
+    /// `None` for a first send from a window; the claimed row for a retry.
+    claimed: Option<DeliveryRow>,
+    /// The subscription as the send saw it (a retry's subscription may not be leased here).
+    subscription: Arc<SubscriptionRow>,
 }
 
-impl Throttle {
-    /// Whether `sub` may take one more delivery now (counts it as in flight if so).
-    fn admit(&self, sub: &SubscriptionRow) -> bool {
-        let mut in_flight = self.in_flight.lock().expect("throttle lock");
-        let count = in_flight.entry(sub.id.clone()).or_default();
-        if *count >= PER_SUBSCRIPTION_IN_FLIGHT {
-            return false;
-        }
-        if let Some(rate) = sub.rate_limit.filter(|r| *r > 0.0) {
-            let mut limiters = self.limiters.lock().expect("throttle lock");
-            let entry = limiters
-                .entry(sub.id.clone())
-                .or_insert_with(|| (rate, Arc::new(limiter(rate))));
-            if entry.0 != rate {
-                *entry = (rate, Arc::new(limiter(rate)));
-            }
-            if entry.1.check().is_err() {
-                return false; // throttled, not failed: it stays pending
-            }
-        }
-        *count += 1;
-        true
+/// One leased subscription's view of its company's events.
+struct Window {
+    sub: Arc<SubscriptionRow>,
+    health: Health,
+    /// Events up to here were read from the log.
+    read_upto: i64,
+    /// Read, wanted, not yet sent, in order.
+    queue: VecDeque<Arc<EventRow>>,
+    /// Positions sent and not yet finished.
+    outstanding: BTreeSet<i64>,
+    /// The cursor last handed to the recorder.
+    recorded_cursor: i64,
+    /// Records with a send in flight.
+    busy: HashSet<String>,
+    /// Records with unfinished retry rows: their events queue behind them. The value is the
+    /// recorder ticket of the newest row added for the record.
+    blocked: HashMap<String, u64>,
+    limiter: Option<(f64, DefaultDirectRateLimiter)>,
+}
+
+impl Window {
+    fn new(sub: SubscriptionRow, blocked: Vec<String>) -> Window {
+        let mut window = Window {
+            health: health_of(&sub),
+            read_upto: sub.cursor_position,
+            recorded_cursor: sub.cursor_position,
+            queue: VecDeque::new(),
+            outstanding: BTreeSet::new(),
+            busy: HashSet::new(),
+            blocked: blocked.into_iter().map(|r| (r, 0)).collect(),
+            limiter: None,
+            sub: Arc::new(sub),
+        };
+        window.set_limiter();
+        window
     }
 
-    fn done(&self, subscription_id: &str) {
-        let mut in_flight = self.in_flight.lock().expect("throttle lock");
-        if let Some(count) = in_flight.get_mut(subscription_id) {
-            *count = count.saturating_sub(1);
+    fn set_limiter(&mut self) {
+        let rate = self.sub.rate_limit.filter(|r| *r > 0.0);
+        match (rate, &self.limiter) {
+            (Some(r), Some((current, _))) if *current == r => {}
+            (Some(r), _) => self.limiter = Some((r, limiter(r))),
+            (None, _) => self.limiter = None,
         }
+    }
+
+    /// Every event up to the returned position is handled.
+    fn cursor(&self) -> i64 {
+        let first_unhandled = [
+            self.outstanding.first().copied(),
+            self.queue.front().map(|e| e.position),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match first_unhandled {
+            Some(position) => position - 1,
+            None => self.read_upto,
+        }
+    }
+}
+
+fn health_of(sub: &SubscriptionRow) -> Health {
+    Health {
+        status: sub.status,
+        consecutive_failures: sub.consecutive_failures,
+        disabled_reason: sub.disabled_reason.clone(),
     }
 }
 
@@ -72,280 +146,659 @@ fn limiter(per_second: f64) -> DefaultDirectRateLimiter {
     )
 }
 
+struct Worker {
+    out: Arc<Outbound>,
+    recorder: Recorder,
+    done: mpsc::UnboundedSender<Done>,
+    windows: HashMap<String, Window>,
+    /// Sends in flight, overall and per subscription (retries of unleased ones included).
+    in_flight: usize,
+    in_flight_by_sub: HashMap<String, usize>,
+    next_renewal: Instant,
+    next_blocked_check: Instant,
+    /// When the retry queue next has something due (unix ms); 0: look now.
+    next_retry_due: i64,
+}
+
 /// Runs until `shutdown` turns true.
 pub async fn run(out: Arc<Outbound>, mut shutdown: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(out.config.delivery_concurrency));
-    let throttle = Arc::new(Throttle::default());
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let (clear_tx, mut clear_rx) = mpsc::unbounded_channel();
+    let recorder = Recorder::spawn(out.clone(), clear_tx);
+    let mut worker = Worker {
+        out: out.clone(),
+        recorder,
+        done: done_tx,
+        windows: HashMap::new(),
+        in_flight: 0,
+        in_flight_by_sub: HashMap::new(),
+        next_renewal: Instant::now(),
+        next_blocked_check: Instant::now() + RECHECK_BLOCKED_EVERY,
+        next_retry_due: 0,
+    };
+    if out.store.dialect() == Dialect::Sqlite {
+        // One process owns a SQLite file: leases of an earlier run of it are void.
+        if let Err(e) = out.store.write(|tx| tx.release_all_leases()).await {
+            tracing::warn!(error = %e, "releasing earlier leases failed");
+        }
+    }
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let mut woken = false;
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            Some(done) = done_rx.recv() => {
+                worker.finished(done);
+                while let Ok(done) = done_rx.try_recv() {
+                    worker.finished(done);
+                }
+            }
+            Some(clear) = clear_rx.recv() => worker.cleared(clear),
+            () = out.wake.notified() => woken = true,
+            _ = ticker.tick() => {}
+        }
         if *shutdown.borrow() {
             break;
         }
-        if let Err(e) = fan_out(&out).await {
-            tracing::error!(error = %e, "fan-out failed");
-        }
-        let free = slots.available_permits();
-        if free > 0 {
-            match claim(&out, &throttle, free).await {
-                Ok(claimed) => {
-                    for due in claimed {
-                        let permit = slots
-                            .clone()
-                            .acquire_owned()
-                            .await
-                            .expect("semaphore is never closed");
-                        let (out, throttle) = (out.clone(), throttle.clone());
-                        tokio::spawn(async move {
-                            let subscription_id = due.subscription.id.clone();
-                            if let Err(e) = deliver(&out, due).await {
-                                tracing::error!(error = %e, "recording a delivery attempt failed");
-                            }
-                            throttle.done(&subscription_id);
-                            drop(permit);
-                            out.wake.notify_one();
-                        });
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "claiming deliveries failed"),
-            }
-        }
-        tokio::select! {
-            () = out.wake.notified() => {}
-            () = tokio::time::sleep(IDLE_POLL) => {}
-            _ = shutdown.changed() => {}
+        if let Err(e) = worker.step(woken).await {
+            tracing::warn!(error = %e, "delivery worker step failed");
+            tokio::time::sleep(TICK).await;
         }
     }
+    worker.stop(&mut done_rx).await;
 }
 
-/// Turns new events into deliveries: one per matching subscription, or a `skipped_echo`
-/// record for subscriptions owned by the key that caused the event.
-async fn fan_out(out: &Outbound) -> Result<(), StoreError> {
-    loop {
-        let (seen, echoes) = out
+impl Worker {
+    async fn step(&mut self, woken: bool) -> Result<(), StoreError> {
+        let changed = self
+            .out
+            .subscriptions_changed
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        if changed || Instant::now() >= self.next_renewal {
+            self.renew_leases().await?;
+        }
+        if Instant::now() >= self.next_blocked_check {
+            self.recheck_blocked();
+        }
+        // A full read means more is waiting: go on at once, a bounded number of times.
+        for _ in 0..8 {
+            self.publish().await?;
+            let more = self.fill_windows().await?;
+            self.dispatch();
+            if !more {
+                break;
+            }
+        }
+        if woken || clock::now_ms() >= self.next_retry_due {
+            self.claim_retries().await?;
+        }
+        Ok(())
+    }
+
+    /// Takes or renews leases and brings the windows in line with what is leased: new
+    /// subscriptions get a window, changed ones their new settings, lost or disabled ones
+    /// lose theirs.
+    async fn renew_leases(&mut self) -> Result<(), StoreError> {
+        self.next_renewal = Instant::now() + RENEW_EVERY;
+        let node = self.out.node_id.clone();
+        let known: HashSet<String> = self.windows.keys().cloned().collect();
+        let (leased, blocked) = self
+            .out
             .store
-            .write(|tx| {
-                let cursor = tx.cursor("fan_out")?;
-                let events = tx.events_after(cursor, FAN_OUT_BATCH)?;
+            .write(move |tx| {
                 let now = clock::now_ms();
-                let mut subscriptions: HashMap<String, Vec<SubscriptionRow>> = HashMap::new();
-                let mut echoes = 0u64;
-                for event in &events {
-                    if event.event_type.starts_with(catalog::INTERNAL_PREFIX) {
-                        continue;
-                    }
-                    if !subscriptions.contains_key(&event.company_id) {
-                        let subs = tx.fanout_subscriptions(&event.company_id)?;
-                        subscriptions.insert(event.company_id.clone(), subs);
-                    }
-                    for sub in &subscriptions[&event.company_id] {
-                        if !wants(sub, event) {
-                            continue;
-                        }
-                        let echo =
-                            event.origin_key_id.as_deref() == Some(sub.owner_key_id.as_str());
-                        let status = if echo { "skipped_echo" } else { "pending" };
-                        echoes += u64::from(echo);
-                        tx.insert_delivery(&crypto::sortable_id("dlv_"), sub, event, status, now)?;
-                    }
+                let leased = tx.lease_subscriptions(&node, now, now + LEASE.as_millis() as i64)?;
+                let mut blocked = HashMap::new();
+                for sub in leased.iter().filter(|s| !known.contains(&s.id)) {
+                    blocked.insert(sub.id.clone(), tx.records_with_unfinished(&sub.id)?);
                 }
-                if let Some(last) = events.last() {
-                    tx.set_cursor("fan_out", last.seq)?;
-                }
-                Ok((events.len(), echoes))
+                Ok((leased, blocked))
             })
             .await?;
-        out.metrics.echoes_skipped(echoes);
-        if seen < FAN_OUT_BATCH {
+        let mut blocked = blocked;
+        let mut keep = HashSet::new();
+        for sub in leased {
+            keep.insert(sub.id.clone());
+            match self.windows.get_mut(&sub.id) {
+                // Unless its cursor was moved elsewhere (re-enabled: it skips what it missed).
+                Some(window) if sub.cursor_position <= window.recorded_cursor => {
+                    // New settings; the health this worker tracks is newer than the stored
+                    // one (the recorder may not have written its last change yet).
+                    window.sub = Arc::new(sub);
+                    window.set_limiter();
+                }
+                _ => {
+                    let records = blocked.remove(&sub.id).unwrap_or_default();
+                    self.windows
+                        .insert(sub.id.clone(), Window::new(sub, records));
+                }
+            }
+        }
+        self.windows.retain(|id, _| keep.contains(id));
+        Ok(())
+    }
+
+    /// Asks the recorder whether records blocked behind retries are clear again.
+    fn recheck_blocked(&mut self) {
+        self.next_blocked_check = Instant::now() + RECHECK_BLOCKED_EVERY;
+        for (id, window) in &self.windows {
+            for record in window.blocked.keys() {
+                self.recorder.submit(Item::CheckRecord {
+                    subscription_id: id.clone(),
+                    record_id: record.clone(),
+                });
+            }
+        }
+    }
+
+    fn cleared(&mut self, clear: RecordClear) {
+        if let Some(window) = self.windows.get_mut(&clear.subscription_id)
+            && window
+                .blocked
+                .get(&clear.record_id)
+                .is_some_and(|newest_row| *newest_row <= clear.ticket)
+        {
+            window.blocked.remove(&clear.record_id);
+        }
+    }
+
+    /// Gives committed events their published positions (a read first, so that an idle
+    /// worker makes no writes).
+    async fn publish(&self) -> Result<(), StoreError> {
+        if !self.out.store.read(|r| r.has_unpublished_events()).await? {
             return Ok(());
         }
-    }
-}
-
-/// Whether the subscription wants the event: its types and its project filter.
-pub fn wants(sub: &SubscriptionRow, event: &EventRow) -> bool {
-    catalog::matches(&sub.events, &event.event_type)
-        && match &sub.projects {
-            None => true,
-            Some(codes) if codes.is_empty() => true,
-            Some(codes) => event
-                .project_code
-                .as_deref()
-                .is_some_and(|code| codes.iter().any(|c| c.eq_ignore_ascii_case(code))),
-        }
-}
-
-async fn claim(
-    out: &Outbound,
-    throttle: &Arc<Throttle>,
-    limit: usize,
-) -> Result<Vec<DueDelivery>, StoreError> {
-    let throttle = throttle.clone();
-    let lease = (out.config.delivery_timeout_secs as i64 + 30) * 1000;
-    out.store
-        .write(move |tx| tx.claim_due(clock::now_ms(), lease, limit, |sub| throttle.admit(sub)))
-        .await
-}
-
-/// Sends one delivery and records the attempt.
-async fn deliver(out: &Outbound, due: DueDelivery) -> Result<(), StoreError> {
-    let DueDelivery {
-        delivery,
-        subscription: sub,
-        event,
-    } = due;
-    let attempt = delivery.attempts;
-    let started = Instant::now();
-    let (status, retry_after, error) =
-        match send(out, &sub, &event, &delivery.event_id, attempt).await {
-            Ok((status, retry_after)) => (Some(status), retry_after, None),
-            Err(e) => (None, None, Some(e)),
-        };
-    let elapsed = started.elapsed();
-    let response_ms = elapsed.as_millis() as i64;
-    let outcome = classify(status, retry_after, error.as_deref());
-    let schedule = &out.config.retry_schedule;
-    let threshold = out.config.disable_after_failures;
-    let (label, error_text, next) = match &outcome {
-        AttemptOutcome::Succeeded => ("succeeded", None, None),
-        AttemptOutcome::Temporary {
-            reason,
-            retry_after,
-        } => (
-            "failed",
-            Some(reason.clone()),
-            next_delay(schedule, attempt + 1, *retry_after)
-                .map(|d| clock::now_ms() + d.as_millis() as i64),
-        ),
-        AttemptOutcome::Permanent { reason } => ("failed", Some(reason.clone()), None),
-        AttemptOutcome::Gone => ("failed", Some("HTTP 410 Gone".to_string()), None),
-    };
-    let metric = match (&outcome, next) {
-        (AttemptOutcome::Succeeded, _) => "succeeded",
-        (_, Some(_)) => "retrying",
-        _ => "failed",
-    };
-    let delivery_id = delivery.id.clone();
-    let sub_id = sub.id.clone();
-    let disabled = out
-        .store
-        .write(move |tx| {
-            let now = clock::now_ms();
-            tx.record_attempt(&Attempt {
-                delivery_id: &delivery_id,
-                attempt,
-                status_code: status,
-                response_ms,
-                outcome: label,
-                error: error_text.as_deref(),
-                next,
-                now,
-            })?;
-            match outcome {
-                AttemptOutcome::Succeeded => {
-                    tx.subscription_succeeded(&sub_id, now)?;
-                    Ok(false)
-                }
-                AttemptOutcome::Gone => {
-                    tx.disable_subscription(&sub_id, "the receiver answered 410 Gone", now)
-                }
-                _ => tx.subscription_failed(
-                    &sub_id,
-                    threshold,
-                    error_text.as_deref().unwrap_or("failed"),
-                    now,
-                ),
+        loop {
+            let published = self
+                .out
+                .store
+                .write(|tx| tx.publish_events(PUBLISH_BATCH))
+                .await?;
+            if published < PUBLISH_BATCH {
+                return Ok(());
             }
-        })
-        .await?;
-    out.metrics.delivery(metric, elapsed.as_micros() as u64);
-    if disabled {
-        out.metrics.subscription_disabled();
-        tracing::warn!(subscription = %sub.id, name = %sub.name, "subscription disabled");
+        }
     }
-    Ok(())
-}
 
-/// One HTTP attempt: the status and `Retry-After` seconds, or the transport error.
-async fn send(
-    out: &Outbound,
-    sub: &SubscriptionRow,
-    event: &EventRow,
-    webhook_id: &str,
-    attempt: u32,
-) -> Result<(u16, Option<u64>), String> {
-    let secret = out
-        .keys
-        .unseal(&sub.secret_enc, &sub.id)
-        .and_then(|s| String::from_utf8(s).ok())
-        .ok_or("the subscription secret cannot be decrypted")?;
-    let body = signing::body(
-        &sub.payload,
-        &event.payload,
-        &event.entity,
-        &event.record_id,
-    );
-    let meta = signing::DeliveryMeta {
-        webhook_id,
-        event_type: &event.event_type,
-        subscription_name: &sub.name,
-        attempt,
-        timestamp: clock::now_secs(),
-    };
-    post(out, sub, &secret, &meta, body, None).await
-}
-
-/// POSTs a signed body to the subscription's URL (deliveries, tests and URL verification).
-pub async fn post(
-    out: &Outbound,
-    sub: &SubscriptionRow,
-    secret: &str,
-    meta: &signing::DeliveryMeta<'_>,
-    body: Vec<u8>,
-    timeout: Option<Duration>,
-) -> Result<(u16, Option<u64>), String> {
-    let url = reqwest::Url::parse(&sub.url).map_err(|e| format!("invalid URL: {e}"))?;
-    client::check_literal_host(&url, out.config.allow_private_urls).map_err(|e| e.to_string())?;
-    let mut request = out
-        .client
-        .post(url)
-        .header("content-type", "application/json");
-    for (name, value) in signing::headers(secret, meta, &body) {
-        request = request.header(name, value);
+    /// Reads new events into windows that have room; windows of one company at the same
+    /// place share one read. Returns whether a read came back full (more is waiting).
+    async fn fill_windows(&mut self) -> Result<bool, StoreError> {
+        let mut more = false;
+        let mut reads: HashMap<(String, i64), Arc<Vec<Arc<EventRow>>>> = HashMap::new();
+        let ids: Vec<String> = self.windows.keys().cloned().collect();
+        for id in ids {
+            let window = &self.windows[&id];
+            if window.queue.len() >= WINDOW_CAPACITY - READ_BATCH {
+                continue;
+            }
+            let key = (window.sub.company_id.clone(), window.read_upto);
+            let events = match reads.get(&key) {
+                Some(events) => events.clone(),
+                None => {
+                    let (company, after) = key.clone();
+                    let events: Vec<Arc<EventRow>> = self
+                        .out
+                        .store
+                        .read(move |r| r.events_after(&company, after, READ_BATCH))
+                        .await?
+                        .into_iter()
+                        .map(Arc::new)
+                        .collect();
+                    more |= events.len() == READ_BATCH;
+                    let events = Arc::new(events);
+                    reads.insert(key, events.clone());
+                    events
+                }
+            };
+            self.take_events(&id, &events);
+        }
+        Ok(more)
     }
-    if let Some(sealed) = &sub.basic_auth_enc {
-        let auth: Option<Value> = out
-            .keys
-            .unseal(sealed, &sub.id)
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        if let Some(auth) = auth {
-            request = request.basic_auth(
-                auth["username"].as_str().unwrap_or(""),
-                auth["password"].as_str(),
+
+    /// Queues the events `id` wants; echoes are recorded as skipped.
+    fn take_events(&mut self, id: &str, events: &[Arc<EventRow>]) {
+        let Some(window) = self.windows.get_mut(id) else {
+            return;
+        };
+        let mut echoes = 0;
+        for event in events {
+            window.read_upto = event.position;
+            if catalog::is_internal(&event.event_type) || !wants(&window.sub, event) {
+                continue;
+            }
+            if event.origin_key_id.as_deref() == Some(window.sub.owner_key_id.as_str()) {
+                echoes += 1;
+                let delivery = new_row(&window.sub, event, DeliveryStatus::SkippedEcho);
+                self.recorder.submit(Item::NewDelivery {
+                    delivery,
+                    company_id: window.sub.company_id.clone(),
+                    attempt: None,
+                });
+                continue;
+            }
+            window.queue.push_back(event.clone());
+        }
+        self.out.metrics.echoes_skipped(echoes);
+        self.advance_cursor(id);
+    }
+
+    /// Sends what may be sent now: within the overall and per-subscription limits and the
+    /// subscription's rate limit, never two events of one record at once, and events of a
+    /// record blocked behind a retry queued behind it.
+    fn dispatch(&mut self) {
+        if self.recorder.backlog() > RECORDER_BACKLOG_LIMIT {
+            return;
+        }
+        let ids: Vec<String> = self.windows.keys().cloned().collect();
+        for id in ids {
+            self.dispatch_window(&id);
+        }
+    }
+
+    fn dispatch_window(&mut self, id: &str) {
+        let config = &self.out.config;
+        let Some(window) = self.windows.get_mut(id) else {
+            return;
+        };
+        let mut index = 0;
+        while index < window.queue.len() {
+            if self.in_flight >= config.delivery_concurrency {
+                break;
+            }
+            let record = window.queue[index].record_id.clone();
+            if window.busy.contains(&record) {
+                index += 1;
+                continue;
+            }
+            if window.blocked.contains_key(&record) {
+                // Behind an unfinished retry of the same record: a row of the retry queue.
+                let event = window.queue.remove(index).expect("in range");
+                let delivery = new_row(&window.sub, &event, DeliveryStatus::Pending);
+                let ticket = self.recorder.submit(Item::NewDelivery {
+                    delivery,
+                    company_id: window.sub.company_id.clone(),
+                    attempt: None,
+                });
+                window.blocked.insert(record, ticket);
+                continue;
+            }
+            let in_flight = self.in_flight_by_sub.entry(id.to_string()).or_default();
+            if *in_flight >= config.per_subscription_concurrency {
+                break;
+            }
+            if let Some((_, limiter)) = &window.limiter
+                && limiter.check().is_err()
+            {
+                break; // throttled, not failed: it stays queued
+            }
+            let event = window.queue.remove(index).expect("in range");
+            window.outstanding.insert(event.position);
+            window.busy.insert(record);
+            *in_flight += 1;
+            self.in_flight += 1;
+            spawn_send(
+                self.out.clone(),
+                self.done.clone(),
+                window.sub.clone(),
+                event,
+                None,
             );
         }
+        self.advance_cursor(id);
     }
-    if let Some(t) = timeout {
-        request = request.timeout(t);
+
+    /// Hands the window's cursor to the recorder when it moved.
+    fn advance_cursor(&mut self, id: &str) {
+        let Some(window) = self.windows.get_mut(id) else {
+            return;
+        };
+        let cursor = window.cursor();
+        if cursor > window.recorded_cursor {
+            window.recorded_cursor = cursor;
+            self.recorder.submit(Item::Cursor {
+                subscription_id: id.to_string(),
+                position: cursor,
+            });
+        }
     }
-    let response = request.body(body).send().await.map_err(describe)?;
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    Ok((response.status().as_u16(), retry_after))
+
+    /// Claims due rows of the retry queue and sends them.
+    async fn claim_retries(&mut self) -> Result<(), StoreError> {
+        let now = clock::now_ms();
+        let next_due = self.out.store.read(|r| r.next_delivery_due()).await?;
+        match next_due {
+            Some(due) if due <= now => {}
+            Some(due) => {
+                self.next_retry_due = due;
+                return Ok(());
+            }
+            None => {
+                // Rows can appear on other nodes too: look again in a while (a read only).
+                self.next_retry_due = now + IDLE_RETRY_CHECK.as_millis() as i64;
+                return Ok(());
+            }
+        }
+        let free = self
+            .out
+            .config
+            .delivery_concurrency
+            .saturating_sub(self.in_flight);
+        if free == 0 {
+            self.next_retry_due = 0;
+            return Ok(());
+        }
+        let lease = (self.out.config.delivery_timeout_secs as i64 + 5) * 1000;
+        let claimed = self
+            .out
+            .store
+            .write(move |tx| tx.claim_due(clock::now_ms(), lease, free))
+            .await?;
+        // Whatever is left is due at once.
+        self.next_retry_due = if claimed.len() == free {
+            0
+        } else {
+            now + TICK.as_millis() as i64
+        };
+        for due in claimed {
+            self.send_claimed(due);
+        }
+        Ok(())
+    }
+
+    fn send_claimed(&mut self, due: DueDelivery) {
+        let DueDelivery {
+            delivery,
+            subscription,
+            event,
+        } = due;
+        let sub_id = subscription.id.clone();
+        let in_flight = self.in_flight_by_sub.entry(sub_id.clone()).or_default();
+        let throttled = self.windows.get(&sub_id).is_some_and(|w| {
+            w.limiter
+                .as_ref()
+                .is_some_and(|(_, limiter)| limiter.check().is_err())
+        });
+        if *in_flight >= self.out.config.per_subscription_concurrency || throttled {
+            self.recorder.submit(Item::Released {
+                delivery_id: delivery.id,
+                at: clock::now_ms() + 1_000,
+            });
+            return;
+        }
+        *in_flight += 1;
+        self.in_flight += 1;
+        spawn_send(
+            self.out.clone(),
+            self.done.clone(),
+            Arc::new(subscription),
+            Arc::new(event),
+            Some(delivery),
+        );
+    }
+
+    /// Records a finished send and frees its slot.
+    fn finished(&mut self, done: Done) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(n) = self.in_flight_by_sub.get_mut(&done.subscription_id) {
+            *n = n.saturating_sub(1);
+        }
+        let Done {
+            subscription_id,
+            event,
+            exchange,
+            claimed,
+            subscription,
+        } = done;
+        let now = clock::now_ms();
+        let schedule = &self.out.config.retry_schedule;
+        let attempts_before = claimed.as_ref().map_or(0, |d| d.attempts);
+        let (next, signal) = match &exchange.outcome {
+            AttemptOutcome::Succeeded => (None, Signal::Succeeded),
+            AttemptOutcome::Temporary {
+                reason,
+                retry_after,
+            } => (
+                next_delay(schedule, attempts_before + 1, *retry_after)
+                    .map(|d| now + d.as_millis() as i64),
+                Signal::Failed {
+                    reason: reason.clone(),
+                },
+            ),
+            AttemptOutcome::Permanent { reason } => (
+                None,
+                Signal::Failed {
+                    reason: reason.clone(),
+                },
+            ),
+            AttemptOutcome::Gone => (None, Signal::Gone),
+        };
+        let status = match (&exchange.outcome, next) {
+            (AttemptOutcome::Succeeded, _) => DeliveryStatus::Succeeded,
+            (_, Some(_)) => DeliveryStatus::Pending,
+            _ => DeliveryStatus::Failed,
+        };
+        let mut delivery = claimed
+            .clone()
+            .unwrap_or_else(|| new_row(&subscription, &event, status));
+        delivery.status = status;
+        delivery.attempts = attempts_before + 1;
+        delivery.next_attempt_at = next;
+        delivery.last_status_code = exchange.record.status_code;
+        delivery.last_error = exchange.record.error.clone();
+        delivery.last_response_ms = Some(exchange.record.duration_ms);
+        delivery.updated_at = now;
+        let mut attempt = exchange.record.clone();
+        attempt.delivery_id = delivery.id.clone();
+        attempt.attempt = attempts_before;
+        self.out.metrics.delivery(
+            match status {
+                DeliveryStatus::Succeeded => "succeeded",
+                DeliveryStatus::Pending => "retrying",
+                _ => "failed",
+            },
+            (exchange.record.duration_ms.max(0) as u64) * 1000,
+        );
+        if status == DeliveryStatus::Failed {
+            self.tell_company(exhausted_event(&subscription, &delivery, &exchange));
+        }
+        let record_id = event.record_id.clone();
+        match claimed {
+            None => {
+                let ticket = self.recorder.submit(Item::NewDelivery {
+                    delivery,
+                    company_id: subscription.company_id.clone(),
+                    attempt: Some(attempt),
+                });
+                if let Some(window) = self.windows.get_mut(&subscription_id) {
+                    window.outstanding.remove(&event.position);
+                    window.busy.remove(&record_id);
+                    if status == DeliveryStatus::Pending {
+                        window.blocked.insert(record_id, ticket);
+                    }
+                }
+                if let Some(at) = next {
+                    self.next_retry_due = self.next_retry_due.min(at);
+                }
+                self.advance_cursor(&subscription_id);
+            }
+            Some(_) => {
+                let finished = status != DeliveryStatus::Pending;
+                self.recorder.submit(Item::Attempted { delivery, attempt });
+                if finished {
+                    self.recorder.submit(Item::CheckRecord {
+                        subscription_id: subscription_id.clone(),
+                        record_id,
+                    });
+                }
+                // Its next row may be due at once.
+                self.next_retry_due = 0;
+            }
+        }
+        self.apply_signal(&subscription, &signal);
+    }
+
+    /// Moves the subscription's health along; stores it only when it changed.
+    fn apply_signal(&mut self, subscription: &SubscriptionRow, signal: &Signal) {
+        let threshold = self.out.config.disable_after_failures;
+        let before = self
+            .windows
+            .get(&subscription.id)
+            .map_or_else(|| health_of(subscription), |w| w.health.clone());
+        let after = before.after(signal, threshold);
+        if after == before {
+            return;
+        }
+        if after.disables(&before) {
+            self.out.metrics.subscription_disabled();
+            tracing::warn!(subscription = %subscription.id, name = %subscription.name,
+                reason = after.disabled_reason.as_deref().unwrap_or(""), "subscription disabled");
+            self.tell_company(disabled_event(subscription, &after));
+        }
+        if after.status == SubscriptionStatus::Disabled {
+            // It sends nothing more; enabled again, it starts afresh from the store.
+            self.windows.remove(&subscription.id);
+        } else if let Some(window) = self.windows.get_mut(&subscription.id) {
+            window.health = after.clone();
+        }
+        self.recorder.submit(Item::Health {
+            subscription_id: subscription.id.clone(),
+            health: after,
+        });
+    }
+
+    fn tell_company(&self, event: OwnedEvent) {
+        self.recorder.submit(Item::Event(event));
+        self.out.wake.notify_one();
+    }
+
+    /// Shutdown: lets sends in flight finish for a moment, writes what is recorded, and gives
+    /// the leases up so that another node takes over at once.
+    async fn stop(mut self, done: &mut mpsc::UnboundedReceiver<Done>) {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+        while self.in_flight > 0 {
+            match tokio::time::timeout_at(deadline, done.recv()).await {
+                Ok(Some(finished)) => self.finished(finished),
+                _ => break,
+            }
+        }
+        self.recorder.flush().await;
+        let node = self.out.node_id.clone();
+        if let Err(e) = self
+            .out
+            .store
+            .write(move |tx| tx.release_subscriptions(&node))
+            .await
+        {
+            tracing::warn!(error = %e, "releasing subscription leases failed");
+        }
+    }
 }
 
-fn describe(e: reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        e.to_string()
-    };
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+/// A delivery row for `event` to `sub`, as it stands before any attempt.
+fn new_row(sub: &SubscriptionRow, event: &EventRow, status: DeliveryStatus) -> DeliveryRow {
+    let now = clock::now_ms();
+    DeliveryRow {
+        id: crypto::sortable_id("dlv_"),
+        subscription_id: sub.id.clone(),
+        event_seq: event.seq,
+        event_id: event.event_id.clone(),
+        event_type: event.event_type.clone(),
+        record_id: event.record_id.clone(),
+        status,
+        attempts: 0,
+        next_attempt_at: (status == DeliveryStatus::Pending).then_some(now),
+        last_status_code: None,
+        last_error: None,
+        last_response_ms: None,
+        created_at: now,
+        updated_at: now,
     }
-    text
+}
+
+fn spawn_send(
+    out: Arc<Outbound>,
+    done: mpsc::UnboundedSender<Done>,
+    subscription: Arc<SubscriptionRow>,
+    event: Arc<EventRow>,
+    claimed: Option<DeliveryRow>,
+) {
+    tokio::spawn(async move {
+        let attempt = claimed.as_ref().map_or(0, |d| d.attempts);
+        let exchange = sender::deliver(&out, &subscription, &event, attempt).await;
+        let _ = done.send(Done {
+            subscription_id: subscription.id.clone(),
+            event,
+            exchange,
+            claimed,
+            subscription,
+        });
+        out.wake.notify_one();
+    });
+}
+
+/// `webhook.disabled`: tells the company's other subscribers that one was disabled, and why.
+fn disabled_event(sub: &SubscriptionRow, health: &Health) -> OwnedEvent {
+    operational_event(
+        sub,
+        "webhook.disabled",
+        &sub.id,
+        json!({
+            "subscription_id": sub.id,
+            "name": sub.name,
+            "url": sub.url,
+            "reason": health.disabled_reason,
+            "consecutive_failures": health.consecutive_failures,
+        }),
+    )
+}
+
+/// `delivery.exhausted`: a delivery was given up (a permanent failure, or every retry failed).
+fn exhausted_event(
+    sub: &SubscriptionRow,
+    delivery: &DeliveryRow,
+    exchange: &Exchange,
+) -> OwnedEvent {
+    operational_event(
+        sub,
+        "delivery.exhausted",
+        &delivery.id,
+        json!({
+            "delivery_id": delivery.id,
+            "subscription_id": sub.id,
+            "name": sub.name,
+            "event_id": delivery.event_id,
+            "event_type": delivery.event_type,
+            "record_id": delivery.record_id,
+            "attempts": delivery.attempts,
+            "last_status_code": exchange.record.status_code,
+            "reason": exchange.record.error,
+        }),
+    )
+}
+
+fn operational_event(
+    sub: &SubscriptionRow,
+    event_type: &'static str,
+    record_id: &str,
+    data: serde_json::Value,
+) -> OwnedEvent {
+    let now = clock::now_ms();
+    let event_id = crypto::sortable_id("evt_");
+    OwnedEvent {
+        payload: json!({
+            "event_id": event_id,
+            "event_type": event_type,
+            "timestamp": clock::rfc3339_from_ms(now),
+            "company_id": sub.company_id,
+            "data": data,
+        }),
+        event_id,
+        company_id: sub.company_id.clone(),
+        about_subscription_id: sub.id.clone(),
+        event_type,
+        entity: "webhook",
+        record_id: record_id.to_string(),
+        created_at: now,
+    }
 }

@@ -231,7 +231,9 @@ async fn route(
             Ok((202, subs::recover(out, key, id, &input.since).await?))
         }
         ("GET", ["webhooks", id, "deliveries"]) => {
-            let status = query_param(req.query, "status");
+            let status = query_param(req.query, "status")
+                .map(|s| subs::parse_delivery_status(&s))
+                .transpose()?;
             let limit = query_param(req.query, "limit")
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(100usize)

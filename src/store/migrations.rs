@@ -193,6 +193,36 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
+    // 2: outbound delivery that follows a cursor per subscription over the published order
+    // of events; leases so that several nodes share the work; every attempt on record;
+    // outbound secrets that rotate with an overlap.
+    Migration {
+        both: "ALTER TABLE events ADD COLUMN position BIGINT;
+        ALTER TABLE events ADD COLUMN about_subscription_id TEXT;
+        CREATE UNIQUE INDEX events_position ON events(position);
+        CREATE INDEX events_company_position ON events(company_id, position);
+        CREATE INDEX events_unpublished ON events(seq) WHERE position IS NULL;
+        ALTER TABLE subscriptions ADD COLUMN cursor_position BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE subscriptions ADD COLUMN lease_owner TEXT;
+        ALTER TABLE subscriptions ADD COLUMN lease_until BIGINT;
+        ALTER TABLE subscriptions ADD COLUMN previous_secret_enc {blob};
+        ALTER TABLE subscriptions ADD COLUMN previous_secret_until BIGINT;
+        DROP INDEX deliveries_due;
+        DROP INDEX deliveries_order;
+        -- Only rows still to be sent are in these two, so they stay small.
+        CREATE INDEX deliveries_due ON deliveries(next_attempt_at, event_seq)
+            WHERE status = 'pending';
+        CREATE INDEX deliveries_unfinished ON deliveries(subscription_id, record_id, event_seq)
+            WHERE status IN ('pending', 'in_flight', 'paused');
+        CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE status = 'in_flight';
+        ALTER TABLE delivery_attempts ADD COLUMN error_kind TEXT;
+        ALTER TABLE delivery_attempts ADD COLUMN request_headers TEXT;
+        ALTER TABLE delivery_attempts ADD COLUMN response_headers TEXT;
+        ALTER TABLE delivery_attempts ADD COLUMN response_body TEXT;
+        DROP TABLE cursors;",
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 fn render(sql: &str, dialect: Dialect) -> String {

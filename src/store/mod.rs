@@ -11,15 +11,17 @@
 //! supplies connections, transactions and its dialect's few differences.
 
 mod console;
+mod deliveries;
+mod events;
 mod idempotency;
 mod ingest_log;
 mod keys;
 mod migrations;
-mod outbound;
 mod postgres;
 mod records;
 pub(crate) mod sql;
 mod sqlite;
+mod subscriptions;
 mod writer;
 
 use std::sync::Arc;
@@ -27,13 +29,15 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 pub use console::DeliveryOutcome;
+pub use deliveries::{AttemptRecord, DeliveryFilter, DeliveryRow, DeliveryStatus, DueDelivery};
+pub use events::EventRow;
 pub use idempotency::{Claim, StoredResponse};
 pub use ingest_log::{IngestEntry, IngestFilter};
 pub use keys::{ApiKeyRecord, KeySummary, NewKey};
 pub use migrations::latest_version;
-pub use outbound::{Attempt, DeliveryFilter, DeliveryRow, DueDelivery, EventRow, SubscriptionRow};
 pub use records::{NewEvent, Record, WorkType};
 pub use sql::{Dialect, Row};
+pub use subscriptions::{SubscriptionRow, SubscriptionStatus};
 
 use sql::Conn;
 use writer::{Job, TypedJob, WriterHealth};

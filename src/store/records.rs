@@ -34,6 +34,8 @@ pub struct NewEvent<'a> {
     pub company_id: &'a str,
     pub origin_key_id: Option<&'a str>,
     pub inbound_event_id: Option<&'a str>,
+    /// For an operational event about a subscription: that subscription (never told).
+    pub about_subscription_id: Option<&'a str>,
     pub event_type: &'a str,
     pub entity: &'a str,
     pub record_id: &'a str,
@@ -212,8 +214,9 @@ impl WriteTx<'_> {
         self.conn
             .query_one(
                 "INSERT INTO events (event_id, company_id, origin_key_id, inbound_event_id,
-                    event_type, entity, record_id, project_code, payload, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                    event_type, entity, record_id, project_code, payload, created_at,
+                    about_subscription_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  RETURNING seq",
                 sql_params![
                     e.event_id,
@@ -225,7 +228,8 @@ impl WriteTx<'_> {
                     e.record_id,
                     e.project_code,
                     &e.payload.to_string(),
-                    e.created_at
+                    e.created_at,
+                    e.about_subscription_id
                 ],
             )?
             .i64(0)

@@ -264,6 +264,14 @@ impl Dialect {
         }
     }
 
+    /// [`Dialect::skip_locked`] for the rows of one table (`alias`) of a join.
+    pub fn skip_locked_of(self, alias: &str) -> String {
+        match self {
+            Dialect::Sqlite => String::new(),
+            Dialect::Postgres => format!(" FOR UPDATE OF {alias} SKIP LOCKED"),
+        }
+    }
+
     /// The text of JSON field `field` of a JSON document column `column`.
     pub fn json_text(self, column: &str, field: &str) -> String {
         debug_assert!(field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));

@@ -11,4 +11,5 @@ mod helpers;
 mod outbound;
 mod receiver;
 mod storage;
+mod store_contract;
 mod test_db;

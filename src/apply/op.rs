@@ -212,6 +212,8 @@ impl<'a> Op<'a> {
         let data = Value::Object(merged);
         self.tx
             .update_record(
+                self.company(),
+                kind,
                 &record.record_id,
                 &nk,
                 &data,

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::DomainError;
 use super::op::view;
-use crate::store::{ReadConn, Record};
+use crate::store::{ReadConn, Record, SearchQuery};
 use crate::validate::ValidatedEvent;
 
 pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Value, DomainError> {
@@ -27,30 +27,50 @@ pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Val
         .get("search_field")
         .and_then(Value::as_str)
         .unwrap_or(default_field);
-    let filter = data
+    let scope = data
         .get("project_code")
         .and_then(Value::as_str)
         .filter(|_| kind == "work_order")
-        .map(|code| ("project_code", code));
-    let candidates = conn.list_records(company, kind, filter)?;
-    let mut scored: Vec<(f64, &Record)> = candidates
-        .iter()
-        .filter_map(|r| {
-            let value = r.data.get(field).and_then(Value::as_str)?;
-            let score = if exact {
-                value
-                    .trim()
-                    .eq_ignore_ascii_case(term.trim())
-                    .then_some(1.0)
-            } else {
-                fuzzy_score(term, value)
-            };
-            score.map(|s| (s, r))
-        })
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut results = Vec::with_capacity(scored.len());
-    for (_, record) in scored {
+        .map(str::to_string);
+    let number =
+        |name: &str, default: u64| data.get(name).and_then(Value::as_u64).unwrap_or(default);
+    let limit = number("limit", DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
+    let offset = number("offset", 0).min(MAX_OFFSET) as usize;
+    let mut query = SearchQuery {
+        company_id: company.to_string(),
+        kind: kind.to_string(),
+        field: field.to_string(),
+        term: term.to_string(),
+        scope,
+        // One more than asked for: whether there is a next page.
+        limit: limit + 1,
+        offset,
+    };
+    let mut page: Vec<Record> = if exact {
+        conn.search_exact(&query)?
+    } else {
+        // Candidates come from the trigram index; only they are scored.
+        query.limit = (offset + limit + 1).max(FUZZY_CANDIDATES);
+        let candidates = conn.search_candidates(&query)?;
+        let mut scored: Vec<(f64, Record)> = candidates
+            .into_iter()
+            .filter_map(|r| {
+                let value = r.data.get(field).and_then(Value::as_str)?;
+                fuzzy_score(term, value).map(|score| (score, r))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored
+            .into_iter()
+            .skip(offset)
+            .take(limit + 1)
+            .map(|(_, r)| r)
+            .collect()
+    };
+    let has_more = page.len() > limit;
+    page.truncate(limit);
+    let mut results = Vec::with_capacity(page.len());
+    for record in &page {
         let mut item = view(record);
         if kind == "work_order" {
             let code = record.data["project_code"].as_str().unwrap_or("");
@@ -64,8 +84,24 @@ pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Val
         }
         results.push(item);
     }
-    Ok(json!({"success": true, "action": "search", "results": results, "count": results.len()}))
+    Ok(json!({
+        "success": true,
+        "action": "search",
+        "results": results,
+        "count": results.len(),
+        "limit": limit,
+        "offset": offset,
+        "has_more": has_more,
+    }))
 }
+
+/// Results per page unless the request says otherwise (`limit`), and the most it may ask for.
+const DEFAULT_LIMIT: u64 = 50;
+const MAX_LIMIT: u64 = 500;
+/// The deepest page a search reaches (`offset`).
+const MAX_OFFSET: u64 = 10_000;
+/// Fuzzy candidates scored per search (more when a deeper page needs them).
+const FUZZY_CANDIDATES: usize = 200;
 
 /// A score in (0, 1] when `term` fuzzily matches `value`, else None.
 pub fn fuzzy_score(term: &str, value: &str) -> Option<f64> {

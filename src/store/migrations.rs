@@ -223,6 +223,57 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
+    // 3: search indexes over the searchable fields of projects and work orders.
+    Migration {
+        both: "CREATE TABLE search_values (
+            id           {serial},
+            record_id    TEXT NOT NULL,
+            field        TEXT NOT NULL,
+            company_id   TEXT NOT NULL,
+            kind         TEXT NOT NULL,
+            scope        TEXT,                    -- a work order's project code
+            value        TEXT NOT NULL,
+            value_lower  TEXT NOT NULL            -- trimmed, lower case: what searches compare
+        );
+        CREATE UNIQUE INDEX search_values_record ON search_values(record_id, field);
+        CREATE INDEX search_values_exact ON search_values(company_id, kind, field, value_lower);",
+        sqlite: "CREATE VIRTUAL TABLE search_grams USING fts5(
+            value_lower, content = 'search_values', content_rowid = 'id', tokenize = 'trigram');
+        CREATE TRIGGER search_values_inserted AFTER INSERT ON search_values BEGIN
+            INSERT INTO search_grams (rowid, value_lower) VALUES (new.id, new.value_lower);
+        END;
+        CREATE TRIGGER search_values_deleted AFTER DELETE ON search_values BEGIN
+            INSERT INTO search_grams (search_grams, rowid, value_lower)
+                VALUES ('delete', old.id, old.value_lower);
+        END;
+        CREATE TRIGGER search_values_updated AFTER UPDATE ON search_values BEGIN
+            INSERT INTO search_grams (search_grams, rowid, value_lower)
+                VALUES ('delete', old.id, old.value_lower);
+            INSERT INTO search_grams (rowid, value_lower) VALUES (new.id, new.value_lower);
+        END;
+        INSERT INTO search_values (record_id, field, company_id, kind, scope, value, value_lower)
+            SELECT r.record_id, f.field, r.company_id, r.kind,
+                   CASE WHEN r.kind = 'work_order' THEN json_extract(r.data, '$.project_code') END,
+                   json_extract(r.data, '$.' || f.field),
+                   lower(trim(json_extract(r.data, '$.' || f.field)))
+            FROM records r JOIN (SELECT 'project' AS kind, 'project_name' AS field
+                                 UNION ALL SELECT 'project', 'project_code'
+                                 UNION ALL SELECT 'work_order', 'phase_name'
+                                 UNION ALL SELECT 'work_order', 'work_order_number') f
+              ON f.kind = r.kind
+            WHERE json_extract(r.data, '$.' || f.field) IS NOT NULL;",
+        postgres: "CREATE EXTENSION IF NOT EXISTS pg_trgm;
+        CREATE INDEX search_values_trigrams ON search_values USING gin (value_lower gin_trgm_ops);
+        INSERT INTO search_values (record_id, field, company_id, kind, scope, value, value_lower)
+            SELECT r.record_id, f.field, r.company_id, r.kind,
+                   CASE WHEN r.kind = 'work_order' THEN r.data ->> 'project_code' END,
+                   r.data ->> f.field, lower(trim(r.data ->> f.field))
+            FROM records r JOIN (VALUES ('project', 'project_name'), ('project', 'project_code'),
+                                        ('work_order', 'phase_name'),
+                                        ('work_order', 'work_order_number')) AS f(kind, field)
+              ON f.kind = r.kind
+            WHERE r.data ->> f.field IS NOT NULL;",
+    },
 ];
 
 fn render(sql: &str, dialect: Dialect) -> String {

@@ -19,6 +19,7 @@ mod keys;
 mod migrations;
 mod postgres;
 mod records;
+mod search;
 pub(crate) mod sql;
 mod sqlite;
 mod subscriptions;
@@ -36,6 +37,7 @@ pub use ingest_log::{IngestEntry, IngestFilter};
 pub use keys::{ApiKeyRecord, KeySummary, NewKey};
 pub use migrations::latest_version;
 pub use records::{NewEvent, Record, WorkType};
+pub use search::SearchQuery;
 pub use sql::{Dialect, Row};
 pub use subscriptions::{SubscriptionRow, SubscriptionStatus};
 

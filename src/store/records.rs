@@ -168,12 +168,14 @@ impl WriteTx<'_> {
                 key_id
             ],
         )?;
-        Ok(())
+        self.index_record(company, kind, &record.record_id, &record.data)
     }
 
     /// Replaces the data (and possibly the natural key) of an existing record.
     pub fn update_record(
         &self,
+        company: &str,
+        kind: &str,
         record_id: &str,
         natural_key: &str,
         data: &Value,
@@ -185,7 +187,7 @@ impl WriteTx<'_> {
              WHERE record_id = ?1",
             sql_params![record_id, natural_key, &data.to_string(), now, key_id],
         )?;
-        Ok(())
+        self.index_record(company, kind, record_id, data)
     }
 
     pub fn delete_record(&self, record_id: &str) -> Result<(), StoreError> {
@@ -193,7 +195,7 @@ impl WriteTx<'_> {
             "DELETE FROM records WHERE record_id = ?1",
             sql_params![record_id],
         )?;
-        Ok(())
+        self.unindex_record(record_id)
     }
 
     /// Increments and returns the company's counter `name` (starting at 1). The row stays

@@ -10,6 +10,7 @@ mod fixtures;
 mod helpers;
 mod outbound;
 mod receiver;
+mod search;
 mod storage;
 mod store_contract;
 mod test_db;

@@ -242,14 +242,23 @@ async fn ingest_log_filters_page_from_the_newest_entry() {
         ..IngestFilter::default()
     };
     let (recent, all) = store
-        .read(move |r| Ok((r.recent_ingest_entries(&filter, 2)?, r.ingest_entries(&filter)?)))
+        .read(move |r| {
+            Ok((
+                r.recent_ingest_entries(&filter, 2)?,
+                r.ingest_entries(&filter)?,
+            ))
+        })
         .await
         .unwrap();
     let ids = |entries: &[IngestEntry]| -> Vec<String> {
         entries.iter().map(|e| e.request_id.clone()).collect()
     };
     assert_eq!(ids(&all), ["req_0", "req_10", "req_20"]);
-    assert_eq!(ids(&recent), ["req_10", "req_20"], "the newest two, oldest first");
+    assert_eq!(
+        ids(&recent),
+        ["req_10", "req_20"],
+        "the newest two, oldest first"
+    );
 }
 
 fn subscription(id: &str) -> SubscriptionRow {

@@ -209,25 +209,16 @@ impl<'a> Op<'a> {
             )
             .into());
         }
-        let data = Value::Object(merged);
-        self.tx
-            .update_record(
-                self.company(),
-                kind,
-                &record.record_id,
-                &nk,
-                &data,
-                &self.ctx.key_id,
-                self.ctx.now_ms,
-            )
-            .map_err(|e| taken_or(e, &format!("another {kind} with {}", new_key.join(" / "))))?;
         let updated = Record {
             record_id: record.record_id.clone(),
             natural_key: nk,
-            data,
+            data: Value::Object(merged),
             created_at: record.created_at,
             updated_at: self.ctx.now_ms,
         };
+        self.tx
+            .update_record(self.company(), kind, &updated, &self.ctx.key_id)
+            .map_err(|e| taken_or(e, &format!("another {kind} with {}", new_key.join(" / "))))?;
         self.remember(kind, &record.natural_key, None);
         self.remember(kind, &updated.natural_key, Some(&updated));
         if let Some(event_type) = event_type {

@@ -171,23 +171,26 @@ impl WriteTx<'_> {
         self.index_record(company, kind, &record.record_id, &record.data)
     }
 
-    /// Replaces the data (and possibly the natural key) of an existing record.
+    /// Replaces the data, natural key and `updated_at` of an existing record with `record`'s.
     pub fn update_record(
         &self,
         company: &str,
         kind: &str,
-        record_id: &str,
-        natural_key: &str,
-        data: &Value,
+        record: &Record,
         key_id: &str,
-        now: i64,
     ) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE records SET natural_key = ?2, data = ?3, updated_at = ?4, updated_by = ?5
              WHERE record_id = ?1",
-            sql_params![record_id, natural_key, &data.to_string(), now, key_id],
+            sql_params![
+                &record.record_id,
+                &record.natural_key,
+                &record.data.to_string(),
+                record.updated_at,
+                key_id
+            ],
         )?;
-        self.index_record(company, kind, record_id, data)
+        self.index_record(company, kind, &record.record_id, &record.data)
     }
 
     pub fn delete_record(&self, record_id: &str) -> Result<(), StoreError> {

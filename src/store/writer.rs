@@ -67,7 +67,10 @@ where
     }
 
     fn run(&mut self, tx: &WriteTx) -> Result<(), StoreError> {
-        let result = (self.work)(tx);
+        // A job that panics fails alone (its writes are undone like any failed job's); the
+        // writer, and every other job, go on.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.work)(tx)))
+            .unwrap_or_else(|_| Err(StoreError::Query("a write job panicked".into())));
         let error = result.as_ref().err().cloned();
         self.result = Some(result);
         error.map_or(Ok(()), Err)
@@ -421,6 +424,47 @@ mod tests {
         let mut stored = stored;
         stored.sort();
         assert_eq!(stored, ["a", "a-2", "c", "c-2", "poison", "poison-2"]);
+    }
+
+    #[test]
+    fn a_job_that_panics_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = SqliteConn::open(&dir.path().join("writer.db")).unwrap();
+        conn.batch("CREATE TABLE t (name TEXT NOT NULL)").unwrap();
+        let faulty = FaultyConn {
+            conn,
+            failures_left: AtomicUsize::new(0),
+        };
+        let (jobs, queue) = flume::unbounded::<Box<dyn Job>>();
+        let mut answers = Vec::new();
+        for name in ["a", "panic", "c"] {
+            let (reply, answer) = oneshot::channel();
+            jobs.send(Box::new(TypedJob {
+                guarded: true,
+                work: move |tx: &WriteTx| {
+                    tx.conn
+                        .execute("INSERT INTO t (name) VALUES (?1)", sql_params![name])?;
+                    assert_ne!(name, "panic", "a bug in a job");
+                    Ok(())
+                },
+                result: None,
+                reply: Some(reply),
+            }))
+            .unwrap();
+            answers.push(answer);
+        }
+        drop(jobs);
+        run(
+            Box::new(faulty),
+            queue,
+            64,
+            Arc::new(WriterHealth::default()),
+        );
+        let results: Vec<_> = answers
+            .into_iter()
+            .map(|a| a.blocking_recv().unwrap().is_ok())
+            .collect();
+        assert_eq!(results, [true, false, true]);
     }
 
     #[test]

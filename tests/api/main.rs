@@ -8,6 +8,7 @@ mod core;
 mod entities;
 mod fixtures;
 mod helpers;
+mod multinode;
 mod outbound;
 mod receiver;
 mod search;

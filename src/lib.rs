@@ -41,6 +41,7 @@ pub mod outbound;
 pub mod ratelimit;
 pub mod rest;
 pub mod retention;
+pub mod shared_limits;
 pub mod skills;
 pub mod store;
 pub mod validate;

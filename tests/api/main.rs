@@ -12,6 +12,7 @@ mod multinode;
 mod outbound;
 mod receiver;
 mod search;
+mod shared_limits;
 mod storage;
 mod store_contract;
 mod test_db;

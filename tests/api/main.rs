@@ -8,6 +8,7 @@ mod core;
 mod entities;
 mod fixtures;
 mod helpers;
+mod limits;
 mod outbound;
 mod receiver;
 mod storage;

@@ -293,3 +293,83 @@ async fn unknown_rest_tokens_count_as_failed_authentications() {
         .await;
     assert_eq!(inbound.status, 429);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_vendor_address_is_quick_and_healthz_stays_responsive() {
+    let app = spawn_app().await;
+    let key = app.create_key("acme", "erp").await;
+    // About 100 KB of words in comma-separated parts: joining every word prefix of each part
+    // (as the address splitter once did) took seconds of CPU on the runtime's threads.
+    let words = "Suite ".repeat(4_000);
+    let address =
+        format!("1500 Industrial Parkway, {words}, {words}, Chicago, {words}IL 60601, {words}");
+    assert!(address.len() > 90_000);
+    let envelope = envelope(
+        "vendor.created",
+        json!({"vendor_name": "Bolt", "address": address}),
+    );
+    let started = Instant::now();
+    let post = app.post(&key, &envelope);
+    let probe = async {
+        let mut slowest = Duration::ZERO;
+        while started.elapsed() < Duration::from_millis(1500) {
+            let asked = Instant::now();
+            let health = app
+                .client
+                .get(format!("{}/healthz", app.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(health.status(), 200);
+            slowest = slowest.max(asked.elapsed());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        slowest
+    };
+    let (sent, slowest) = tokio::join!(post, probe);
+    assert!(
+        [200, 400].contains(&sent.status),
+        "{} {}",
+        sent.status,
+        sent.body
+    );
+    assert!(
+        slowest < Duration::from_millis(500),
+        "healthz took {slowest:?}"
+    );
+    let took =
+        app.count("SELECT MAX(latency_us) FROM ingest_log WHERE event_type = 'vendor.created'");
+    assert!(took < 1_000_000, "the request took {took} µs");
+}
+
+#[tokio::test]
+async fn a_body_full_of_violations_gets_a_small_answer() {
+    let app = spawn_app().await;
+    let key = app.create_key("acme", "erp").await;
+    // About 480 KB of entries that are each wrong twice, with long values quoted in messages.
+    let entries: Vec<Value> = (0..2_000)
+        .map(|_| json!({"entry_date": "d".repeat(200), "hours": 99}))
+        .collect();
+    let body = serde_json::to_vec(&envelope(
+        "timesheet.created",
+        json!({"emp_number": 5, "entries": entries}),
+    ))
+    .unwrap();
+    assert!(body.len() > 400_000);
+    let response = app.signed(&key, &body).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let bytes = response.bytes().await.unwrap();
+    assert!(bytes.len() < 64 * 1024, "answer of {} bytes", bytes.len());
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(answer["error"]["code"], "validation_failed");
+    let details = answer["error"]["details"].as_array().unwrap();
+    assert_eq!(
+        details.len(),
+        101,
+        "100 violations and the count of the rest"
+    );
+    assert!(details[100]["omitted"].as_u64().unwrap() > 3_000);
+    let distinct: std::collections::HashSet<String> =
+        details.iter().map(Value::to_string).collect();
+    assert_eq!(distinct.len(), details.len(), "no violation listed twice");
+}

@@ -22,7 +22,7 @@ pub struct AppState {
     pub store: Store,
     pub keys: Keys,
     pub limits: RateLimits,
-    pub schemas: Schemas,
+    pub schemas: Arc<Schemas>,
     pub metrics: Arc<Metrics>,
     pub outbound: Arc<Outbound>,
     pub verify_settings: VerifySettings,
@@ -86,7 +86,9 @@ impl AppState {
                 "using the master key from a file next to the database (fine for development); set HOOKGATE_MASTER_KEY in production"
             );
         }
-        let schemas = Schemas::compile().map_err(StartError::Schemas)?;
+        let schemas = Schemas::compile()
+            .map_err(StartError::Schemas)?
+            .with_max_listed_violations(config.max_listed_violations);
         let metrics = Arc::new(Metrics::default());
         let outbound = Arc::new(Outbound::new(
             store.clone(),
@@ -104,7 +106,7 @@ impl AppState {
             },
             metrics,
             console: crate::admin::Sessions::new(config.console.session_idle_secs),
-            schemas,
+            schemas: Arc::new(schemas),
             store,
             keys,
             config,

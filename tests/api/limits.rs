@@ -373,3 +373,67 @@ async fn a_body_full_of_violations_gets_a_small_answer() {
         details.iter().map(Value::to_string).collect();
     assert_eq!(distinct.len(), details.len(), "no violation listed twice");
 }
+
+#[tokio::test]
+async fn fuzzy_search_over_huge_names_with_the_longest_term_is_quick() {
+    let app = spawn_app().await;
+    let key = app
+        .create_key_with(
+            "acme",
+            "erp",
+            hookgate::keys::KeyOptions {
+                per_minute: Some(1000),
+                ..Default::default()
+            },
+        )
+        .await;
+    for i in 0..3 {
+        let name = format!("Tower {i} {}", "lorem ipsum dolor ".repeat(50_000));
+        let sent = app
+            .post(
+                &key,
+                &envelope(
+                    "project.created",
+                    json!({"project_code": format!("P{i}"), "project_name": name, "customer_name": "Acme", "location_name": "HQ"}),
+                ),
+            )
+            .await;
+        assert_eq!(sent.status, 200, "{}", sent.body);
+    }
+    let term: String = "qwertyuiop ".repeat(24).chars().take(255).collect();
+    let started = Instant::now();
+    let found = app
+        .post(
+            &key,
+            &envelope("project.search", json!({"search_term": term})),
+        )
+        .await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert_eq!(found.body["count"], 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let typo = app
+        .post(
+            &key,
+            &envelope("project.search", json!({"search_term": "Towr 1"})),
+        )
+        .await;
+    assert_eq!(typo.body["count"], 1, "{}", typo.body["count"]);
+    let too_long = app
+        .post(
+            &key,
+            &envelope("project.search", json!({"search_term": "x".repeat(256)})),
+        )
+        .await;
+    assert_eq!(
+        (too_long.status, too_long.code()),
+        (400, "validation_failed")
+    );
+    assert_eq!(
+        too_long.body["error"]["details"][0]["path"],
+        "/data/search_term"
+    );
+}

@@ -18,7 +18,8 @@
 //! - [`rest`]: the management API (`/api/v1`: skills, work types, webhooks).
 //! - [`admin`]: the operator's console at `/admin` (embedded page, session login, thin JSON
 //!   calls into the same operations as [`rest`] and the CLI).
-//! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`skills`]: the
+//! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`master_key`]: the
+//!   check that the configured key is the database's, and re-sealing under a new one; [`skills`]: the
 //!   skill library and work types.
 //! - [`config`], [`app`], [`cli`], [`metrics`], [`clock`], [`error`]: the rest.
 #![forbid(unsafe_code)]
@@ -35,6 +36,7 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod keys;
+pub mod master_key;
 pub mod metrics;
 pub mod normalize;
 pub mod outbound;

@@ -124,17 +124,7 @@ async fn route(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpRes
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n", "text/plain"),
-        (&Method::GET, "/readyz") => match state.store.check_ready().await {
-            Ok(()) => text(StatusCode::OK, "ready\n", "text/plain"),
-            Err(reason) => {
-                tracing::warn!(reason = %reason, "readiness check failed");
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("database unavailable: {reason}\n"),
-                    "text/plain",
-                )
-            }
-        },
+        (&Method::GET, "/readyz") => readiness(state).await,
         (&Method::GET, "/metrics") => {
             let (batches, jobs) = state.store.batch_stats();
             let gauges = Gauges {
@@ -179,6 +169,30 @@ impl Refused {
             retry_after: None,
             drain: true,
         }
+    }
+}
+
+/// Ready when the database answers and takes writes, and this process's master key is the
+/// database's (a key rotated by the CLI while the server runs makes it unready until it is
+/// restarted with the new key).
+async fn readiness(state: &AppState) -> HttpResponse {
+    let unready = |reason: String| {
+        tracing::warn!(reason = %reason, "readiness check failed");
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{reason}\n"),
+            "text/plain",
+        )
+    };
+    if let Err(reason) = state.store.check_ready().await {
+        return unready(format!("database unavailable: {reason}"));
+    }
+    match crate::master_key::stored_check(&state.store).await {
+        Ok(Some(check)) if state.keys.opens_master_key_check(&check) => {
+            text(StatusCode::OK, "ready\n", "text/plain")
+        }
+        Ok(_) => unready("the master key does not match the database's".to_string()),
+        Err(e) => unready(format!("database unavailable: {e}")),
     }
 }
 

@@ -9,6 +9,7 @@ mod entities;
 mod fixtures;
 mod helpers;
 mod limits;
+mod master_key;
 mod outbound;
 mod receiver;
 mod storage;

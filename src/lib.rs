@@ -21,7 +21,8 @@
 //! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`master_key`]: the
 //!   check that the configured key is the database's, and re-sealing under a new one; [`skills`]: the
 //!   skill library and work types.
-//! - [`config`], [`app`], [`cli`], [`metrics`], [`clock`], [`error`]: the rest.
+//! - [`config`], [`app`], [`cli`], [`metrics`], [`clock`], [`error`]: the rest;
+//!   `fuzz_targets`: the parsers as the fuzzers (`fuzz/`) and their corpus replay drive them.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -33,6 +34,8 @@ pub mod config;
 pub mod crypto;
 pub mod envelope;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod http;
 pub mod ingest;
 pub mod keys;

@@ -258,8 +258,8 @@ impl FailureLimiter {
         self.shards[index].lock().expect("auth limiter shard")
     }
 
-    /// The status of `addr` at `now` given its stored arrival time; `limited` when the next
-    /// request would be refused.
+    /// The status of an address at `now` given its stored arrival time, with `retry_after`
+    /// set when the window is used up (the next failure would be refused).
     fn status(&self, tat: u64, now: u64) -> RateStatus {
         let tolerance = self.interval * u64::from(self.limit);
         let used_ns = tat.saturating_sub(now);
@@ -298,7 +298,11 @@ impl FailureLimiter {
         if shard.contains_key(&key) || shard.len() < self.max_per_shard {
             shard.insert(key, next);
         }
-        self.status(next, now)
+        // Counted, not refused: even the one that used the window up.
+        RateStatus {
+            retry_after: None,
+            ..self.status(next, now)
+        }
     }
 
     fn forget_recovered(&self) -> usize {
@@ -375,8 +379,11 @@ mod tests {
         let limiter = FailureLimiter::new(3, MINUTE, 1000);
         let addr: IpAddr = "203.0.113.7".parse().unwrap();
         assert_eq!(limiter.peek(addr).remaining, 3);
-        let counted: Vec<u32> = (0..3).map(|_| limiter.check(addr).remaining).collect();
-        assert_eq!(counted, [2, 1, 0]);
+        let counted: Vec<(u32, bool)> = (0..3)
+            .map(|_| limiter.check(addr))
+            .map(|s| (s.remaining, s.is_limited()))
+            .collect();
+        assert_eq!(counted, [(2, false), (1, false), (0, false)]);
         let blocked = limiter.peek(addr);
         assert!(blocked.is_limited());
         assert!((1..=20).contains(&blocked.retry_after.unwrap()));

@@ -1,9 +1,12 @@
 //! Deliveries ignore proxy settings in the environment. A binary of its own: it sets
 //! `HTTP_PROXY` and friends for the whole process, which no other test may see.
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "api/helpers.rs"]
 mod helpers;
+#[allow(dead_code)]
+#[path = "api/test_db.rs"]
+mod test_db;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

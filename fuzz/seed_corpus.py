@@ -38,7 +38,7 @@ for text in [
     "99999999999999999999\n=====\nbody",
 ]:
     save("signature_header", text.encode())
-for text in ["code=dynamics-key", "code=%64ynamics-key&code=x", "a=1&code=%zz", "code=%aé", "&&=&"]:
+for text in ["code=d365", "code=%64365&code=x", "code=dynamics-key", "a=1&code=%zz", "code=%aé", "&&=&"]:
     save("query_string", text.encode())
 for raw in [b"\x10\x00hello\xffworld", b"\x00\x00", b"\x05\x00abc\xffdef", b"\xff\xff" + b"x" * 100]:
     save("body_reader", raw)

@@ -25,16 +25,17 @@ fn schemas() -> &'static Schemas {
     SCHEMAS.get_or_init(|| Schemas::compile().expect("the embedded schemas compile"))
 }
 
-fn key() -> Arc<ApiKey> {
+/// The key every target (and `verify`'s unit tests) verifies with.
+pub fn sample_key() -> Arc<ApiKey> {
     Arc::new(ApiKey {
-        id: "hk_fuzz".into(),
-        company_id: "co_fuzz".into(),
-        company_name: "fuzz".into(),
-        name: "fuzz".into(),
-        signing_secrets: vec![b"secret-one".to_vec(), b"secret-two".to_vec()],
-        square_signature_key: Some(b"square-key".to_vec()),
-        quickbooks_verifier_token: Some(b"quickbooks-token".to_vec()),
-        dynamics_key: Some(b"dynamics-key".to_vec()),
+        id: "hk_1".into(),
+        company_id: "co".into(),
+        company_name: "acme".into(),
+        name: "erp".into(),
+        signing_secrets: vec![b"new-secret".to_vec(), b"old-secret".to_vec()],
+        square_signature_key: Some(b"sq-key".to_vec()),
+        quickbooks_verifier_token: Some(b"qb-token".to_vec()),
+        dynamics_key: Some(DYNAMICS_KEY.as_bytes().to_vec()),
         body_only_signing: false,
         per_minute: None,
         per_hour: None,
@@ -42,7 +43,9 @@ fn key() -> Arc<ApiKey> {
     })
 }
 
-fn settings() -> VerifySettings {
+const DYNAMICS_KEY: &str = "d365";
+
+pub fn sample_settings() -> VerifySettings {
     VerifySettings {
         public_url: "https://hooks.example.com".into(),
         timestamp_tolerance_secs: 300,
@@ -74,13 +77,13 @@ fn pipeline(body: Bytes) {
     let len = body.len();
     let _ = envelope::peek_event_type(&body);
     let verified = verify::verify(
-        key(),
+        sample_key(),
         Source::Zapier,
         &FuzzHeaders(Vec::new()),
         "/webhooks/inbound",
         body,
         NOW,
-        &settings(),
+        &sample_settings(),
     )
     .expect("an unsigned zapier request reaches parsing");
     let parsed = match envelope::parse(&verified) {
@@ -148,13 +151,13 @@ pub fn signature_header(data: &[u8]) {
     ]);
     for source in [Source::Custom, Source::Square, Source::QuickBooks] {
         let result = verify::verify(
-            key(),
+            sample_key(),
             source,
             &headers,
             "/webhooks/inbound",
             body.clone(),
             NOW,
-            &settings(),
+            &sample_settings(),
         );
         if let Err(e) = result {
             check_refusal(&e, &[403]);
@@ -167,13 +170,13 @@ pub fn query_string(data: &[u8]) {
     let query = String::from_utf8_lossy(data);
     let target = format!("/webhooks/inbound?{query}");
     let result = verify::verify(
-        key(),
+        sample_key(),
         Source::Dynamics365,
         &FuzzHeaders(Vec::new()),
         &target,
         Bytes::new(),
         NOW,
-        &settings(),
+        &sample_settings(),
     );
     let sent = url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "code")
@@ -181,11 +184,11 @@ pub fn query_string(data: &[u8]) {
     match result {
         Ok(v) => assert_eq!(
             v.signature_verified(),
-            sent.as_deref() == Some("dynamics-key")
+            sent.as_deref() == Some(DYNAMICS_KEY)
         ),
         Err(e) => {
             check_refusal(&e, &[403]);
-            assert!(sent.is_some_and(|s| s != "dynamics-key"));
+            assert!(sent.is_some_and(|s| s != DYNAMICS_KEY));
         }
     }
 }

@@ -161,6 +161,24 @@ struct Refused {
     drain: bool,
 }
 
+/// Why a body could not be received, before it is turned into an answer.
+struct Refusal {
+    error: ApiError,
+    retry_after: Option<u64>,
+    drain: bool,
+}
+
+impl Refusal {
+    /// The refusal answered with `reply` (which renders and may log the error).
+    fn answer(self, reply: impl FnOnce(ApiError) -> Reply) -> Refused {
+        Refused {
+            reply: reply(self.error),
+            retry_after: self.retry_after,
+            drain: self.drain,
+        }
+    }
+}
+
 impl Refused {
     /// An answer given from the headers alone, to a client that may still be sending.
     fn early(reply: Reply) -> Refused {
@@ -222,11 +240,10 @@ impl Edge {
         body::receive(incoming, limit, deadline, &self.budget, &self.shutdown).await
     }
 
-    /// The answer to a body that could not be received: the error, `Retry-After`, and
-    /// whether to drain the rest.
-    fn refusal(&self, error: BodyError) -> (ApiError, Option<u64>, bool) {
+    /// The answer to a body that could not be received.
+    fn refusal(&self, error: BodyError) -> Refusal {
         let config = &self.state.config;
-        match error {
+        let (error, retry_after, drain) = match error {
             BodyError::TooLarge => (ingest::payload_too_large(config.max_body_bytes), None, true),
             BodyError::Timeout(code) => {
                 let message = if code == "body_timeout" {
@@ -268,7 +285,24 @@ impl Edge {
                 None,
                 false,
             ),
+        };
+        Refusal {
+            error,
+            retry_after,
+            drain,
         }
+    }
+
+    /// Runs `admit` (authentication from the headers, then the body) within the request
+    /// deadline; `Err` when the deadline passed first.
+    async fn within<T>(
+        &self,
+        deadline: Deadline,
+        admit: impl std::future::Future<Output = Result<T, Refused>>,
+    ) -> Result<Result<T, Refused>, Refusal> {
+        tokio::time::timeout_at(deadline.at, admit)
+            .await
+            .map_err(|_elapsed| self.refusal(BodyError::Timeout(deadline.code)))
     }
 
     /// Sends a refusal, draining the unread body first when that helps the client.
@@ -307,35 +341,22 @@ async fn inbound(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpR
         .unwrap_or("/")
         .to_string();
     // Authentication needs only the headers: no body is read for a request that fails it.
-    let received = tokio::time::timeout_at(deadline.at, async {
-        let key = ingest::authenticate(state, &mut trace, &parts.headers, content_length)
-            .await
-            .map_err(Refused::early)?;
-        match edge
-            .receive(&mut incoming, state.config.max_body_bytes, deadline)
-            .await
-        {
-            Ok(body) => Ok((key, body)),
-            Err(e) => {
-                trace.key = Some(key);
-                let (error, retry_after, drain) = edge.refusal(e);
-                Err(Refused {
-                    reply: trace.fail(error),
-                    retry_after,
-                    drain,
-                })
+    let received = edge
+        .within(deadline, async {
+            let key = ingest::authenticate(state, &mut trace, &parts.headers, content_length)
+                .await
+                .map_err(Refused::early)?;
+            let limit = state.config.max_body_bytes;
+            match edge.receive(&mut incoming, limit, deadline).await {
+                Ok(body) => Ok((key, body)),
+                Err(e) => {
+                    trace.key = Some(key);
+                    Err(edge.refusal(e).answer(|e| trace.fail(e)))
+                }
             }
-        }
-    })
-    .await
-    .unwrap_or_else(|_elapsed| {
-        let (error, _, drain) = edge.refusal(BodyError::Timeout(deadline.code));
-        Err(Refused {
-            reply: trace.fail(error),
-            retry_after: None,
-            drain,
         })
-    });
+        .await
+        .unwrap_or_else(|late| Err(late.answer(|e| trace.fail(e))));
     match received {
         Ok((key, body)) => {
             let mut reply = ingest::process(
@@ -368,34 +389,20 @@ async fn rest(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpResp
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     // The bearer token is checked (and failures counted) before any body is read.
-    let received = tokio::time::timeout_at(deadline.at, async {
-        let caller = crate::rest::authenticate(state, authorization, peer.ip(), &request_id)
-            .await
-            .map_err(Refused::early)?;
-        match edge
-            .receive(&mut incoming, state.config.max_body_bytes, deadline)
-            .await
-        {
-            Ok(body) => Ok((caller, body)),
-            Err(e) => {
-                let (error, retry_after, drain) = edge.refusal(e);
-                Err(Refused {
-                    reply: Reply::json(error.status, &error.body(), &request_id),
-                    retry_after,
-                    drain,
-                })
+    let reply_of = |e: ApiError| Reply::json(e.status, &e.body(), &request_id);
+    let received = edge
+        .within(deadline, async {
+            let caller = crate::rest::authenticate(state, authorization, peer.ip(), &request_id)
+                .await
+                .map_err(Refused::early)?;
+            let limit = state.config.max_body_bytes;
+            match edge.receive(&mut incoming, limit, deadline).await {
+                Ok(body) => Ok((caller, body)),
+                Err(e) => Err(edge.refusal(e).answer(reply_of)),
             }
-        }
-    })
-    .await
-    .unwrap_or_else(|_elapsed| {
-        let (error, _, drain) = edge.refusal(BodyError::Timeout(deadline.code));
-        Err(Refused {
-            reply: Reply::json(error.status, &error.body(), &request_id),
-            retry_after: None,
-            drain,
         })
-    });
+        .await
+        .unwrap_or_else(|late| Err(late.answer(reply_of)));
     match received {
         Ok((caller, body)) => {
             let request = crate::rest::RestRequest {
@@ -441,12 +448,9 @@ async fn admin(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpRes
             crate::admin::body_too_large()
         }
         Err(e) => {
-            let (error, retry_after, drain) = edge.refusal(e);
-            let refused = Refused {
-                reply: Reply::json(error.status, &error.body(), ""),
-                retry_after,
-                drain,
-            };
+            let refused = edge
+                .refusal(e)
+                .answer(|e| Reply::json(e.status, &e.body(), ""));
             return edge.refused(refused, incoming);
         }
     };

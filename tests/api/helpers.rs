@@ -186,6 +186,12 @@ impl TestApp {
         }
     }
 
+    /// The status of a plain `GET path` (health, readiness).
+    pub async fn status_of(&self, path: &str) -> u16 {
+        let url = format!("{}{path}", self.base);
+        self.client.get(url).send().await.unwrap().status().as_u16()
+    }
+
     /// Signs and sends `envelope` with `key`.
     pub async fn post(&self, key: &CreatedKey, envelope: &Value) -> Sent {
         let body = serde_json::to_vec(envelope).unwrap();

@@ -81,19 +81,14 @@ async fn a_wrong_master_key_is_refused_at_start_and_by_the_cli() {
 #[tokio::test]
 async fn readyz_is_not_ready_once_the_database_has_another_key() {
     let app = spawn_app().await;
-    let ready = |app: &TestApp| {
-        let url = format!("{}/readyz", app.base);
-        let client = app.client.clone();
-        async move { client.get(url).send().await.unwrap().status().as_u16() }
-    };
-    assert_eq!(ready(&app).await, 200);
+    assert_eq!(app.status_of("/readyz").await, 200);
     // As if `master-key rotate` ran while this server kept the old key.
     let current = MasterKey::from_hex(MASTER_KEY).unwrap();
     let other = MasterKey::from_hex(OTHER_KEY).unwrap();
     hookgate::master_key::rotate(&app.state.store, current, other)
         .await
         .unwrap();
-    assert_eq!(ready(&app).await, 503);
+    assert_eq!(app.status_of("/readyz").await, 503);
 }
 
 #[tokio::test]

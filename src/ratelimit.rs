@@ -216,8 +216,9 @@ impl RateLimits {
 /// The failed-authentication limiter: GCRA per client address (as governor computes it for
 /// the windows above), in a map split into shards so that a request costs one hash and one
 /// short lock, whatever the number of addresses. An address is forgotten once its window is
-/// full again, and at most `max_addresses` are tracked at once: past that, new addresses go
-/// untracked until older ones recover (authentication itself stays cheap either way).
+/// full again (by [`FailureLimiter::forget_recovered`], run periodically), and at most
+/// `max_addresses` are tracked at once: past that, new addresses go untracked until older ones
+/// are forgotten (authentication itself stays cheap either way).
 ///
 /// Not governor's keyed limiter: the checks made before authentication need an address's
 /// state without counting a request, which it cannot give.
@@ -292,9 +293,8 @@ impl FailureLimiter {
         if next - now > tolerance {
             return self.status(tat, now);
         }
-        if !shard.contains_key(&key) && shard.len() >= self.max_per_shard {
-            shard.retain(|_, tat| *tat > now);
-        }
+        // Full: a new address goes untracked until the periodic sweep makes room (sweeping
+        // here would cost a shard's worth of work per request under attack).
         if shard.contains_key(&key) || shard.len() < self.max_per_shard {
             shard.insert(key, next);
         }

@@ -45,6 +45,9 @@ enum Command {
     /// Inspect and retry outbound deliveries.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+    /// Manage the master key that seals stored secrets.
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Load and validate the configuration (and the schemas), then exit.
@@ -78,6 +81,17 @@ enum KeysCommand {
         key_id: String,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Re-seal every stored secret under a new master key (stop the server first; start it
+    /// again with the new key).
+    Rotate {
+        /// The new key: 64 hex characters (e.g. `openssl rand -hex 32`).
+        #[arg(long, env = "HOOKGATE_NEW_MASTER_KEY", hide_env_values = true)]
+        new_key: String,
     },
 }
 
@@ -249,6 +263,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         Command::WorkTypes(c) => work_types(c, config).await,
         Command::Webhooks(c) => webhooks(c, config).await,
         Command::Deliveries(c) => deliveries(c, config).await,
+        Command::MasterKey(c) => master_key(c, config).await,
         Command::Migrate => {
             app::open_store(&config).map_err(|e| e.to_string())?;
             println!(
@@ -389,6 +404,37 @@ async fn keys(command: KeysCommand, config: Config) -> Result<(), String> {
                 println!("new REST API token for {key_id}: {token}");
             }
         }
+    }
+    Ok(())
+}
+
+/// Re-seals every secret under the new key. A key kept in the development key file is
+/// replaced there too: written beside it first, moved over it once the database committed.
+async fn master_key(command: MasterKeyCommand, config: Config) -> Result<(), String> {
+    let MasterKeyCommand::Rotate { new_key } = command;
+    let new = crate::crypto::MasterKey::from_hex(&new_key)
+        .map_err(|_| "--new-key must be 64 hex characters".to_string())?;
+    let (store, _keys) = app::open_store(&config).map_err(|e| e.to_string())?;
+    let key_file = app::master_key_path(&config);
+    let (current, from_file) =
+        crate::crypto::MasterKey::load_or_generate(&config.master_key.0, &key_file)
+            .map_err(|e| e.to_string())?;
+    let pending = key_file.with_extension("key.new");
+    if from_file {
+        let _ = std::fs::remove_file(&pending);
+        crate::crypto::write_private(&pending, new_key.trim())
+            .map_err(|e| format!("cannot write {}: {e}", pending.display()))?;
+    }
+    let count = crate::master_key::rotate(&store, current, new)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("re-sealed {count} secret(s) under the new master key");
+    if from_file {
+        std::fs::rename(&pending, &key_file)
+            .map_err(|e| format!("move {} to {}: {e}", pending.display(), key_file.display()))?;
+        println!("the new key is in {}", key_file.display());
+    } else {
+        println!("start hookgate with HOOKGATE_MASTER_KEY set to the new key");
     }
     Ok(())
 }

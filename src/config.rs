@@ -36,6 +36,11 @@ pub struct Config {
     pub master_key: Secret,
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
+    pub max_body_bytes_in_flight: usize,
+    pub header_timeout_secs: u64,
+    pub body_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub max_listed_violations: usize,
     pub timestamp_tolerance_secs: i64,
     pub rotation_overlap_secs: i64,
     pub dynamics_header: String,
@@ -76,6 +81,7 @@ pub struct RateLimitConfig {
     pub inbound_per_minute: u32,
     pub inbound_per_hour: u32,
     pub auth_failures_per_minute: u32,
+    pub auth_failure_max_addresses: usize,
     pub rest_per_minute: u32,
     pub rest_per_hour: u32,
     pub rest_per_day: u32,
@@ -185,6 +191,26 @@ impl Config {
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be positive"));
         }
+        if self.max_body_bytes_in_flight < self.max_body_bytes {
+            return Err(invalid(
+                "max_body_bytes_in_flight",
+                "must be at least max_body_bytes",
+            ));
+        }
+        for (key, value) in [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("max_listed_violations", self.max_listed_violations as u64),
+            (
+                "rate_limit.auth_failure_max_addresses",
+                self.rate_limit.auth_failure_max_addresses as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
         if self.timestamp_tolerance_secs <= 0 {
             return Err(invalid("timestamp_tolerance_secs", "must be positive"));
         }
@@ -282,6 +308,36 @@ fn apply_env(
         ("HOOKGATE_LOG_FORMAT", None, "log_format", Kind::Str),
         ("HOOKGATE_MAX_BODY_BYTES", None, "max_body_bytes", Kind::Int),
         (
+            "HOOKGATE_MAX_BODY_BYTES_IN_FLIGHT",
+            None,
+            "max_body_bytes_in_flight",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_HEADER_TIMEOUT_SECS",
+            None,
+            "header_timeout_secs",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_BODY_TIMEOUT_SECS",
+            None,
+            "body_timeout_secs",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_REQUEST_TIMEOUT_SECS",
+            None,
+            "request_timeout_secs",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_MAX_LISTED_VIOLATIONS",
+            None,
+            "max_listed_violations",
+            Kind::Int,
+        ),
+        (
             "HOOKGATE_TIMESTAMP_TOLERANCE_SECS",
             None,
             "timestamp_tolerance_secs",
@@ -327,6 +383,12 @@ fn apply_env(
             "HOOKGATE_AUTH_FAILURES_PER_MINUTE",
             Some("rate_limit"),
             "auth_failures_per_minute",
+            Kind::Int,
+        ),
+        (
+            "HOOKGATE_AUTH_FAILURE_MAX_ADDRESSES",
+            Some("rate_limit"),
+            "auth_failure_max_addresses",
             Kind::Int,
         ),
         (

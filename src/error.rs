@@ -96,3 +96,6 @@ impl Cause for crate::keys::KeyError {
 }
 
 impl Cause for &str {}
+
+/// A task of the blocking pool that panicked.
+impl Cause for tokio::task::JoinError {}

@@ -248,6 +248,11 @@ impl Keys {
         self.master.decrypt(sealed, owner_id)
     }
 
+    /// Whether this process's master key is the one of the database's check value.
+    pub fn opens_master_key_check(&self, check: &[u8]) -> bool {
+        crate::master_key::opens_check(&self.master, check)
+    }
+
     fn unseal_record(&self, r: ApiKeyRecord) -> Result<ApiKey, KeyError> {
         let open = |blob: &[u8]| {
             self.master

@@ -18,9 +18,11 @@
 //! - [`rest`]: the management API (`/api/v1`: skills, work types, webhooks).
 //! - [`admin`]: the operator's console at `/admin` (embedded page, session login, thin JSON
 //!   calls into the same operations as [`rest`] and the CLI).
-//! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`skills`]: the
+//! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`master_key`]: the
+//!   check that the configured key is the database's, and re-sealing under a new one; [`skills`]: the
 //!   skill library and work types.
-//! - [`config`], [`app`], [`cli`], [`metrics`], [`clock`], [`error`]: the rest.
+//! - [`config`], [`app`], [`cli`], [`metrics`], [`clock`], [`error`]: the rest;
+//!   `fuzz_targets`: the parsers as the fuzzers (`fuzz/`) and their corpus replay drive them.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -32,9 +34,12 @@ pub mod config;
 pub mod crypto;
 pub mod envelope;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod http;
 pub mod ingest;
 pub mod keys;
+pub mod master_key;
 pub mod metrics;
 pub mod normalize;
 pub mod outbound;

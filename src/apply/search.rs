@@ -67,10 +67,21 @@ pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Val
     Ok(json!({"success": true, "action": "search", "results": results, "count": results.len()}))
 }
 
-/// A score in (0, 1] when `term` fuzzily matches `value`, else None.
+/// The longest term scored: the schemas' `maxLength` of `search_term`, which refuses longer
+/// ones with a 400 before a search starts.
+const MAX_TERM_CHARS: usize = 255;
+
+/// How much of a field fuzzy matching reads: a match must start within its first characters.
+/// Bounds the work per candidate whatever the size of stored values (a few 900 KB names once
+/// made a search take seconds).
+const FIELD_WINDOW_CHARS: usize = 256;
+
+/// A score in (0, 1] when `term` fuzzily matches `value`, else None. Reads at most
+/// [`MAX_TERM_CHARS`] of the term and [`FIELD_WINDOW_CHARS`] of the value, so its cost is
+/// bounded by a constant.
 pub fn fuzzy_score(term: &str, value: &str) -> Option<f64> {
-    let term = term.trim().to_lowercase();
-    let value = value.to_lowercase();
+    let term = window(term.trim(), MAX_TERM_CHARS).to_lowercase();
+    let value = window(value, FIELD_WINDOW_CHARS).to_lowercase();
     if term.is_empty() {
         return None;
     }
@@ -106,6 +117,14 @@ pub fn fuzzy_score(term: &str, value: &str) -> Option<f64> {
     (count > 0.0).then(|| 0.8 * total / count)
 }
 
+/// The first `max` characters of `text`.
+fn window(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
 /// 1 for a prefix or substring, less for a few typos, 0 when too far apart.
 fn word_similarity(q: &str, w: &str) -> f64 {
     if w.starts_with(q) || (q.len() >= 3 && w.contains(q)) {
@@ -121,9 +140,13 @@ fn word_similarity(q: &str, w: &str) -> f64 {
     if allowed == 0 {
         return 0.0;
     }
-    // Compare with the whole word and with its prefix of the term's length (partial words).
-    let prefix: String = w.chars().take(q_len + 1).collect();
-    let distance = levenshtein(q, w).min(levenshtein(q, &prefix));
+    // Compare with the word's prefix of the term's length (partial words) and, when their
+    // lengths are close enough for it to matter, with the whole word.
+    let prefix = window(w, q_len + 1);
+    let mut distance = levenshtein(q, prefix);
+    if w.len() > prefix.len() && w.chars().count() <= q_len + allowed {
+        distance = distance.min(levenshtein(q, w));
+    }
     if distance <= allowed {
         1.0 - distance as f64 / (q_len.max(1) as f64 + 1.0)
     } else {
@@ -161,6 +184,24 @@ mod tests {
             fuzzy_score("Skyline", "Skyline").unwrap()
                 > fuzzy_score("Skylin Towr", "Skyline Tower").unwrap()
         );
+    }
+
+    #[test]
+    fn work_per_candidate_is_bounded_for_long_terms_and_huge_values() {
+        let term: String = "abcdefghij ".repeat(23).chars().take(255).collect();
+        let huge = "klmnopqrstu ".repeat(75_000);
+        let started = std::time::Instant::now();
+        for _ in 0..5 {
+            assert!(fuzzy_score(&term, &huge).is_none());
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
+        // Matching still works at the start of a long value.
+        let long_name = format!("Skyline Tower {}", "x".repeat(900_000));
+        assert!(fuzzy_score("Skylin Towr", &long_name).is_some());
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! The management REST API under `/api/v1`: bearer-token authentication (each key's own
 //! management token, never its signing secret), the seed's REST rate limits, and routing to
-//! skills, work types and webhook subscriptions. Knows no hyper types: it gets method, path,
-//! query, the Authorization header and the body.
+//! skills, work types and webhook subscriptions. Knows no hyper types: [`authenticate`] gets
+//! the Authorization header and the client address (before any body is read), [`handle`] the
+//! method, path, query and body.
+
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -19,76 +23,90 @@ pub struct RestRequest<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub query: Option<&'a str>,
-    pub authorization: Option<&'a str>,
     pub body: Bytes,
     pub request_id: String,
 }
 
-pub async fn handle(state: &AppState, req: RestRequest<'_>) -> Reply {
-    let (key, rate) = match authenticate(state, &req).await {
-        Ok(ok) => ok,
-        Err(mut reply) => {
-            reply.request_id = req.request_id.clone();
-            return reply;
-        }
-    };
-    let mut reply = match route(state, &key, &req).await {
+/// A request whose bearer token names an active key, within the key's REST rate limits.
+/// Built only by [`authenticate`], from the headers alone, before any body is read.
+pub struct Caller {
+    key: Arc<ApiKey>,
+    rate: RateStatus,
+}
+
+pub async fn handle(state: &AppState, caller: &Caller, req: RestRequest<'_>) -> Reply {
+    let mut reply = match route(state, &caller.key, &req).await {
         Ok((status, body)) => Reply::json(status, &body, &req.request_id),
         Err(e) => Reply::json(e.status, &e.body(), &req.request_id),
     };
-    reply.rate = Some(rate);
+    reply.rate = Some(caller.rate);
     reply
 }
 
-async fn authenticate(
+/// Checks the bearer token. A missing, unknown or revoked token counts as a failed
+/// authentication of `client`, and a client over that limit is refused before its token is
+/// even looked up.
+pub async fn authenticate(
     state: &AppState,
-    req: &RestRequest<'_>,
-) -> Result<(std::sync::Arc<ApiKey>, RateStatus), Reply> {
-    let fail = |e: ApiError| Reply::json(e.status, &e.body(), "");
-    let token = req
-        .authorization
+    authorization: Option<&str>,
+    client: IpAddr,
+    request_id: &str,
+) -> Result<Caller, Reply> {
+    let fail = |e: ApiError, rate: RateStatus| {
+        let mut reply = Reply::json(e.status, &e.body(), request_id);
+        reply.rate = Some(rate);
+        reply
+    };
+    if let Some(status) = state.limits.auth_blocked(client) {
+        return Err(fail(
+            ApiError::new(
+                429,
+                "too_many_auth_failures",
+                "too many failed authentication attempts from this address; retry later",
+            ),
+            status,
+        ));
+    }
+    let token = authorization
         .and_then(|h| {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         })
         .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            fail(ApiError::new(
-                401,
-                "token_missing",
-                "send Authorization: Bearer <api token>",
-            ))
-        })?;
-    let key = match state.keys.find_by_api_token(token).await {
-        Ok(Some(key)) if !key.revoked => key,
-        Ok(Some(_)) => {
-            return Err(fail(ApiError::new(
+        .filter(|t| !t.is_empty());
+    let key = match token {
+        None => Err(ApiError::new(
+            401,
+            "token_missing",
+            "send Authorization: Bearer <api token>",
+        )),
+        Some(token) => match state.keys.find_by_api_token(token).await {
+            Ok(Some(key)) if !key.revoked => Ok(key),
+            Ok(Some(_)) => Err(ApiError::new(
                 401,
                 "api_key_revoked",
                 "this API key has been revoked",
-            )));
-        }
-        Ok(None) => {
-            return Err(fail(ApiError::new(
-                401,
-                "token_invalid",
-                "unknown API token",
-            )));
-        }
-        Err(e) => return Err(fail(ApiError::internal(&e, &req.request_id))),
+            )),
+            Ok(None) => Err(ApiError::new(401, "token_invalid", "unknown API token")),
+            Err(e) => {
+                let status = state.limits.auth_status(client);
+                return Err(fail(ApiError::internal(&e, request_id), status));
+            }
+        },
     };
+    let key = key.map_err(|e| fail(e, state.limits.auth_failed(client)))?;
     let rate = state.limits.rest(&key.id).check();
     if let Some(wait) = rate.retry_after {
-        let mut reply = fail(ApiError::new(
-            429,
-            "rate_limited",
-            format!("REST rate limit exceeded; retry in {wait} s"),
+        return Err(fail(
+            ApiError::new(
+                429,
+                "rate_limited",
+                format!("REST rate limit exceeded; retry in {wait} s"),
+            ),
+            rate,
         ));
-        reply.rate = Some(rate);
-        return Err(reply);
     }
-    Ok((key, rate))
+    Ok(Caller { key, rate })
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {

@@ -193,6 +193,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
+    // 2: facts about the database itself, e.g. the master key's check value (a known text
+    // sealed with the key), so that a start with another key is refused.
+    Migration {
+        both: "CREATE TABLE meta (
+            name   TEXT PRIMARY KEY,
+            value  {blob} NOT NULL
+        );",
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 fn render(sql: &str, dialect: Dialect) -> String {

@@ -8,6 +8,8 @@ mod core;
 mod entities;
 mod fixtures;
 mod helpers;
+mod limits;
+mod master_key;
 mod outbound;
 mod receiver;
 mod storage;

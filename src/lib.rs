@@ -20,6 +20,7 @@
 //!   calls into the same operations as [`rest`] and the CLI).
 //! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`skills`]: the
 //!   skill library and work types.
+//! - [`views`]: the JSON shapes the REST API and the CLI's `--json` share.
 //! - [`config`], [`app`], [`cli`], [`metrics`], [`clock`], [`error`]: the rest.
 #![forbid(unsafe_code)]
 
@@ -45,3 +46,4 @@ pub mod skills;
 pub mod store;
 pub mod validate;
 pub mod verify;
+pub mod views;

@@ -3,48 +3,61 @@
 
 use clap::Subcommand;
 
-use super::company_id;
+use super::{Format, company_id};
 use crate::app;
 use crate::config::Config;
 use crate::skills;
+use crate::views;
 
 #[derive(Subcommand)]
 pub(super) enum SkillsCommand {
     /// Add skills (names with spaces need quotes).
     Add {
+        /// The company whose library gets them (created if new).
         #[arg(long)]
         company: String,
+        /// Skill names, e.g. "Concrete Finisher".
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// List the company's skills.
     List {
+        /// The company whose library to list.
         #[arg(long)]
         company: String,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Format,
     },
 }
 
 #[derive(Subcommand)]
 pub(super) enum WorkTypesCommand {
+    /// List the company's work types.
     List {
+        /// The company whose work types to list.
         #[arg(long)]
         company: String,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Format,
     },
     /// Add or change a work type (by code).
     Add {
+        /// The company that gets it (created if new).
         #[arg(long)]
         company: String,
+        /// Short code, stored upper case (e.g. TRV).
         #[arg(long)]
         code: String,
+        /// Display name.
         #[arg(long)]
         name: String,
+        /// Hours of this type are billable.
         #[arg(long)]
         billable: bool,
+        /// Entries of this type must name a work order.
         #[arg(long)]
         requires_work_order: bool,
+        /// Pay multiplier (e.g. 1.5 for overtime).
         #[arg(long, default_value_t = 1.0)]
         multiplier: f64,
         /// Make it the company default (used when an entry names no work type).
@@ -62,13 +75,10 @@ pub(super) async fn skills(command: SkillsCommand, config: Config) -> anyhow::Re
             let added = skills::add_skills(&store, &company_id, names).await?;
             println!("added {added} skill(s) to {company}");
         }
-        SkillsCommand::List { company, json } => {
+        SkillsCommand::List { company, format } => {
             let company_id = company_id(&store, &company).await?;
-            let list = store.read(move |r| r.list_skills(&company_id)).await?;
-            if json {
-                println!("{}", serde_json::to_string(&list).expect("serializable"));
-            } else {
-                list.iter().for_each(|s| println!("{s}"));
+            for name in store.read(move |r| r.list_skills(&company_id)).await? {
+                format.emit(&views::skill(&name), || name.clone());
             }
         }
     }
@@ -78,14 +88,11 @@ pub(super) async fn skills(command: SkillsCommand, config: Config) -> anyhow::Re
 pub(super) async fn work_types(command: WorkTypesCommand, config: Config) -> anyhow::Result<()> {
     let (store, _keys) = app::open_store(&config)?;
     match command {
-        WorkTypesCommand::List { company, json } => {
+        WorkTypesCommand::List { company, format } => {
             let company_id = company_id(&store, &company).await?;
-            let list = store.read(move |r| r.list_work_types(&company_id)).await?;
-            if json {
-                println!("{}", serde_json::to_string(&list).expect("serializable"));
-            } else {
-                for w in list {
-                    println!(
+            for w in store.read(move |r| r.list_work_types(&company_id)).await? {
+                format.emit(&views::work_type(&w), || {
+                    format!(
                         "{:<8} {:<20} billable={} requires_work_order={} x{}{}{}",
                         w.code,
                         w.name,
@@ -94,8 +101,8 @@ pub(super) async fn work_types(command: WorkTypesCommand, config: Config) -> any
                         w.multiplier,
                         if w.is_default { " default" } else { "" },
                         if w.active { "" } else { " inactive" }
-                    );
-                }
+                    )
+                });
             }
         }
         WorkTypesCommand::Add {

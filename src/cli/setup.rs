@@ -1,6 +1,9 @@
 //! `hookgate migrate` and `hookgate check-config`: prepare and check an installation without
 //! starting the server.
 
+use std::path::Path;
+use std::process::ExitCode;
+
 use crate::app;
 use crate::config::Config;
 
@@ -14,11 +17,23 @@ pub(super) fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) fn check_config(config: &Config) -> anyhow::Result<()> {
-    crate::validate::Schemas::compile().map_err(anyhow::Error::msg)?;
+/// Every bad setting at once (exit 2), else the effective settings with secrets hidden.
+pub(super) fn check_config(path: Option<&Path>) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("hookgate: {errors}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = crate::validate::Schemas::compile() {
+        eprintln!("hookgate: schemas: {e}");
+        return ExitCode::FAILURE;
+    }
     println!(
         "configuration is valid (listen {}, database {})",
         config.listen, config.database
     );
-    Ok(())
+    println!("{}", config.effective());
+    ExitCode::SUCCESS
 }

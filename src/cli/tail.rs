@@ -1,14 +1,17 @@
 //! `hookgate tail`: the ingest log, optionally followed live.
 
-use std::io::Write;
 use std::time::Duration;
 
 use clap::Args;
+use clap::builder::PossibleValuesParser;
 
+use super::Format;
 use crate::app;
 use crate::clock;
 use crate::config::Config;
+use crate::envelope::INBOUND_EVENT_TYPES;
 use crate::store::{IngestEntry, IngestFilter};
+use crate::views;
 
 #[derive(Args)]
 pub(super) struct TailArgs {
@@ -19,17 +22,16 @@ pub(super) struct TailArgs {
     #[arg(long)]
     key: Option<String>,
     /// Only this event type.
-    #[arg(long)]
+    #[arg(long, value_parser = PossibleValuesParser::new(INBOUND_EVENT_TYPES))]
     event_type: Option<String>,
-    /// Only this HTTP status.
-    #[arg(long)]
+    /// Only this HTTP status (100 to 599).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(100..=599))]
     status: Option<u16>,
     /// How many past entries to show first.
     #[arg(long, short = 'n', default_value_t = 20)]
     lines: usize,
-    /// One JSON object per line.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: Format,
 }
 
 pub(super) async fn run(args: TailArgs, config: Config) -> anyhow::Result<()> {
@@ -48,7 +50,7 @@ pub(super) async fn run(args: TailArgs, config: Config) -> anyhow::Result<()> {
         let (f, n) = (filter.clone(), args.lines);
         let recent = store.read(move |r| r.recent_ingest_entries(&f, n)).await?;
         for entry in &recent {
-            print_entry(entry, args.json);
+            print_entry(entry, args.format);
         }
     }
     if !args.follow {
@@ -58,7 +60,7 @@ pub(super) async fn run(args: TailArgs, config: Config) -> anyhow::Result<()> {
         let f = filter.clone();
         let entries = store.read(move |r| r.ingest_entries(&f)).await?;
         for entry in &entries {
-            print_entry(entry, args.json);
+            print_entry(entry, args.format);
             filter.after_id = entry.id;
         }
         if entries.is_empty() {
@@ -67,10 +69,8 @@ pub(super) async fn run(args: TailArgs, config: Config) -> anyhow::Result<()> {
     }
 }
 
-fn print_entry(e: &IngestEntry, json: bool) {
-    let line = if json {
-        serde_json::to_string(e).expect("serializable")
-    } else {
+fn print_entry(e: &IngestEntry, format: Format) {
+    format.emit(&views::ingest_entry(e), || {
         format!(
             "{} {} {:<28} key={} addr={} code={} {:.1}ms event={} record={}",
             clock::rfc3339_from_ms(e.received_at),
@@ -83,8 +83,5 @@ fn print_entry(e: &IngestEntry, json: bool) {
             e.event_id.as_deref().unwrap_or("-"),
             e.record_id.as_deref().unwrap_or("-"),
         )
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    });
 }

@@ -216,10 +216,7 @@ async fn keys_create_prints_one_json_object_that_works_against_the_running_serve
     let other = app.create_key("cli-other", "hr").await;
     let args = ["keys", "list", "--json"];
     let stdout = run_ok(&app, &args).await;
-    let list = one_json(&args, &stdout);
-    let list = list
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {list}"));
+    let list = json_lines(&args, &stdout);
     let ids: Vec<&str> = list.iter().filter_map(|k| k["key_id"].as_str()).collect();
     for id in [&key.key_id, &second.key_id, &other.key_id] {
         assert!(ids.contains(&id.as_str()), "{id} not listed: {stdout}");
@@ -242,15 +239,18 @@ async fn keys_create_prints_one_json_object_that_works_against_the_running_serve
             "keys list shows a secret"
         );
     }
+    let created_at = mine["created_at"].as_str().unwrap_or("");
+    assert!(
+        hookgate::clock::parse_rfc3339_ms(created_at).is_some(),
+        "created_at is not RFC 3339: {mine}"
+    );
     let args = ["keys", "list", "--company", "cli-acme", "--json"];
-    let filtered = one_json(&args, &run_ok(&app, &args).await);
+    let filtered = json_lines(&args, &run_ok(&app, &args).await);
     let companies: Vec<&str> = filtered
-        .as_array()
-        .unwrap()
         .iter()
         .filter_map(|k| k["company"].as_str())
         .collect();
-    assert_eq!(companies, vec!["cli-acme", "cli-acme"], "{filtered}");
+    assert_eq!(companies, vec!["cli-acme", "cli-acme"], "{filtered:?}");
 }
 
 fn cli_key_from(created: &Value) -> CreatedKey {
@@ -363,10 +363,8 @@ async fn keys_revoke_makes_the_running_server_answer_401() {
         .unwrap();
     assert!(revoked_at.is_some());
     let args = ["keys", "list", "--json"];
-    let list = one_json(&args, &run_ok(&app, &args).await);
+    let list = json_lines(&args, &run_ok(&app, &args).await);
     let states: Vec<(String, bool)> = list
-        .as_array()
-        .unwrap()
         .iter()
         .map(|k| {
             (
@@ -375,8 +373,8 @@ async fn keys_revoke_makes_the_running_server_answer_401() {
             )
         })
         .collect();
-    assert!(states.contains(&(key.key_id.clone(), true)), "{list}");
-    assert!(states.contains(&(other.key_id.clone(), false)), "{list}");
+    assert!(states.contains(&(key.key_id.clone(), true)), "{list:?}");
+    assert!(states.contains(&(other.key_id.clone(), false)), "{list:?}");
 
     let out = run(&app, &["keys", "revoke", "hk_does_not_exist"]).await;
     assert!(!out.success, "revoking an unknown key succeeded");
@@ -583,18 +581,13 @@ async fn skills_and_work_types_from_the_cli_are_used_by_the_server() {
     .await;
     assert!(out.contains('2'), "added count: {out}");
     let args = ["skills", "list", "--company", "cli-skills", "--json"];
-    let skills = one_json(&args, &run_ok(&app, &args).await);
-    let mut names: Vec<&str> = skills
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {skills}"))
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let skills = json_lines(&args, &run_ok(&app, &args).await);
+    let mut names: Vec<&str> = skills.iter().filter_map(|s| s["name"].as_str()).collect();
     names.sort();
     assert_eq!(names, vec!["Concrete Finisher", "Framing"]);
     // Another company's library is separate.
     let args = ["skills", "list", "--company", "cli-skills-other", "--json"];
-    assert_eq!(one_json(&args, &run_ok(&app, &args).await), json!([]));
+    assert!(json_lines(&args, &run_ok(&app, &args).await).is_empty());
 
     // The running server sees them: REST and an employee that needs them.
     let rest = app
@@ -615,22 +608,12 @@ async fn skills_and_work_types_from_the_cli_are_used_by_the_server() {
 
     // Work types: the seeded ones, then a custom one the server uses.
     let args = ["work-types", "list", "--company", "cli-skills", "--json"];
-    let types = one_json(&args, &run_ok(&app, &args).await);
-    let codes: Vec<&str> = types
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {types}"))
-        .iter()
-        .filter_map(|w| w["code"].as_str())
-        .collect();
+    let types = json_lines(&args, &run_ok(&app, &args).await);
+    let codes: Vec<&str> = types.iter().filter_map(|w| w["code"].as_str()).collect();
     for code in ["REG", "OT", "VAC", "SICK", "HOL"] {
-        assert!(codes.contains(&code), "{code} missing: {types}");
+        assert!(codes.contains(&code), "{code} missing: {types:?}");
     }
-    let reg = types
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["code"] == "REG")
-        .unwrap();
+    let reg = types.iter().find(|w| w["code"] == "REG").unwrap();
     assert_eq!(reg["requires_work_order"], true, "{reg}");
     run_ok(
         &app,
@@ -647,14 +630,12 @@ async fn skills_and_work_types_from_the_cli_are_used_by_the_server() {
     )
     .await;
     let args = ["work-types", "list", "--company", "cli-skills", "--json"];
-    let types = one_json(&args, &run_ok(&app, &args).await);
+    let types = json_lines(&args, &run_ok(&app, &args).await);
     let travel = types
-        .as_array()
-        .unwrap()
         .iter()
         .find(|w| w["code"] == "TRV")
         .cloned()
-        .unwrap_or_else(|| panic!("TRV not listed: {types}"));
+        .unwrap_or_else(|| panic!("TRV not listed: {types:?}"));
     assert_eq!(
         (
             travel["billable"].clone(),

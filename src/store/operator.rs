@@ -1,0 +1,127 @@
+//! What operators' tools need beyond the request path (the CLI, and the management API's
+//! delivery filters and bulk retry): deliveries found by several filters, requeueing all that
+//! match in one statement, a subscription by id alone, and replacing a key's provider secrets.
+
+use super::outbound::{DELIVERY_COLUMNS, SUB_COLUMNS, delivery_from_row, sub_from_row};
+use super::sql::sql_params;
+use super::{DeliveryRow, ReadConn, StoreError, SubscriptionRow, WriteTx};
+
+/// Deliveries to find or requeue; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct DeliverySearch {
+    pub company_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub status: Option<String>,
+    pub event_type: Option<String>,
+    /// Created at or after this time (unix ms).
+    pub since_ms: Option<i64>,
+    pub limit: usize,
+}
+
+const DELIVERY_MATCH: &str =
+    "(?1 IS NULL OR company_id = ?1) AND (?2 IS NULL OR subscription_id = ?2)
+    AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR event_type = ?4)
+    AND (?5 IS NULL OR created_at >= ?5)";
+
+/// A change to one sealed secret of a key.
+#[derive(Debug, Clone)]
+pub enum SecretChange {
+    Keep,
+    Set(Vec<u8>),
+    Remove,
+}
+
+impl ReadConn<'_> {
+    /// Newest first, at most `limit`.
+    pub fn search_deliveries(&self, s: &DeliverySearch) -> Result<Vec<DeliveryRow>, StoreError> {
+        self.conn
+            .query(
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE {DELIVERY_MATCH}
+                     ORDER BY event_seq DESC, created_at DESC LIMIT ?6"
+                ),
+                sql_params![
+                    &s.company_id,
+                    &s.subscription_id,
+                    &s.status,
+                    &s.event_type,
+                    s.since_ms,
+                    s.limit.max(1)
+                ],
+            )?
+            .into_iter()
+            .map(delivery_from_row)
+            .collect()
+    }
+
+    /// A subscription of any company (the operator's view).
+    pub fn subscription_by_id(&self, id: &str) -> Result<Option<SubscriptionRow>, StoreError> {
+        self.conn
+            .query_opt(
+                &format!("SELECT {SUB_COLUMNS} FROM subscriptions WHERE id = ?1"),
+                sql_params![id],
+            )?
+            .map(sub_from_row)
+            .transpose()
+    }
+}
+
+impl WriteTx<'_> {
+    /// Puts every matching finished or waiting delivery back in the queue at once, as
+    /// `requeue_delivery` does for one; returns how many. `limit` is ignored.
+    pub fn requeue_deliveries(&self, s: &DeliverySearch, now: i64) -> Result<usize, StoreError> {
+        self.conn.execute(
+            &format!(
+                "UPDATE deliveries SET next_attempt_at = ?6, lease_until = NULL, updated_at = ?6,
+                    status = CASE WHEN (SELECT status FROM subscriptions s WHERE s.id = subscription_id) = 'disabled'
+                                  THEN 'paused' ELSE 'pending' END
+                 WHERE {DELIVERY_MATCH} AND status IN ('failed', 'succeeded', 'pending', 'paused')"
+            ),
+            sql_params![
+                &s.company_id,
+                &s.subscription_id,
+                &s.status,
+                &s.event_type,
+                s.since_ms,
+                now
+            ],
+        )
+    }
+
+    /// Sets or removes a key's sealed provider secrets (Square signature key, QuickBooks
+    /// verifier token, Dynamics 365 key). False if there is no such active key.
+    pub fn set_provider_secrets(
+        &self,
+        key_id: &str,
+        square: &SecretChange,
+        quickbooks: &SecretChange,
+        dynamics: &SecretChange,
+    ) -> Result<bool, StoreError> {
+        let active = self
+            .conn
+            .query_opt(
+                "SELECT 1 FROM api_keys WHERE id = ?1 AND revoked_at IS NULL",
+                sql_params![key_id],
+            )?
+            .is_some();
+        if !active {
+            return Ok(false);
+        }
+        for (column, change) in [
+            ("square_key_enc", square),
+            ("quickbooks_token_enc", quickbooks),
+            ("dynamics_key_enc", dynamics),
+        ] {
+            let value = match change {
+                SecretChange::Keep => continue,
+                SecretChange::Set(sealed) => Some(sealed),
+                SecretChange::Remove => None,
+            };
+            self.conn.execute(
+                &format!("UPDATE api_keys SET {column} = ?2 WHERE id = ?1"),
+                sql_params![key_id, value],
+            )?;
+        }
+        Ok(true)
+    }
+}

@@ -32,6 +32,8 @@ pub struct Reply {
     pub rate: Option<RateStatus>,
     pub replayed: bool,
     pub request_id: String,
+    /// The `Allow` header of a 405.
+    pub allow: Option<String>,
 }
 
 impl Reply {
@@ -42,6 +44,7 @@ impl Reply {
             rate: None,
             replayed: false,
             request_id: request_id.to_string(),
+            allow: None,
         }
     }
 }
@@ -303,6 +306,7 @@ fn replay(
         rate: None,
         replayed: true,
         request_id: trace.request_id.clone(),
+        allow: None,
     }
 }
 

@@ -89,9 +89,10 @@ pub async fn run(
 
 async fn route(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
     let path = req.uri().path().to_string();
+    // HEAD answers like GET; hyper sends the headers and leaves the body out.
     match (req.method(), path.as_str()) {
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n", "text/plain"),
-        (&Method::GET, "/readyz") => match state.store.check_ready().await {
+        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n", "text/plain"),
+        (&Method::GET | &Method::HEAD, "/readyz") => match state.store.check_ready().await {
             Ok(()) => text(StatusCode::OK, "ready\n", "text/plain"),
             Err(reason) => {
                 tracing::warn!(reason = %reason, "readiness check failed");
@@ -102,7 +103,7 @@ async fn route(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -
                 )
             }
         },
-        (&Method::GET, "/metrics") => {
+        (&Method::GET | &Method::HEAD, "/metrics") => {
             let (batches, jobs) = state.store.batch_stats();
             let gauges = Gauges {
                 writer_batches: batches,
@@ -118,9 +119,8 @@ async fn route(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -
         (&Method::POST, "/webhooks/inbound") => inbound(&state, peer, req).await,
         (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => rest(&state, req).await,
         (_, p) if p == "/admin" || p.starts_with("/admin/") => admin(&state, peer, req).await,
-        (_, "/webhooks/inbound" | "/healthz" | "/readyz" | "/metrics") => error_response(
-            &ApiError::new(405, "method_not_allowed", "method not allowed on this path"),
-        ),
+        (_, "/webhooks/inbound") => method_not_allowed("POST"),
+        (_, "/healthz" | "/readyz" | "/metrics") => method_not_allowed("GET, HEAD"),
         _ => error_response(&ApiError::new(
             404,
             "route_not_found",
@@ -270,6 +270,13 @@ fn reply_response(reply: &Reply, close: bool) -> HttpResponse {
             HeaderValue::from(crate::error::UNAVAILABLE_RETRY_AFTER_SECS),
         );
     }
+    if let Some(allow) = reply
+        .allow
+        .as_deref()
+        .and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        headers.insert("allow", allow);
+    }
     if reply.replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
@@ -287,6 +294,18 @@ pub fn error_response(error: &ApiError) -> HttpResponse {
     response
         .headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
+fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut response = error_response(&ApiError::new(
+        405,
+        "method_not_allowed",
+        format!("method not allowed on this path; allowed: {allow}"),
+    ));
+    response
+        .headers_mut()
+        .insert("allow", HeaderValue::from_static(allow));
     response
 }
 

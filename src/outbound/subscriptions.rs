@@ -22,6 +22,7 @@ const MIN_SECRET_LEN: usize = 24;
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     pub username: String,
     pub password: String,
@@ -128,12 +129,19 @@ fn check_name(name: &str) -> Result<String, ApiError> {
             "name must be 1 to 100 characters",
         ));
     }
+    // It travels in the X-Webhook-Name header of every delivery.
+    if name.chars().any(|c| c.is_ascii_control()) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must not contain control characters",
+        ));
+    }
     Ok(name.to_string())
 }
 
 fn events_of(input: &SubscriptionInput) -> Result<Option<Vec<String>>, ApiError> {
     let list = match (&input.events, &input.actions) {
-        (Some(e), Some(a)) if e != a => {
+        (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
                 "alias_conflict",
                 "events and actions are the same field; send one",
@@ -155,11 +163,18 @@ fn check_payload(mode: &str) -> Result<String, ApiError> {
     }
 }
 
+/// The delivery rate a subscription may ask for, in deliveries per second.
+pub const RATE_LIMIT_RANGE: std::ops::RangeInclusive<f64> = 0.001..=10_000.0;
+
 fn check_rate(rate: Option<f64>) -> Result<Option<f64>, ApiError> {
     match rate {
-        Some(r) if !(r > 0.0 && r.is_finite()) => Err(ApiError::bad_request(
+        Some(r) if !RATE_LIMIT_RANGE.contains(&r) => Err(ApiError::bad_request(
             "invalid_rate_limit",
-            "rate_limit must be a positive number of deliveries per second",
+            format!(
+                "rate_limit must be from {} to {} deliveries per second",
+                RATE_LIMIT_RANGE.start(),
+                RATE_LIMIT_RANGE.end()
+            ),
         )),
         other => Ok(other),
     }

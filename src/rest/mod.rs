@@ -42,7 +42,7 @@ pub async fn handle(state: &AppState, req: RestRequest<'_>) -> Reply {
     let (route, params) = match DOCUMENT.find(req.method, req.path) {
         Match::Found { route, params } => (route, params),
         Match::MethodNotAllowed(allowed) => {
-            return fail(
+            let mut reply = fail(
                 ApiError::new(
                     405,
                     "method_not_allowed",
@@ -55,6 +55,8 @@ pub async fn handle(state: &AppState, req: RestRequest<'_>) -> Reply {
                 )
                 .with_details(allowed.iter().map(|m| json!(m)).collect()),
             );
+            reply.allow = Some(allowed.join(", "));
+            return reply;
         }
         Match::NotFound => {
             return fail(ApiError::new(

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::envelope::INBOUND_EVENT_TYPES;
-use crate::outbound::{deliveries, subscriptions};
+use crate::outbound::{catalog, deliveries, subscriptions};
 
 const SOURCE: &str = include_str!("../../openapi/openapi.json");
 
@@ -63,11 +63,26 @@ fn enum_list(name: &str) -> Vec<String> {
     let list: Vec<&str> = match name {
         "inbound_event_types" => INBOUND_EVENT_TYPES.to_vec(),
         "outbound_event_types" => deliveries::event_types(),
+        "event_patterns" => return event_patterns(),
         "delivery_statuses" => deliveries::STATUSES.to_vec(),
+        "retryable_statuses" => deliveries::RETRYABLE.to_vec(),
         "subscription_statuses" => subscriptions::STATUSES.to_vec(),
         other => panic!("openapi.json names an unknown x-enum-from list {other:?}"),
     };
     list.into_iter().map(str::to_string).collect()
+}
+
+/// What a subscription may list: `*`, every emitted type, and `<entity>.*` for each entity.
+fn event_patterns() -> Vec<String> {
+    let mut patterns = vec!["*".to_string()];
+    for event_type in catalog::EMITTED {
+        let wildcard = format!("{}.*", event_type.split('.').next().unwrap_or_default());
+        if !patterns.contains(&wildcard) {
+            patterns.push(wildcard);
+        }
+    }
+    patterns.extend(catalog::EMITTED.iter().map(|t| t.to_string()));
+    patterns
 }
 
 fn fill_enums(value: &mut Value) {
@@ -115,7 +130,8 @@ impl Document {
                 });
             }
         }
-        // Literal segments win over parameters (`/deliveries/retry` over `/deliveries/{id}`).
+        // Literal segments win over parameters (`/a/new` over `/a/{id}`); the sort is stable, so
+        // a template's methods stay together.
         routes.sort_by_key(|r| std::cmp::Reverse(r.literals()));
         let bytes = Bytes::from(serde_json::to_vec(&json).expect("JSON values serialize"));
         Document {
@@ -130,27 +146,30 @@ impl Document {
         &self.routes
     }
 
-    /// The route for `method` and `path` (which starts with `/api/v1`).
+    /// The route for `method` and `path` (which starts with `/api/v1`). The most specific
+    /// template that fits the path is the resource (literal segments beat parameters); its
+    /// methods are the ones allowed.
     pub fn find(&self, method: &str, path: &str) -> Match<'_> {
         let local = path.strip_prefix(PREFIX).unwrap_or(path);
         let parts: Vec<&str> = local.split('/').filter(|s| !s.is_empty()).collect();
+        let Some((template, _)) = self
+            .routes
+            .iter()
+            .find_map(|r| r.bind(&parts).map(|p| (&r.template, p)))
+        else {
+            return Match::NotFound;
+        };
+        let resource = self.routes.iter().filter(|r| r.template == *template);
         let mut allowed = Vec::new();
-        for route in &self.routes {
-            let Some(params) = route.bind(&parts) else {
-                continue;
-            };
+        for route in resource {
             if route.method == method {
+                let params = route.bind(&parts).expect("same template");
                 return Match::Found { route, params };
             }
             allowed.push(route.method.as_str());
         }
-        if allowed.is_empty() {
-            Match::NotFound
-        } else {
-            allowed.sort_unstable();
-            allowed.dedup();
-            Match::MethodNotAllowed(allowed)
-        }
+        allowed.sort_unstable();
+        Match::MethodNotAllowed(allowed)
     }
 }
 
@@ -207,16 +226,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn literal_segments_win_over_parameters_and_methods_are_told_apart() {
+    fn routes_bind_path_parameters_and_tell_methods_apart() {
         let doc = &*DOCUMENT;
-        match doc.find("POST", "/api/v1/webhooks/wh_1/deliveries/retry") {
+        match doc.find("POST", "/api/v1/webhooks/wh_1/retry") {
             Match::Found { route, params } => {
                 assert_eq!(route.operation_id, "retryDeliveries");
                 assert_eq!(params, vec![("id".to_string(), "wh_1".to_string())]);
             }
             other => panic!("{other:?}"),
         }
-        match doc.find("GET", "/api/v1/webhooks/wh_1/deliveries/dlv_2") {
+        match doc.find("GET", "/api/v1/webhooks/wh_1/deliveries/dlv%5F2") {
             Match::Found { route, params } => {
                 assert_eq!(route.operation_id, "getDelivery");
                 assert_eq!(params[1], ("delivery_id".to_string(), "dlv_2".to_string()));

@@ -4,6 +4,7 @@
 mod cli;
 mod console;
 mod console_browser;
+mod contract;
 mod core;
 mod entities;
 mod fixtures;

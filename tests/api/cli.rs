@@ -18,14 +18,17 @@ use crate::receiver::Receiver;
 
 /// How long the server may keep serving a key from its cache after the CLI changed it
 /// (`KEY_CACHE_TTL` is 2 s), with a margin.
-const CACHE_WINDOW: Duration = Duration::from_secs(5);
+pub(crate) const CACHE_WINDOW: Duration = Duration::from_secs(5);
 
 /// The binary with the operator's environment: same database and master key as the server.
-fn hookgate(app: &TestApp) -> Command {
+pub(crate) fn hookgate(app: &TestApp) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
     cmd.env("HOOKGATE_DATABASE", app.database())
         .env("HOOKGATE_MASTER_KEY", MASTER_KEY)
         .env("HOOKGATE_CONFIG", config_path())
+        // The test server's settings for subscription URLs (the receiver runs on loopback).
+        .env("HOOKGATE_ALLOW_HTTP_URLS", "true")
+        .env("HOOKGATE_ALLOW_PRIVATE_URLS", "true")
         .env_remove("RUST_LOG")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
@@ -33,14 +36,14 @@ fn hookgate(app: &TestApp) -> Command {
     cmd
 }
 
-struct Run {
-    success: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-async fn run_with(mut cmd: Command, args: &[&str]) -> Run {
+pub(crate) async fn run_with(mut cmd: Command, args: &[&str]) -> Run {
     let output = tokio::time::timeout(Duration::from_secs(60), cmd.args(args).output())
         .await
         .unwrap_or_else(|_| panic!("hookgate {args:?} did not finish within 60 s"))
@@ -53,12 +56,12 @@ async fn run_with(mut cmd: Command, args: &[&str]) -> Run {
     }
 }
 
-async fn run(app: &TestApp, args: &[&str]) -> Run {
+pub(crate) async fn run(app: &TestApp, args: &[&str]) -> Run {
     run_with(hookgate(app), args).await
 }
 
 /// Runs a command that must succeed; returns its stdout.
-async fn run_ok(app: &TestApp, args: &[&str]) -> String {
+pub(crate) async fn run_ok(app: &TestApp, args: &[&str]) -> String {
     let out = run(app, args).await;
     assert!(
         out.success,
@@ -69,7 +72,7 @@ async fn run_ok(app: &TestApp, args: &[&str]) -> String {
 }
 
 /// Stdout that must be exactly one JSON value (one line).
-fn one_json(args: &[&str], stdout: &str) -> Value {
+pub(crate) fn one_json(args: &[&str], stdout: &str) -> Value {
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "hookgate {args:?} printed {stdout:?}");
     serde_json::from_str(lines[0])
@@ -77,7 +80,7 @@ fn one_json(args: &[&str], stdout: &str) -> Value {
 }
 
 /// Stdout with one JSON object per line.
-fn json_lines(args: &[&str], stdout: &str) -> Vec<Value> {
+pub(crate) fn json_lines(args: &[&str], stdout: &str) -> Vec<Value> {
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -90,7 +93,7 @@ fn json_lines(args: &[&str], stdout: &str) -> Vec<Value> {
         .collect()
 }
 
-fn text(v: &Value, field: &str) -> String {
+pub(crate) fn text(v: &Value, field: &str) -> String {
     v[field]
         .as_str()
         .filter(|s| !s.is_empty())
@@ -99,7 +102,7 @@ fn text(v: &Value, field: &str) -> String {
 }
 
 /// A key as `keys create --json` prints it.
-async fn cli_key(app: &TestApp, company: &str, name: &str) -> CreatedKey {
+pub(crate) async fn cli_key(app: &TestApp, company: &str, name: &str) -> CreatedKey {
     let args = [
         "keys",
         "create",
@@ -120,7 +123,7 @@ async fn cli_key(app: &TestApp, company: &str, name: &str) -> CreatedKey {
     }
 }
 
-fn test_connection() -> Value {
+pub(crate) fn test_connection() -> Value {
     json!({"event_type": "test.connection", "timestamp": "2025-01-15T10:00:00Z", "source": "cli-test", "data": {"test": true}})
 }
 
@@ -134,7 +137,11 @@ fn with_secret(key: &CreatedKey, secret: &str) -> CreatedKey {
 
 /// Sends signed `test.connection`s until `done` accepts the answer or `CACHE_WINDOW` passes;
 /// returns the last answer.
-async fn poll_server(app: &TestApp, key: &CreatedKey, done: impl Fn(&Sent) -> bool) -> Sent {
+pub(crate) async fn poll_server(
+    app: &TestApp,
+    key: &CreatedKey,
+    done: impl Fn(&Sent) -> bool,
+) -> Sent {
     let deadline = Instant::now() + CACHE_WINDOW;
     loop {
         let sent = app.post(key, &test_connection()).await;

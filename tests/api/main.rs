@@ -2,6 +2,7 @@
 //! fresh database (`helpers::spawn_app`) and talks to it over HTTP.
 
 mod cli;
+mod cli_operator;
 mod console;
 mod console_browser;
 mod contract;

@@ -21,7 +21,7 @@
 //! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`skills`]: the
 //!   skill library and work types.
 //! - [`views`]: the JSON shapes the REST API and the CLI's `--json` share.
-//! - [`config`], [`app`], [`cli`], [`metrics`], [`clock`], [`error`]: the rest.
+//! - [`config`], [`app`], [`cli`], [`metrics`], [`logs`], [`clock`], [`error`]: the rest.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -36,6 +36,7 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod keys;
+pub mod logs;
 pub mod metrics;
 pub mod normalize;
 pub mod outbound;

@@ -226,6 +226,19 @@ async fn deliver(out: &Outbound, due: DueDelivery) -> Result<(), StoreError> {
         (_, Some(_)) => "retrying",
         _ => "failed",
     };
+    if crate::logs::DELIVERIES.admit() {
+        tracing::info!(
+            delivery = %delivery.id,
+            subscription = %sub.id,
+            event_type = %event.event_type,
+            attempt = attempt + 1,
+            outcome = metric,
+            status = status.map(i64::from).unwrap_or(-1),
+            response_ms,
+            error = error_text.as_deref().unwrap_or("-"),
+            "delivery attempt"
+        );
+    }
     let delivery_id = delivery.id.clone();
     let sub_id = sub.id.clone();
     let disabled = out

@@ -38,6 +38,22 @@ pub struct RestRequest<'a> {
 }
 
 pub async fn handle(state: &AppState, req: RestRequest<'_>) -> Reply {
+    let started = Instant::now();
+    let reply = answer(state, &req).await;
+    if crate::logs::REQUESTS.admit() {
+        tracing::info!(
+            request_id = %req.request_id,
+            method = req.method,
+            path = req.path,
+            status = reply.status,
+            latency_us = started.elapsed().as_micros() as u64,
+            "rest request"
+        );
+    }
+    reply
+}
+
+async fn answer(state: &AppState, req: &RestRequest<'_>) -> Reply {
     let fail = |e: ApiError| Reply::json(e.status, &e.body(), &req.request_id);
     let (route, params) = match DOCUMENT.find(req.method, req.path) {
         Match::Found { route, params } => (route, params),
@@ -73,7 +89,7 @@ pub async fn handle(state: &AppState, req: RestRequest<'_>) -> Reply {
             ..Reply::json(200, &Value::Null, &req.request_id)
         };
     }
-    let (key, rate) = match authenticate(state, &req).await {
+    let (key, rate) = match authenticate(state, req).await {
         Ok(ok) => ok,
         Err(mut reply) => {
             reply.request_id = req.request_id.clone();
@@ -83,7 +99,7 @@ pub async fn handle(state: &AppState, req: RestRequest<'_>) -> Reply {
     let call = Call {
         state,
         key: &key,
-        req: &req,
+        req,
         params,
     };
     let mut reply = match call.dispatch(&route.operation_id).await {

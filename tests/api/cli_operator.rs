@@ -472,8 +472,20 @@ fn labels(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The next line of a child's output, within 20 s.
+async fn next_line<R: tokio::io::AsyncRead + Unpin>(
+    lines: &mut tokio::io::Lines<BufReader<R>>,
+) -> String {
+    tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("no line within 20 s")
+        .unwrap()
+        .expect("the output ended")
+}
+
 #[tokio::test]
-async fn serve_and_keys_create_name_a_keys_parts_alike() {
+async fn serve_prints_the_key_under_the_names_keys_create_uses_and_logs_its_settings_and_requests()
+{
     let app = spawn_app().await;
     let created = run_ok(
         &app,
@@ -487,22 +499,18 @@ async fn serve_and_keys_create_name_a_keys_parts_alike() {
     serve
         .env("HOOKGATE_DATABASE", dir.path().join("fresh.db"))
         .env("HOOKGATE_LISTEN", "127.0.0.1:0")
+        .env("HOOKGATE_LOG_FORMAT", "json")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .arg("serve");
     let mut child = serve.spawn().expect("spawn serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut printed = String::new();
     while !printed.contains("api_token:") {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("serve printed no key within 20 s")
-            .unwrap()
-            .expect("serve ended");
-        printed.push_str(&line);
+        printed.push_str(&next_line(&mut out).await);
         printed.push('\n');
     }
-    child.kill().await.unwrap();
     let from_serve = labels(&printed);
     let from_create: Vec<String> = labels(&created)
         .into_iter()
@@ -531,4 +539,42 @@ async fn serve_and_keys_create_name_a_keys_parts_alike() {
     for label in &from_serve {
         assert!(json[label].is_string(), "--json lacks {label}: {json}");
     }
+
+    // Its log: the effective settings (secrets hidden), then one line per request.
+    let mut logged = Vec::new();
+    let address = loop {
+        let line: Value = serde_json::from_str(&next_line(&mut err).await).unwrap();
+        logged.push(line.clone());
+        if line["fields"]["message"] == "hookgate listening" {
+            break line["fields"]["listen"].as_str().unwrap().to_string();
+        }
+    };
+    let settings = logged
+        .iter()
+        .find(|l| l["fields"]["message"] == "effective settings")
+        .unwrap_or_else(|| panic!("no effective settings in {logged:?}"));
+    let settings: Value =
+        serde_json::from_str(settings["fields"]["settings"].as_str().unwrap()).unwrap();
+    assert_eq!(settings["master_key"], "<redacted>");
+    assert_eq!(settings["listen"], "127.0.0.1:0");
+    assert!(!format!("{logged:?}").contains(MASTER_KEY));
+    let answer = reqwest::get(format!("http://{address}/api/v1/webhooks"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    let request = loop {
+        let line: Value = serde_json::from_str(&next_line(&mut err).await).unwrap();
+        if line["fields"]["message"] == "rest request" {
+            break line;
+        }
+    };
+    assert_eq!(request["level"], "INFO");
+    assert_eq!(
+        (
+            request["fields"]["path"].clone(),
+            request["fields"]["status"].clone()
+        ),
+        (json!("/api/v1/webhooks"), json!(401))
+    );
+    child.kill().await.unwrap();
 }

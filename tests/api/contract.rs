@@ -256,3 +256,75 @@ async fn head_answers_like_get_without_a_body_and_405_says_what_is_allowed() {
         .await;
     assert_eq!((get.status, get.header("allow")), (405, Some("POST")));
 }
+
+/// The value of the sample `line_start` (name and labels) in Prometheus text.
+fn sample(metrics: &str, line_start: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_name_the_build_the_process_and_why_authentication_failed() {
+    let app = spawn_app().await;
+    let key = app.create_key("metrics-co", "erp").await;
+    let body = serde_json::to_vec(&json!({"event_type": "test.connection", "data": {}})).unwrap();
+    let unknown_key = app
+        .client
+        .post(format!("{}/webhooks/inbound", app.base))
+        .header("X-API-Key", "hk_nobody")
+        .header("Content-Type", "application/json")
+        .body(body.clone());
+    assert_eq!(app.send(unknown_key).await.status, 401);
+    let mut wrong = key.clone();
+    wrong.secret = "hks_wrong".into();
+    for _ in 0..2 {
+        assert_eq!(app.send(app.signed(&wrong, &body)).await.status, 403);
+    }
+    let ok = app.send(app.signed(&key, &body)).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let build = format!(
+        "hookgate_build_info{{version=\"{}\",profile=\"debug\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(sample(&metrics, &build), Some(1.0), "{metrics}");
+    let failures = |reason: &str| {
+        sample(
+            &metrics,
+            &format!("hookgate_auth_failures_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(failures("api_key_invalid"), Some(1.0), "{metrics}");
+    assert_eq!(failures("signature_mismatch"), Some(2.0), "{metrics}");
+    assert!(
+        !metrics.contains("event_type=\"unknown\",status=\"401\"")
+            && !metrics.contains("event_type=\"unknown\",status=\"403\""),
+        "auth failures still counted by event type: {metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "hookgate_inbound_requests_total{event_type=\"test.connection\",status=\"200\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(sample(&metrics, "process_resident_memory_bytes").unwrap() > 1e6);
+    assert!(sample(&metrics, "process_cpu_seconds_total").unwrap() > 0.0);
+    assert!(sample(&metrics, "process_open_fds").unwrap() >= 3.0);
+    let started = sample(&metrics, "process_start_time_seconds").unwrap();
+    let now = hookgate::clock::now_secs() as f64;
+    assert!(
+        started <= now + 1.0 && started > now - 86_400.0,
+        "{started}"
+    );
+}

@@ -3,7 +3,7 @@
 //! match in one statement, a subscription by id alone, and replacing a key's provider secrets.
 
 use super::outbound::{DELIVERY_COLUMNS, SUB_COLUMNS, delivery_from_row, sub_from_row};
-use super::sql::sql_params;
+use super::sql::{Param, sql_params};
 use super::{DeliveryRow, ReadConn, StoreError, SubscriptionRow, WriteTx};
 
 /// Deliveries to find or requeue; `None` matches everything.
@@ -23,6 +23,20 @@ const DELIVERY_MATCH: &str =
     AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR event_type = ?4)
     AND (?5 IS NULL OR created_at >= ?5)";
 
+impl DeliverySearch {
+    /// The values of [`DELIVERY_MATCH`]'s `?1`..`?5`, then `last` as `?6`.
+    fn params(&self, last: i64) -> [Param<'_>; 6] {
+        [
+            (&self.company_id).into(),
+            (&self.subscription_id).into(),
+            (&self.status).into(),
+            (&self.event_type).into(),
+            self.since_ms.into(),
+            last.into(),
+        ]
+    }
+}
+
 /// A change to one sealed secret of a key.
 #[derive(Debug, Clone)]
 pub enum SecretChange {
@@ -40,14 +54,7 @@ impl ReadConn<'_> {
                     "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE {DELIVERY_MATCH}
                      ORDER BY event_seq DESC, created_at DESC LIMIT ?6"
                 ),
-                sql_params![
-                    &s.company_id,
-                    &s.subscription_id,
-                    &s.status,
-                    &s.event_type,
-                    s.since_ms,
-                    s.limit.max(1)
-                ],
+                &s.params(s.limit.max(1).try_into().unwrap_or(i64::MAX)),
             )?
             .into_iter()
             .map(delivery_from_row)
@@ -77,14 +84,7 @@ impl WriteTx<'_> {
                                   THEN 'paused' ELSE 'pending' END
                  WHERE {DELIVERY_MATCH} AND status IN ('failed', 'succeeded', 'pending', 'paused')"
             ),
-            sql_params![
-                &s.company_id,
-                &s.subscription_id,
-                &s.status,
-                &s.event_type,
-                s.since_ms,
-                now
-            ],
+            &s.params(now),
         )
     }
 

@@ -15,6 +15,18 @@ use crate::cli::*;
 use crate::helpers::*;
 use crate::receiver::Receiver;
 
+/// Runs `command` (words split at spaces) with `--json`; the one object it printed.
+async fn json_of(app: &TestApp, command: &str) -> Value {
+    let args: Vec<&str> = command.split_whitespace().chain(["--json"]).collect();
+    one_json(&args, &run_ok(app, &args).await)
+}
+
+/// Runs `command` with `--json`; the objects it printed, one a line.
+async fn lines_of(app: &TestApp, command: &str) -> Vec<Value> {
+    let args: Vec<&str> = command.split_whitespace().chain(["--json"]).collect();
+    json_lines(&args, &run_ok(app, &args).await)
+}
+
 /// Waits until `done` holds for the subscription's delivery log (REST), or 10 s pass.
 async fn deliveries_until(
     app: &TestApp,
@@ -40,51 +52,30 @@ async fn webhooks_are_managed_from_the_cli_as_through_the_api() {
     let owner = app.create_key("cli-hooks", "crm").await;
     let receiver = Receiver::start().await;
 
-    let args = [
-        "webhooks",
-        "create",
-        "--key",
-        &owner.key_id,
-        "--name",
-        "crm-sync",
-        "--url",
-        &receiver.url,
-        "--event",
-        "vendor.*",
-        "--json",
-    ];
-    let created = one_json(&args, &run_ok(&app, &args).await);
+    let created = json_of(
+        &app,
+        &format!(
+            "webhooks create --key {} --name crm-sync --url {} --event vendor.*",
+            owner.key_id, receiver.url
+        ),
+    )
+    .await;
     let id = text(&created, "id");
+    let path = format!("/api/v1/webhooks/{id}");
     assert!(text(&created, "secret").starts_with("whsec_"), "{created}");
     assert_eq!(created["owner_key_id"], owner.key_id.as_str());
 
     // The API shows the same subscription, field for field (less the secret shown once).
-    let rest = app
-        .rest(
-            &owner.api_token,
-            "GET",
-            &format!("/api/v1/webhooks/{id}"),
-            None,
-        )
-        .await;
-    let args = ["webhooks", "show", &id, "--json"];
-    let shown = one_json(&args, &run_ok(&app, &args).await);
+    let rest = app.rest(&owner.api_token, "GET", &path, None).await;
+    let shown = json_of(&app, &format!("webhooks show {id}")).await;
     assert_eq!(shown, rest.body["data"], "CLI and REST disagree");
 
     // Changes go through the same checks and reach the running server.
-    let args = [
-        "webhooks",
-        "update",
-        &id,
-        "--name",
-        "crm-thin",
-        "--payload",
-        "thin",
-        "--rate-limit",
-        "50",
-        "--json",
-    ];
-    let updated = one_json(&args, &run_ok(&app, &args).await);
+    let updated = json_of(
+        &app,
+        &format!("webhooks update {id} --name crm-thin --payload thin --rate-limit 50"),
+    )
+    .await;
     assert_eq!(
         (
             updated["name"].clone(),
@@ -106,29 +97,19 @@ async fn webhooks_are_managed_from_the_cli_as_through_the_api() {
         bad.stderr
     );
 
-    let args = ["webhooks", "disable", &id, "--json"];
     assert_eq!(
-        one_json(&args, &run_ok(&app, &args).await)["status"],
+        json_of(&app, &format!("webhooks disable {id}")).await["status"],
         "disabled"
     );
-    let view = app
-        .rest(
-            &owner.api_token,
-            "GET",
-            &format!("/api/v1/webhooks/{id}"),
-            None,
-        )
-        .await;
+    let view = app.rest(&owner.api_token, "GET", &path, None).await;
     assert_eq!(view.body["data"]["enabled"], false);
-    let args = ["webhooks", "enable", &id, "--json"];
     assert_eq!(
-        one_json(&args, &run_ok(&app, &args).await)["status"],
+        json_of(&app, &format!("webhooks enable {id}")).await["status"],
         "active"
     );
 
     // A test send, delivered by the server.
-    let args = ["webhooks", "test", &id, "--json"];
-    let queued = one_json(&args, &run_ok(&app, &args).await);
+    let queued = json_of(&app, &format!("webhooks test {id}")).await;
     let delivery_id = text(&queued, "delivery_id");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !receiver
@@ -160,8 +141,7 @@ async fn webhooks_are_managed_from_the_cli_as_through_the_api() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(receiver.events().is_empty(), "delivered while disabled");
     run_ok(&app, &["webhooks", "enable", &id]).await;
-    let args = ["webhooks", "recover", &id, "--since", "1h", "--json"];
-    let recovered = one_json(&args, &run_ok(&app, &args).await);
+    let recovered = json_of(&app, &format!("webhooks recover {id} --since 1h")).await;
     assert_eq!(recovered, json!({"queued": 1}));
     receiver.wait_for(1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -179,14 +159,7 @@ async fn webhooks_are_managed_from_the_cli_as_through_the_api() {
     );
     assert_eq!(listed.len(), 1);
     run_ok(&app, &["webhooks", "delete", &id]).await;
-    let gone = app
-        .rest(
-            &owner.api_token,
-            "GET",
-            &format!("/api/v1/webhooks/{id}"),
-            None,
-        )
-        .await;
+    let gone = app.rest(&owner.api_token, "GET", &path, None).await;
     assert_eq!(gone.status, 404);
     let missing = run(&app, &["webhooks", "enable", &id]).await;
     assert_eq!(missing.code, Some(1));
@@ -222,8 +195,7 @@ async fn deliveries_are_shown_and_retried_by_filter_from_the_cli() {
 
     // show: the same view as the API's.
     let one = failed[0]["id"].as_str().unwrap();
-    let args = ["deliveries", "show", one, "--json"];
-    let shown = one_json(&args, &run_ok(&app, &args).await);
+    let shown = json_of(&app, &format!("deliveries show {one}")).await;
     assert_eq!(shown, failed[0]);
     let rest = app
         .rest(
@@ -236,50 +208,35 @@ async fn deliveries_are_shown_and_retried_by_filter_from_the_cli() {
     assert_eq!(rest.body["data"], shown);
 
     // list filters.
-    let args = [
-        "deliveries",
-        "list",
-        "--status",
-        "failed",
-        "--event-type",
-        "vendor.created",
-        "--since",
-        "1h",
-        "--json",
-    ];
-    assert_eq!(json_lines(&args, &run_ok(&app, &args).await).len(), 2);
-    let args = [
-        "deliveries",
-        "list",
-        "--status",
-        "failed",
-        "--event-type",
-        "vendor.deleted",
-        "--json",
-    ];
-    assert!(json_lines(&args, &run_ok(&app, &args).await).is_empty());
-    let args = [
-        "deliveries",
-        "list",
-        "--since",
-        "2999-01-01T00:00:00Z",
-        "--json",
-    ];
-    assert!(json_lines(&args, &run_ok(&app, &args).await).is_empty());
+    assert_eq!(
+        lines_of(
+            &app,
+            "deliveries list --status failed --event-type vendor.created --since 1h"
+        )
+        .await
+        .len(),
+        2
+    );
+    assert!(
+        lines_of(
+            &app,
+            "deliveries list --status failed --event-type vendor.deleted"
+        )
+        .await
+        .is_empty()
+    );
+    assert!(
+        lines_of(&app, "deliveries list --since 2999-01-01T00:00:00Z")
+            .await
+            .is_empty()
+    );
 
     // Bulk retry answers how many were queued, and the server sends them again.
-    let args = [
-        "deliveries",
-        "retry",
-        "--webhook",
-        &id,
-        "--status",
-        "failed",
-        "--since",
-        "1h",
-        "--json",
-    ];
-    let queued = one_json(&args, &run_ok(&app, &args).await);
+    let queued = json_of(
+        &app,
+        &format!("deliveries retry --webhook {id} --status failed --since 1h"),
+    )
+    .await;
     assert_eq!(queued, json!({"queued": 2}));
     let path = format!("/api/v1/webhooks/{id}/deliveries?status=succeeded");
     let sent_again = deliveries_until(&app, &owner.api_token, &path, |d| d.len() == 2).await;
@@ -287,8 +244,10 @@ async fn deliveries_are_shown_and_retried_by_filter_from_the_cli() {
     assert_eq!(receiver.events().len(), 4, "two failures and two retries");
 
     // One by id; the same through REST's bulk retry.
-    let args = ["deliveries", "retry", one, "--json"];
-    assert_eq!(one_json(&args, &run_ok(&app, &args).await)["id"], one);
+    assert_eq!(
+        json_of(&app, &format!("deliveries retry {one}")).await["id"],
+        one
+    );
     let bulk = app
         .rest(
             &owner.api_token,
@@ -362,15 +321,14 @@ async fn keys_update_adds_a_square_key_that_the_running_server_verifies() {
     let before = app.send(square()).await;
     assert_eq!(before.status, 403, "{}", before.body);
 
-    let args = [
-        "keys",
-        "update",
-        &key.key_id,
-        "--square-signature-key",
-        "sq_added_later",
-        "--json",
-    ];
-    let updated = one_json(&args, &run_ok(&app, &args).await);
+    let updated = json_of(
+        &app,
+        &format!(
+            "keys update {} --square-signature-key sq_added_later",
+            key.key_id
+        ),
+    )
+    .await;
     assert_eq!(
         updated["provider_secrets"],
         json!({"square_signature_key": true, "quickbooks_verifier_token": false, "dynamics_key": false})
@@ -398,15 +356,7 @@ async fn keys_update_adds_a_square_key_that_the_running_server_verifies() {
     let sealed = stored.opt_blob(0).unwrap().unwrap();
     assert!(!sealed.windows(14).any(|w| w == b"sq_added_later"));
 
-    let args = [
-        "keys",
-        "update",
-        &key.key_id,
-        "--remove",
-        "square",
-        "--json",
-    ];
-    let removed = one_json(&args, &run_ok(&app, &args).await);
+    let removed = json_of(&app, &format!("keys update {} --remove square", key.key_id)).await;
     assert_eq!(removed["provider_secrets"]["square_signature_key"], false);
     let out = run(&app, &["keys", "update", "hk_nope", "--dynamics-key", "k"]).await;
     assert_eq!(out.code, Some(1));

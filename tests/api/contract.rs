@@ -284,15 +284,7 @@ async fn metrics_name_the_build_the_process_and_why_authentication_failed() {
     let ok = app.send(app.signed(&key, &body)).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let build = format!(
         "hookgate_build_info{{version=\"{}\",profile=\"debug\"}}",
         env!("CARGO_PKG_VERSION")

@@ -555,15 +555,7 @@ async fn health_readiness_and_metrics() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(
             "hookgate_inbound_requests_total{event_type=\"test.connection\",status=\"200\"} 1"

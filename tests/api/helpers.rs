@@ -274,6 +274,18 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics answered")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Creates a subscription for `key` and returns its JSON (`data`, with the secret).
     pub async fn subscribe(&self, key: &CreatedKey, body: Value) -> Value {
         let sent = self

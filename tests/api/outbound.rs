@@ -93,15 +93,7 @@ async fn changes_reach_other_subscribers_but_never_echo_back() {
         "{statuses:?}"
     );
     // The auto-created customer and location announced themselves too (A subscribed to project.* only).
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         !metrics.contains("hookgate_echoes_skipped_total 0"),
         "{metrics}"

@@ -101,7 +101,7 @@ pub(super) async fn run(command: DeliveriesCommand, out: &Outbound) -> anyhow::R
             delivery_id,
             format,
         } => {
-            // The per-attempt history joins this view once it is read back from the store.
+            // The per-attempt history joins `deliveries::view` (see there) once it is read back.
             let d = deliveries::find(out, &Scope::default(), &delivery_id).await?;
             print(&d, format);
         }

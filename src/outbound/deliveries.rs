@@ -102,7 +102,10 @@ pub struct Scope {
     pub subscription_id: Option<String>,
 }
 
-/// A delivery as the API and `--json` show it.
+/// A delivery as the API (`getDelivery`, lists) and `--json` show it. The per-attempt history
+/// (the `delivery_attempts` rows) belongs beside these fields when it is read back: add it here,
+/// to the `Delivery` schema of `openapi/openapi.json` (which lists every field), and to
+/// `deliveries show`'s text.
 pub fn view(d: &DeliveryRow) -> Value {
     json!({
         "id": d.id,

@@ -18,10 +18,11 @@ pub struct DeliverySearch {
     pub limit: usize,
 }
 
-const DELIVERY_MATCH: &str =
-    "(?1 IS NULL OR company_id = ?1) AND (?2 IS NULL OR subscription_id = ?2)
-    AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR event_type = ?4)
-    AND (?5 IS NULL OR created_at >= ?5)";
+/// The casts tell PostgreSQL the type of a parameter that may be bound as NULL.
+const DELIVERY_MATCH: &str = "(CAST(?1 AS TEXT) IS NULL OR company_id = ?1)
+    AND (CAST(?2 AS TEXT) IS NULL OR subscription_id = ?2)
+    AND (CAST(?3 AS TEXT) IS NULL OR status = ?3) AND (CAST(?4 AS TEXT) IS NULL OR event_type = ?4)
+    AND (CAST(?5 AS BIGINT) IS NULL OR created_at >= ?5)";
 
 impl DeliverySearch {
     /// The values of [`DELIVERY_MATCH`]'s `?1`..`?5`, then `last` as `?6`.

@@ -99,3 +99,12 @@ impl Cause for &str {}
 
 /// A task of the blocking pool that panicked.
 impl Cause for tokio::task::JoinError {}
+
+/// The message alone: what the CLI prints when an operation it shares with the REST API fails.
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}

@@ -33,6 +33,8 @@ pub struct Reply {
     pub rate: Option<RateStatus>,
     pub replayed: bool,
     pub request_id: String,
+    /// The `Allow` header of a 405.
+    pub allow: Option<String>,
 }
 
 impl Reply {
@@ -43,6 +45,7 @@ impl Reply {
             rate: None,
             replayed: false,
             request_id: request_id.to_string(),
+            allow: None,
         }
     }
 }
@@ -304,6 +307,7 @@ fn replay(
         rate: None,
         replayed: true,
         request_id: trace.request_id.clone(),
+        allow: None,
     }
 }
 
@@ -510,22 +514,28 @@ pub fn finish(state: &AppState, trace: &Trace, reply: &mut Reply) {
         reply.rate = Some(state.limits.auth_status(trace.client));
     }
     let latency = trace.started.elapsed().as_micros() as u64;
-    state
-        .metrics
-        .inbound(trace.event_type.as_deref(), reply.status, latency);
+    state.metrics.inbound(
+        trace.event_type.as_deref(),
+        reply.status,
+        trace.error_code,
+        latency,
+    );
     if !trace.logged {
         let entry = trace.entry(reply.status);
         state
             .store
             .write_detached(move |tx| tx.insert_ingest_entry(&entry));
     }
-    tracing::debug!(
-        request_id = %trace.request_id,
-        status = reply.status,
-        event_type = trace.event_type.as_deref().unwrap_or("-"),
-        key_id = trace.key.as_ref().map(|k| k.id.as_str()).unwrap_or("-"),
-        error_code = trace.error_code.unwrap_or("-"),
-        latency_us = latency,
-        "inbound request"
-    );
+    if crate::logs::REQUESTS.admit() {
+        tracing::info!(
+            request_id = %trace.request_id,
+            status = reply.status,
+            event_type = trace.event_type.as_deref().unwrap_or("-"),
+            key_id = trace.key.as_ref().map(|k| k.id.as_str()).unwrap_or("-"),
+            client = %trace.client,
+            error_code = trace.error_code.unwrap_or("-"),
+            latency_us = latency,
+            "inbound request"
+        );
+    }
 }

@@ -21,7 +21,8 @@
 //! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`master_key`]: the
 //!   check that the configured key is the database's, and re-sealing under a new one; [`skills`]: the
 //!   skill library and work types.
-//! - [`config`], [`app`], [`cli`], [`metrics`], [`clock`], [`error`]: the rest;
+//! - [`views`]: the JSON shapes the REST API and the CLI's `--json` share.
+//! - [`config`], [`app`], [`cli`], [`metrics`], [`logs`], [`clock`], [`error`]: the rest;
 //!   `fuzz_targets`: the parsers as the fuzzers (`fuzz/`) and their corpus replay drive them.
 #![forbid(unsafe_code)]
 
@@ -39,6 +40,7 @@ pub mod fuzz_targets;
 pub mod http;
 pub mod ingest;
 pub mod keys;
+pub mod logs;
 pub mod master_key;
 pub mod metrics;
 pub mod normalize;
@@ -50,3 +52,4 @@ pub mod skills;
 pub mod store;
 pub mod validate;
 pub mod verify;
+pub mod views;

@@ -1,4 +1,7 @@
-//! Process metrics, rendered in the Prometheus text format at `GET /metrics`.
+//! Metrics, rendered in the Prometheus text format at `GET /metrics`: the gateway's own
+//! counters and histograms, its build, and the process figures of [`process`].
+
+mod process;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -68,7 +71,8 @@ pub struct Metrics {
     inbound: RwLock<HashMap<(usize, u16), AtomicU64>>,
     inbound_latency: Histogram,
     rate_limited: AtomicU64,
-    auth_failures: AtomicU64,
+    /// By the refusal's error code (a fixed set of `&'static str`s, so the label set is bounded).
+    auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     idempotent_replays: AtomicU64,
     deliveries: Mutex<BTreeMap<String, u64>>,
     delivery_latency: Histogram,
@@ -82,7 +86,7 @@ impl Default for Metrics {
             inbound: RwLock::default(),
             inbound_latency: Histogram::new(),
             rate_limited: AtomicU64::new(0),
-            auth_failures: AtomicU64::new(0),
+            auth_failures: Mutex::default(),
             idempotent_replays: AtomicU64::new(0),
             deliveries: Mutex::default(),
             delivery_latency: Histogram::new(),
@@ -100,7 +104,28 @@ pub struct Gauges {
 }
 
 impl Metrics {
-    pub fn inbound(&self, event_type: Option<&str>, status: u16, latency_micros: u64) {
+    /// Counts an inbound answer: refused authentications (401, 403) by their reason, every
+    /// other answer by event type and status.
+    pub fn inbound(
+        &self,
+        event_type: Option<&str>,
+        status: u16,
+        error_code: Option<&'static str>,
+        latency_micros: u64,
+    ) {
+        self.inbound_latency.observe(latency_micros);
+        if matches!(status, 401 | 403) {
+            *self
+                .auth_failures
+                .lock()
+                .expect("metrics lock")
+                .entry(error_code.unwrap_or("unknown"))
+                .or_default() += 1;
+            return;
+        }
+        if status == 429 {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
         // Unknown event types share one label, so clients cannot inflate the label set.
         let types = crate::envelope::INBOUND_EVENT_TYPES;
         let index = event_type
@@ -121,16 +146,6 @@ impl Metrics {
                 .entry(key)
                 .or_default()
                 .fetch_add(1, Ordering::Relaxed);
-        }
-        self.inbound_latency.observe(latency_micros);
-        match status {
-            429 => {
-                self.rate_limited.fetch_add(1, Ordering::Relaxed);
-            }
-            401 | 403 => {
-                self.auth_failures.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {}
         }
     }
 
@@ -158,7 +173,17 @@ impl Metrics {
 
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
-        out.push_str("# HELP hookgate_inbound_requests_total Inbound webhook requests by event type and HTTP status.\n");
+        let _ = writeln!(
+            out,
+            "# HELP hookgate_build_info The running build.\n# TYPE hookgate_build_info gauge\nhookgate_build_info{{version=\"{}\",profile=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            }
+        );
+        out.push_str("# HELP hookgate_inbound_requests_total Inbound requests past authentication, by event type and HTTP status.\n");
         out.push_str("# TYPE hookgate_inbound_requests_total counter\n");
         let counts: BTreeMap<(usize, u16), u64> = self
             .inbound
@@ -190,11 +215,6 @@ impl Metrics {
                 &self.rate_limited,
             ),
             (
-                "hookgate_auth_failures_total",
-                "Requests refused by authentication or verification.",
-                &self.auth_failures,
-            ),
-            (
                 "hookgate_idempotent_replays_total",
                 "Requests answered from the idempotency store.",
                 &self.idempotent_replays,
@@ -215,6 +235,14 @@ impl Metrics {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
                 value.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP hookgate_auth_failures_total Inbound requests refused by authentication or verification, by reason (the error code).\n");
+        out.push_str("# TYPE hookgate_auth_failures_total counter\n");
+        for (reason, n) in self.auth_failures.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "hookgate_auth_failures_total{{reason=\"{reason}\"}} {n}"
             );
         }
         out.push_str("# HELP hookgate_deliveries_total Outbound delivery attempts by outcome.\n");
@@ -241,6 +269,7 @@ impl Metrics {
             "# HELP hookgate_writer_batched_jobs_total Writes committed by group commit (divide by batches for the mean batch size).\n# TYPE hookgate_writer_batched_jobs_total counter\nhookgate_writer_batched_jobs_total {}",
             gauges.writer_batched_jobs
         );
+        process::render(&mut out);
         if let Some(pending) = gauges.outbox_pending {
             let _ = writeln!(
                 out,

@@ -90,7 +90,7 @@ fn deliveries_ignore_proxy_variables_and_still_refuse_private_targets() {
             let mut delivery = json!(null);
             for _ in 0..100 {
                 let log = app.rest(&subscriber.api_token, "GET", &path, None).await;
-                delivery = log.body["deliveries"][0].clone();
+                delivery = log.body["data"][0].clone();
                 if delivery["attempts"].as_u64().unwrap_or(0) > 0 {
                     break;
                 }

@@ -15,18 +15,12 @@ use crate::app::AppState;
 use crate::clock;
 use crate::error::ApiError;
 use crate::keys::{ApiKey, KeyError, KeyOptions};
+use crate::outbound::deliveries;
 use crate::outbound::subscriptions as subs;
 use crate::store::{DeliveryFilter, IngestEntry, IngestFilter, KeySummary, ReadConn, StoreError};
 
-/// What `GET /admin/api/deliveries?status=` accepts (the `deliveries.status` column's values).
-const DELIVERY_STATUSES: &[&str] = &[
-    "pending",
-    "in_flight",
-    "paused",
-    "succeeded",
-    "failed",
-    "skipped_echo",
-];
+/// What `GET /admin/api/deliveries?status=` accepts: the statuses a delivery can be in.
+const DELIVERY_STATUSES: &[&str] = deliveries::STATUSES;
 /// Deliveries looked at for a subscription's success rate.
 const HEALTH_WINDOW: usize = 100;
 /// Longest hold of a live-log request; under the shutdown grace period so that a console left
@@ -566,7 +560,7 @@ impl Ctx<'_> {
             limit: self.number("limit")?.unwrap_or(200).clamp(1, 1000) as usize,
         };
         let rows = self.read(move |r| r.list_deliveries(&filter)).await?;
-        let views: Vec<Value> = rows.iter().map(subs::delivery_view).collect();
+        let views: Vec<Value> = rows.iter().map(deliveries::view).collect();
         Ok((
             200,
             json!({"success": true, "deliveries": views, "count": views.len()}),
@@ -581,9 +575,10 @@ impl Ctx<'_> {
             .map(|(_, company)| company)
             .filter(|c| self.caller.may_see(c))
             .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
+        subs::retry(&self.state.outbound, &company, None, id).await?;
         Ok((
             202,
-            subs::retry(&self.state.outbound, &company, None, id).await?,
+            json!({"success": true, "delivery_id": id, "status": "pending"}),
         ))
     }
 

@@ -122,10 +122,11 @@ async fn forget_recovered_addresses(state: Arc<AppState>) {
 async fn route(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
     let state = &edge.state;
     let path = req.uri().path().to_string();
+    // HEAD answers like GET; hyper sends the headers and leaves the body out.
     match (req.method(), path.as_str()) {
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n", "text/plain"),
-        (&Method::GET, "/readyz") => readiness(state).await,
-        (&Method::GET, "/metrics") => {
+        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n", "text/plain"),
+        (&Method::GET | &Method::HEAD, "/readyz") => readiness(state).await,
+        (&Method::GET | &Method::HEAD, "/metrics") => {
             let (batches, jobs) = state.store.batch_stats();
             let gauges = Gauges {
                 writer_batches: batches,
@@ -141,9 +142,8 @@ async fn route(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpRes
         (&Method::POST, "/webhooks/inbound") => inbound(edge, peer, req).await,
         (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => rest(edge, peer, req).await,
         (_, p) if p == "/admin" || p.starts_with("/admin/") => admin(edge, peer, req).await,
-        (_, "/webhooks/inbound" | "/healthz" | "/readyz" | "/metrics") => error_response(
-            &ApiError::new(405, "method_not_allowed", "method not allowed on this path"),
-        ),
+        (_, "/webhooks/inbound") => method_not_allowed("POST"),
+        (_, "/healthz" | "/readyz" | "/metrics") => method_not_allowed("GET, HEAD"),
         _ => error_response(&ApiError::new(
             404,
             "route_not_found",
@@ -154,7 +154,8 @@ async fn route(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpRes
 
 /// A request answered before its body was read whole; the connection closes after it.
 struct Refused {
-    reply: Reply,
+    /// Boxed: the refused path is the rare one, and keeps `Result<_, Refused>` small.
+    reply: Box<Reply>,
     retry_after: Option<u64>,
     /// Keep reading what the client is still sending, so that it reads the answer instead of
     /// a reset; not for a client that stalled or broke the connection.
@@ -172,7 +173,7 @@ impl Refusal {
     /// The refusal answered with `reply` (which renders and may log the error).
     fn answer(self, reply: impl FnOnce(ApiError) -> Reply) -> Refused {
         Refused {
-            reply: reply(self.error),
+            reply: Box::new(reply(self.error)),
             retry_after: self.retry_after,
             drain: self.drain,
         }
@@ -183,7 +184,7 @@ impl Refused {
     /// An answer given from the headers alone, to a client that may still be sending.
     fn early(reply: Reply) -> Refused {
         Refused {
-            reply,
+            reply: Box::new(reply),
             retry_after: None,
             drain: true,
         }
@@ -381,6 +382,7 @@ async fn inbound(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpR
 
 async fn rest(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
     let state = &edge.state;
+    let started = Instant::now();
     let deadline = edge.request_deadline();
     let (parts, mut incoming) = req.into_parts();
     let request_id = crate::crypto::random_id("req_", 8);
@@ -392,9 +394,16 @@ async fn rest(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpResp
     let reply_of = |e: ApiError| Reply::json(e.status, &e.body(), &request_id);
     let received = edge
         .within(deadline, async {
-            let caller = crate::rest::authenticate(state, authorization, peer.ip(), &request_id)
-                .await
-                .map_err(Refused::early)?;
+            let caller = crate::rest::authenticate(
+                state,
+                parts.method.as_str(),
+                parts.uri.path(),
+                authorization,
+                peer.ip(),
+                &request_id,
+            )
+            .await
+            .map_err(Refused::early)?;
             let limit = state.config.max_body_bytes;
             match edge.receive(&mut incoming, limit, deadline).await {
                 Ok(body) => Ok((caller, body)),
@@ -414,9 +423,19 @@ async fn rest(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpResp
             };
             let reply = crate::rest::handle(state, &caller, request).await;
             drop(body);
+            crate::rest::log_request(
+                parts.method.as_str(),
+                parts.uri.path(),
+                &reply,
+                started.elapsed(),
+            );
             reply_response(&reply, false)
         }
-        Err(refused) => edge.refused(refused, incoming),
+        Err(refused) => {
+            let (method, path) = (parts.method.as_str(), parts.uri.path());
+            crate::rest::log_request(method, path, &refused.reply, started.elapsed());
+            edge.refused(refused, incoming)
+        }
     }
 }
 
@@ -488,6 +507,13 @@ fn reply_response(reply: &Reply, close: bool) -> HttpResponse {
             HeaderValue::from(crate::error::UNAVAILABLE_RETRY_AFTER_SECS),
         );
     }
+    if let Some(allow) = reply
+        .allow
+        .as_deref()
+        .and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        headers.insert("allow", allow);
+    }
     if reply.replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
@@ -505,6 +531,18 @@ pub fn error_response(error: &ApiError) -> HttpResponse {
     response
         .headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
+fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut response = error_response(&ApiError::new(
+        405,
+        "method_not_allowed",
+        format!("method not allowed on this path; allowed: {allow}"),
+    ));
+    response
+        .headers_mut()
+        .insert("allow", HeaderValue::from_static(allow));
     response
 }
 

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod client;
+pub mod deliveries;
 pub mod signing;
 pub mod subscriptions;
 mod worker;

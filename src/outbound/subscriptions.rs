@@ -13,12 +13,16 @@ use crate::clock;
 use crate::crypto;
 use crate::error::ApiError;
 use crate::keys::ApiKey;
-use crate::store::{DeliveryFilter, EventRow, NewEvent, StoreError, SubscriptionRow};
+use crate::store::{EventRow, NewEvent, StoreError, SubscriptionRow};
+
+/// Every status a subscription can be in (`failing`: active, with failed attempts).
+pub const STATUSES: &[&str] = &["active", "failing", "disabled"];
 
 const MIN_SECRET_LEN: usize = 24;
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     pub username: String,
     pub password: String,
@@ -59,7 +63,7 @@ pub fn parse_input(body: &[u8]) -> Result<SubscriptionInput, ApiError> {
     })
 }
 
-fn internal(e: StoreError) -> ApiError {
+pub(super) fn internal(e: StoreError) -> ApiError {
     ApiError::internal(&e, "subscription")
 }
 
@@ -125,12 +129,19 @@ fn check_name(name: &str) -> Result<String, ApiError> {
             "name must be 1 to 100 characters",
         ));
     }
+    // It travels in the X-Webhook-Name header of every delivery.
+    if name.chars().any(|c| c.is_ascii_control()) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must not contain control characters",
+        ));
+    }
     Ok(name.to_string())
 }
 
 fn events_of(input: &SubscriptionInput) -> Result<Option<Vec<String>>, ApiError> {
     let list = match (&input.events, &input.actions) {
-        (Some(e), Some(a)) if e != a => {
+        (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
                 "alias_conflict",
                 "events and actions are the same field; send one",
@@ -152,11 +163,18 @@ fn check_payload(mode: &str) -> Result<String, ApiError> {
     }
 }
 
+/// The delivery rate a subscription may ask for, in deliveries per second.
+pub const RATE_LIMIT_RANGE: std::ops::RangeInclusive<f64> = 0.001..=10_000.0;
+
 fn check_rate(rate: Option<f64>) -> Result<Option<f64>, ApiError> {
     match rate {
-        Some(r) if !(r > 0.0 && r.is_finite()) => Err(ApiError::bad_request(
+        Some(r) if !RATE_LIMIT_RANGE.contains(&r) => Err(ApiError::bad_request(
             "invalid_rate_limit",
-            "rate_limit must be a positive number of deliveries per second",
+            format!(
+                "rate_limit must be from {} to {} deliveries per second",
+                RATE_LIMIT_RANGE.start(),
+                RATE_LIMIT_RANGE.end()
+            ),
         )),
         other => Ok(other),
     }
@@ -478,48 +496,7 @@ pub async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<Value, 
         .await
         .map_err(internal)?;
     out.wake.notify_one();
-    Ok(json!({"success": true, "event_id": event_id, "delivery_id": delivery_id}))
-}
-
-pub async fn deliveries(
-    out: &Outbound,
-    key: &ApiKey,
-    id: &str,
-    status: Option<String>,
-    limit: usize,
-) -> Result<Value, ApiError> {
-    get(out, key, id).await?;
-    let filter = DeliveryFilter {
-        company_id: Some(key.company_id.clone()),
-        subscription_id: Some(id.to_string()),
-        status,
-        limit,
-    };
-    let rows = out
-        .store
-        .read(move |r| r.list_deliveries(&filter))
-        .await
-        .map_err(internal)?;
-    let items: Vec<Value> = rows.iter().map(delivery_view).collect();
-    Ok(json!({"success": true, "deliveries": items, "count": items.len()}))
-}
-
-pub fn delivery_view(d: &crate::store::DeliveryRow) -> Value {
-    json!({
-        "id": d.id,
-        "subscription_id": d.subscription_id,
-        "event_id": d.event_id,
-        "event_type": d.event_type,
-        "record_id": d.record_id,
-        "status": d.status,
-        "attempts": d.attempts,
-        "response_code": d.last_status_code,
-        "response_time_ms": d.last_response_ms,
-        "error": d.last_error,
-        "next_attempt_at": d.next_attempt_at.map(clock::rfc3339_from_ms),
-        "created_at": clock::rfc3339_from_ms(d.created_at),
-        "updated_at": clock::rfc3339_from_ms(d.updated_at),
-    })
+    Ok(json!({"event_id": event_id, "delivery_id": delivery_id}))
 }
 
 /// Puts a delivery back in the queue at once.
@@ -528,7 +505,7 @@ pub async fn retry(
     company_id: &str,
     subscription_id: Option<&str>,
     delivery_id: &str,
-) -> Result<Value, ApiError> {
+) -> Result<(), ApiError> {
     let (company, did) = (company_id.to_string(), delivery_id.to_string());
     let found = out
         .store
@@ -554,7 +531,7 @@ pub async fn retry(
         .await
         .map_err(internal)?;
     out.wake.notify_one();
-    Ok(json!({"success": true, "delivery_id": delivery_id, "status": "pending"}))
+    Ok(())
 }
 
 /// Re-sends, in order, every event since `since` that the subscription wants and did not
@@ -612,5 +589,5 @@ pub async fn recover(
         .await
         .map_err(internal)?;
     out.wake.notify_one();
-    Ok(json!({"success": true, "queued": queued}))
+    Ok(json!({"queued": queued}))
 }

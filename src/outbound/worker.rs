@@ -63,7 +63,10 @@ impl Throttle {
 }
 
 fn limiter(per_second: f64) -> DefaultDirectRateLimiter {
-    let period = Duration::from_secs_f64(1.0 / per_second.max(0.001));
+    // Clamped again here: a panic in this job would stop the writer it runs on.
+    let range = super::subscriptions::RATE_LIMIT_RANGE;
+    let per_second = per_second.clamp(*range.start(), *range.end());
+    let period = Duration::from_secs_f64(1.0 / per_second);
     let burst = NonZeroU32::new(per_second.ceil().max(1.0) as u32).expect("at least 1");
     RateLimiter::direct(
         Quota::with_period(period)
@@ -223,6 +226,19 @@ async fn deliver(out: &Outbound, due: DueDelivery) -> Result<(), StoreError> {
         (_, Some(_)) => "retrying",
         _ => "failed",
     };
+    if crate::logs::DELIVERIES.admit() {
+        tracing::info!(
+            delivery = %delivery.id,
+            subscription = %sub.id,
+            event_type = %event.event_type,
+            attempt = attempt + 1,
+            outcome = metric,
+            status = status.map(i64::from).unwrap_or(-1),
+            response_ms,
+            error = error_text.as_deref().unwrap_or("-"),
+            "delivery attempt"
+        );
+    }
     let delivery_id = delivery.id.clone();
     let sub_id = sub.id.clone();
     let disabled = out

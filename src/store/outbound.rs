@@ -89,7 +89,8 @@ pub struct DeliveryFilter {
     pub limit: usize,
 }
 
-const SUB_COLUMNS: &str = "id, company_id, owner_key_id, name, url, events, secret_enc, payload,
+pub(super) const SUB_COLUMNS: &str =
+    "id, company_id, owner_key_id, name, url, events, secret_enc, payload,
     projects, basic_auth_enc, rate_limit, verify_url, status, disabled_reason,
     consecutive_failures, created_at, updated_at";
 
@@ -119,7 +120,7 @@ fn sub_from_row_at(r: &mut Row, o: usize) -> Result<SubscriptionRow, StoreError>
     })
 }
 
-fn sub_from_row(mut r: Row) -> Result<SubscriptionRow, StoreError> {
+pub(super) fn sub_from_row(mut r: Row) -> Result<SubscriptionRow, StoreError> {
     sub_from_row_at(&mut r, 0)
 }
 
@@ -146,7 +147,7 @@ fn event_from_row(mut r: Row) -> Result<EventRow, StoreError> {
     event_from_row_at(&mut r, 0)
 }
 
-const DELIVERY_COLUMNS: &str =
+pub(super) const DELIVERY_COLUMNS: &str =
     "id, subscription_id, event_id, event_type, record_id, status, attempts,
     next_attempt_at, last_status_code, last_error, last_response_ms, created_at, updated_at";
 
@@ -168,7 +169,7 @@ fn delivery_from_row_at(r: &mut Row, o: usize) -> Result<DeliveryRow, StoreError
     })
 }
 
-fn delivery_from_row(mut r: Row) -> Result<DeliveryRow, StoreError> {
+pub(super) fn delivery_from_row(mut r: Row) -> Result<DeliveryRow, StoreError> {
     delivery_from_row_at(&mut r, 0)
 }
 

@@ -286,12 +286,25 @@ impl TestApp {
         self.send(request).await
     }
 
-    /// Creates a subscription for `key` and returns its JSON (with the secret).
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics answered")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// Creates a subscription for `key` and returns its JSON (`data`, with the secret).
     pub async fn subscribe(&self, key: &CreatedKey, body: Value) -> Value {
         let sent = self
             .rest(&key.api_token, "POST", "/api/v1/webhooks", Some(body))
             .await;
         assert_eq!(sent.status, 201, "{}", sent.body);
-        sent.body
+        assert_eq!(sent.body["success"], true, "{}", sent.body);
+        sent.body["data"].clone()
     }
 }

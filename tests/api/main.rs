@@ -2,8 +2,10 @@
 //! fresh database (`helpers::spawn_app`) and talks to it over HTTP.
 
 mod cli;
+mod cli_operator;
 mod console;
 mod console_browser;
+mod contract;
 mod core;
 mod entities;
 mod fixtures;

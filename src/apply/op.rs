@@ -344,9 +344,11 @@ impl<'a> Op<'a> {
 /// or another writer connection) is the same conflict as one seen by the lookup.
 fn taken_or(e: StoreError, what: &str) -> DomainError {
     match e {
-        StoreError::Conflict(_) => {
-            Rejection::new(RejectionKind::AlreadyExists, format!("{what} already exists")).into()
-        }
+        StoreError::Conflict(_) => Rejection::new(
+            RejectionKind::AlreadyExists,
+            format!("{what} already exists"),
+        )
+        .into(),
         other => other.into(),
     }
 }

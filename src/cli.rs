@@ -1,4 +1,4 @@
-//! The command line: `serve`, `keys`, `tail`, `migrate`, `check-config`. Every command reads
+//! The command line: `serve`, `keys`, `tail`, `events`, `migrate`, `check-config`. Every command reads
 //! the same config (file, then `HOOKGATE_*`), and works while the server is running (SQLite
 //! allows one writer at a time; the others wait).
 
@@ -45,6 +45,9 @@ enum Command {
     /// Inspect and retry outbound deliveries.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+    /// The event catalog.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Load and validate the configuration (and the schemas), then exit.
@@ -203,6 +206,57 @@ struct TailArgs {
     json: bool,
 }
 
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Every inbound and outbound event type, with what it means.
+    List {
+        /// Only one direction.
+        #[arg(long, value_parser = ["inbound", "outbound"])]
+        direction: Option<String>,
+        /// The catalog as one JSON object, schemas included (as `GET /api/v1/event-types`).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `hookgate events list`: the catalog built into the binary (needs no database).
+fn events(command: EventsCommand) -> Result<(), String> {
+    let EventsCommand::List { direction, json } = command;
+    let catalog = crate::catalog::describe();
+    if json {
+        let out = match &direction {
+            Some(d) => catalog[d.as_str()].clone(),
+            None => catalog,
+        };
+        println!("{out}");
+        return Ok(());
+    }
+    let sections = [
+        ("inbound", "Inbound (event_type of POST /webhooks/inbound):"),
+        (
+            "outbound",
+            "Outbound (subscribe by name, `<prefix>.*` or `*`):",
+        ),
+    ];
+    for (name, title) in sections {
+        if direction.as_deref().is_some_and(|d| d != name) {
+            continue;
+        }
+        println!("{title}");
+        for event in catalog[name].as_array().into_iter().flatten() {
+            let description = event["description"].as_str().unwrap_or("");
+            // The first sentence; the schema (--json) has the rest.
+            let summary = description.split(". ").next().unwrap_or("");
+            println!(
+                "  {:<29} {}",
+                event["event_type"].as_str().unwrap_or(""),
+                summary.trim_end_matches('.')
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
@@ -249,6 +303,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         Command::WorkTypes(c) => work_types(c, config).await,
         Command::Webhooks(c) => webhooks(c, config).await,
         Command::Deliveries(c) => deliveries(c, config).await,
+        Command::Events(c) => events(c),
         Command::Migrate => {
             app::open_store(&config).map_err(|e| e.to_string())?;
             println!(

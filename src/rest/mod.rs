@@ -1,6 +1,6 @@
 //! The management REST API under `/api/v1`: bearer-token authentication (each key's own
 //! management token, never its signing secret), the seed's REST rate limits, and routing to
-//! skills, work types and webhook subscriptions. Knows no hyper types: it gets method, path,
+//! skills, work types, webhook subscriptions and the event catalog. Knows no hyper types: it gets method, path,
 //! query, the Authorization header and the body.
 
 use bytes::Bytes;
@@ -137,6 +137,7 @@ async fn route(
     let company = key.company_id.clone();
     match (req.method, segments.as_slice()) {
         ("GET", ["ingest-log"]) => ingest_log(state, key, req).await,
+        ("GET", ["event-types"]) => Ok((200, crate::catalog::describe())),
         ("GET", ["skills"]) => {
             let list = state
                 .store
@@ -242,7 +243,7 @@ async fn route(
             202,
             subs::retry(out, &key.company_id, Some(id), delivery_id).await?,
         )),
-        (_, ["skills" | "work-types" | "webhooks", ..]) => Err(ApiError::new(
+        (_, ["skills" | "work-types" | "webhooks" | "event-types", ..]) => Err(ApiError::new(
             405,
             "method_not_allowed",
             format!("{} is not allowed on {}", req.method, req.path),

@@ -475,6 +475,8 @@ fn report(op: &Op, entity: Entity, out: &mut Data) -> Result<(), DomainError> {
     out.insert("project_name".into(), project["project_name"].clone());
     let submitter = report_person(op, opt_text(out, "submitted_by"), false)?;
     out.insert("submitted_by".into(), submitter);
+    // The seed's defaults, where the sender left the flags out.
+    out.entry("is_auto_approved").or_insert(json!(false));
     if entity == Entity::DailyReport {
         out.insert("report_type".into(), json!("daily"));
         let weather = out
@@ -485,6 +487,7 @@ fn report(op: &Op, entity: Entity, out: &mut Data) -> Result<(), DomainError> {
         return Ok(());
     }
     out.insert("report_type".into(), json!("completion"));
+    out.entry("requires_approval").or_insert(json!(true));
     if !out.contains_key("notes") {
         let summary = out
             .get("completion_summary")

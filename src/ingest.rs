@@ -13,10 +13,11 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::apply::{self, ApplyContext, DomainError};
+use crate::apply::{self, ApplyContext, DomainError, Route};
+use crate::catalog::InboundEvent;
 use crate::clock;
 use crate::crypto;
-use crate::envelope::{self, TEST_CONNECTION};
+use crate::envelope;
 use crate::error::ApiError;
 use crate::keys::ApiKey;
 use crate::normalize;
@@ -320,7 +321,7 @@ const INLINE_CHECK_BYTES: usize = 64 << 10;
 /// Stages 6-8 on the request's bytes: parse, the signature rule that needs the event type,
 /// normalize, validate. The event type comes back even when a later stage refused.
 struct Checked {
-    event_type: Option<&'static str>,
+    event_type: Option<InboundEvent>,
     result: Result<ValidatedEvent, Refusal>,
 }
 
@@ -341,8 +342,9 @@ fn check(schemas: &Schemas, verified: &VerifiedRequest) -> Checked {
             };
         }
     };
-    let event_type = Some(envelope.event_type);
-    let result = match verified.require_signature(envelope.event_type == TEST_CONNECTION) {
+    let event_type = Some(envelope.event_type());
+    let result = match verified.require_signature(event_type == Some(InboundEvent::TestConnection))
+    {
         Err(e) => Err(Refusal::Unsigned(e)),
         Ok(()) => normalize::normalize(envelope)
             .and_then(|n| schemas.validate(n))
@@ -373,7 +375,7 @@ async fn run_event(
             Err(e) => return trace.fail(ApiError::internal(&e, &trace.request_id)),
         }
     };
-    trace.event_type = checked.event_type.map(str::to_string);
+    trace.event_type = checked.event_type.map(|e| e.name().to_string());
     let event = match checked.result {
         Ok(event) => event,
         Err(Refusal::Unsigned(e)) => {
@@ -383,23 +385,27 @@ async fn run_event(
         Err(Refusal::Invalid(e)) => return trace.fail(e),
     };
     let key = verified.key.clone();
-    if apply::is_read_only(event.event_type) {
-        let company_id = key.company_id.clone();
-        let result = state
-            .store
-            .read(move |r| Ok(apply::search(r, &company_id, &event)))
-            .await;
-        return match result {
-            Ok(Ok(body)) => Reply::json(200, &body, &trace.request_id),
-            Ok(Err(DomainError::Rejected(e))) => trace.fail(e),
-            Ok(Err(DomainError::Store(e))) | Err(e) => {
-                trace.fail(ApiError::internal(&e, &trace.request_id))
-            }
-        };
-    }
+    let change = match apply::route(event) {
+        Route::Change(change) => change,
+        Route::Search(search) => {
+            let company_id = key.company_id.clone();
+            let result = state
+                .store
+                .read(move |r| Ok(apply::search(r, &company_id, &search)))
+                .await;
+            return match result {
+                Ok(Ok(body)) => Reply::json(200, &body, &trace.request_id),
+                Ok(Err(DomainError::Rejected(e))) => trace.fail(e.into()),
+                Ok(Err(DomainError::Store(e))) | Err(e) => {
+                    trace.fail(ApiError::internal(&e, &trace.request_id))
+                }
+            };
+        }
+    };
     let ctx = ApplyContext {
         company_id: key.company_id.clone(),
         key_id: key.id.clone(),
+        key_name: key.name.clone(),
         event_id: crypto::sortable_id("evt_"),
         now_ms: clock::now_ms(),
         signature_verified: verified.signature_verified(),
@@ -409,7 +415,7 @@ async fn run_event(
     let started = trace.started;
     let ttl = state.config.idempotency_ttl_secs;
     // test.connection changes nothing: without an idempotency key its job is the log row alone.
-    let single_write = event.event_type == TEST_CONNECTION && idem_key.is_none();
+    let single_write = change.event_type() == InboundEvent::TestConnection && idem_key.is_none();
     let request_hash = match idem_key {
         Some(_) => crypto::sha256_hex(&verified.body),
         None => String::new(),
@@ -428,9 +434,9 @@ async fn run_event(
         // Nothing of a rejected change remains; its log row and answer are kept. (The single
         // write of a lone test.connection needs no savepoint: `apply` writes nothing for it.)
         let applied = if single_write {
-            apply::apply(tx, &ctx, &event)
+            apply::apply(tx, &ctx, &change)
         } else {
-            tx.atomically(|| apply::apply(tx, &ctx, &event))
+            tx.atomically(|| apply::apply(tx, &ctx, &change))
         };
         let (status, body, record_id, error_code, events) = match applied {
             Ok(applied) => {
@@ -443,7 +449,10 @@ async fn run_event(
                 body.as_object_mut().expect("object").extend(applied.extra);
                 (200, body, Some(applied.record_id), None, applied.events)
             }
-            Err(DomainError::Rejected(e)) => (e.status, e.body(), None, Some(e.code), 0),
+            Err(DomainError::Rejected(rejection)) => {
+                let e = ApiError::from(rejection);
+                (e.status, e.body(), None, Some(e.code), 0)
+            }
             Err(DomainError::Store(e)) => return Err(e),
         };
         let entry = IngestEntry {

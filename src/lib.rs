@@ -8,6 +8,8 @@
 //! Modules follow the request path, and imports flow one way (later stages may use earlier
 //! ones, never the reverse):
 //!
+//! - [`catalog`]: every inbound and outbound event type and record kind, with their schemas;
+//!   the one list that everything naming event types reads.
 //! - [`http`]: hyper server, routing, body limits; the only module that knows hyper.
 //! - [`ingest`]: the inbound pipeline, calling the stages below in order.
 //! - [`verify`] (authentication and signatures) → [`ratelimit`] → idempotency (in [`ingest`]) →
@@ -29,6 +31,7 @@
 pub mod admin;
 pub mod app;
 pub mod apply;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
+use crate::catalog::InboundEvent;
+
 const LATENCY_BUCKETS_SECS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 ];
@@ -67,8 +69,8 @@ impl Histogram {
 }
 
 pub struct Metrics {
-    /// By (index in INBOUND_EVENT_TYPES, or its length for anything else; status).
-    inbound: RwLock<HashMap<(usize, u16), AtomicU64>>,
+    /// By (event type, or None for an unknown one; status).
+    inbound: RwLock<HashMap<(Option<InboundEvent>, u16), AtomicU64>>,
     inbound_latency: Histogram,
     rate_limited: AtomicU64,
     /// By the refusal's error code (a fixed set of `&'static str`s, so the label set is bounded).
@@ -127,11 +129,7 @@ impl Metrics {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
         }
         // Unknown event types share one label, so clients cannot inflate the label set.
-        let types = crate::envelope::INBOUND_EVENT_TYPES;
-        let index = event_type
-            .and_then(|t| types.iter().position(|known| *known == t))
-            .unwrap_or(types.len());
-        let key = (index, status);
+        let key = (event_type.and_then(InboundEvent::parse), status);
         let counted = match self.inbound.read().expect("metrics lock").get(&key) {
             Some(counter) => {
                 counter.fetch_add(1, Ordering::Relaxed);
@@ -185,18 +183,15 @@ impl Metrics {
         );
         out.push_str("# HELP hookgate_inbound_requests_total Inbound requests past authentication, by event type and HTTP status.\n");
         out.push_str("# TYPE hookgate_inbound_requests_total counter\n");
-        let counts: BTreeMap<(usize, u16), u64> = self
+        let counts: BTreeMap<(Option<InboundEvent>, u16), u64> = self
             .inbound
             .read()
             .expect("metrics lock")
             .iter()
             .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
             .collect();
-        for ((index, status), n) in counts {
-            let event_type = crate::envelope::INBOUND_EVENT_TYPES
-                .get(index)
-                .copied()
-                .unwrap_or("unknown");
+        for ((event, status), n) in counts {
+            let event_type = event.map_or("unknown", InboundEvent::name);
             let _ = writeln!(
                 out,
                 "hookgate_inbound_requests_total{{event_type=\"{event_type}\",status=\"{status}\"}} {n}"

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::catalog::InboundEvent;
 use crate::envelope::Envelope;
 use crate::error::ApiError;
 
@@ -129,15 +130,24 @@ const REGIONS: &[(&str, &str)] = &[
 /// An event whose data is in canonical form. Built only by [`normalize`].
 #[derive(Debug, Clone)]
 pub struct NormalizedEvent {
-    pub event_type: &'static str,
-    pub timestamp: Option<String>,
-    pub source: Option<String>,
-    pub data: Map<String, Value>,
+    event_type: InboundEvent,
+    data: Map<String, Value>,
+}
+
+impl NormalizedEvent {
+    pub fn event_type(&self) -> InboundEvent {
+        self.event_type
+    }
+
+    /// The event type and canonical `data`, for validation.
+    pub(crate) fn into_parts(self) -> (InboundEvent, Map<String, Value>) {
+        (self.event_type, self.data)
+    }
 }
 
 pub fn normalize(envelope: Envelope) -> Result<NormalizedEvent, ApiError> {
-    let event_type = envelope.event_type;
-    let mut data = envelope.data;
+    let (event, mut data) = envelope.into_parts();
+    let event_type = event.name();
     let mut conflicts = Vec::new();
     for &(prefix, alias, canonical) in ALIASES {
         if event_type.starts_with(prefix) {
@@ -199,9 +209,7 @@ pub fn normalize(envelope: Envelope) -> Result<NormalizedEvent, ApiError> {
         .with_details(conflicts));
     }
     Ok(NormalizedEvent {
-        event_type,
-        timestamp: envelope.timestamp,
-        source: envelope.source,
+        event_type: event,
         data,
     })
 }
@@ -395,13 +403,8 @@ mod tests {
 
     fn run(event_type: &'static str, data: Value) -> Result<Value, ApiError> {
         let Value::Object(data) = data else { panic!() };
-        normalize(Envelope {
-            event_type,
-            timestamp: None,
-            source: None,
-            data,
-        })
-        .map(|e| Value::Object(e.data))
+        let event = InboundEvent::parse(event_type).expect("a known event type");
+        normalize(Envelope::for_test(event, data)).map(|e| Value::Object(e.data))
     }
 
     #[test]

@@ -2,15 +2,26 @@
 //! (case-insensitive substring, or every word of the term close to a word of the field,
 //! tolerating small typos), ranked best first. Runs on a read connection.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::DomainError;
 use super::op::view;
+use crate::catalog::Entity;
 use crate::store::{ReadConn, Record};
-use crate::validate::ValidatedEvent;
 
-pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Value, DomainError> {
-    let data = &event.data;
+/// What a search looks through.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    Projects,
+    WorkOrders,
+}
+
+pub fn run(
+    conn: &ReadConn,
+    company: &str,
+    target: Target,
+    data: &Map<String, Value>,
+) -> Result<Value, DomainError> {
     let term = data
         .get("search_term")
         .and_then(Value::as_str)
@@ -19,9 +30,9 @@ pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Val
         .get("exact_match")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let (kind, default_field) = match event.event_type {
-        "project.search" => ("project", "project_name"),
-        _ => ("work_order", "phase_name"),
+    let (entity, default_field) = match target {
+        Target::Projects => (Entity::Project, "project_name"),
+        Target::WorkOrders => (Entity::WorkOrder, "phase_name"),
     };
     let field = data
         .get("search_field")
@@ -30,9 +41,9 @@ pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Val
     let filter = data
         .get("project_code")
         .and_then(Value::as_str)
-        .filter(|_| kind == "work_order")
+        .filter(|_| entity == Entity::WorkOrder)
         .map(|code| ("project_code", code));
-    let candidates = conn.list_records(company, kind, filter)?;
+    let candidates = conn.list_records(company, entity.kind(), filter)?;
     let mut scored: Vec<(f64, &Record)> = candidates
         .iter()
         .filter_map(|r| {
@@ -51,10 +62,11 @@ pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Val
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut results = Vec::with_capacity(scored.len());
     for (_, record) in scored {
-        let mut item = view(record);
-        if kind == "work_order" {
+        let mut item = Value::Object(view(record));
+        if entity == Entity::WorkOrder {
             let code = record.data["project_code"].as_str().unwrap_or("");
-            if let Some(p) = conn.get_record(company, "project", &super::natural_key(&[code]))? {
+            let key = super::natural_key(&[code]);
+            if let Some(p) = conn.get_record(company, Entity::Project.kind(), &key)? {
                 item["project"] = json!({
                     "id": p.record_id,
                     "project_code": p.data["project_code"],

@@ -1,6 +1,6 @@
 //! The command line: one file per command group (`serve`, `keys`, `tail`, `skills` and
-//! `work-types`, `webhooks`, `deliveries`, `master-key`, `migrate`, `check-config` and
-//! `completions`). Every command reads the same config (file, then `HOOKGATE_*`), opens the
+//! `work-types`, `webhooks`, `deliveries`, `events`, `master-key`, `migrate`, `check-config`
+//! and `completions`). Every command reads the same config (file, then `HOOKGATE_*`), opens the
 //! database directly (so it works while the server is running; SQLite allows one writer at a
 //! time, the others wait), and calls the same operations as the REST API.
 //!
@@ -12,6 +12,7 @@
 
 mod catalog;
 mod deliveries;
+mod events;
 mod keys;
 mod master_key;
 mod serve;
@@ -66,6 +67,9 @@ enum Command {
     /// Inspect and retry outbound deliveries.
     #[command(subcommand)]
     Deliveries(deliveries::DeliveriesCommand),
+    /// The event catalog.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
     /// Manage the master key that seals stored secrets.
     #[command(subcommand, name = "master-key")]
     MasterKey(master_key::MasterKeyCommand),
@@ -170,6 +174,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::WorkTypes(c) => catalog::work_types(c, config).await,
         Command::Webhooks(c) => webhooks::run(c, &outbound(&config)?).await,
         Command::Deliveries(c) => deliveries::run(c, &outbound(&config)?).await,
+        Command::Events(c) => events::run(c),
         Command::MasterKey(c) => master_key::run(c, config).await,
         Command::Migrate => setup::migrate(&config),
         Command::CheckConfig | Command::Completions { .. } => unreachable!("handled before"),

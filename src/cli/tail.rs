@@ -7,9 +7,9 @@ use clap::builder::PossibleValuesParser;
 
 use super::Format;
 use crate::app;
+use crate::catalog::InboundEvent;
 use crate::clock;
 use crate::config::Config;
-use crate::envelope::INBOUND_EVENT_TYPES;
 use crate::store::{IngestEntry, IngestFilter};
 use crate::views;
 
@@ -22,7 +22,7 @@ pub(super) struct TailArgs {
     #[arg(long)]
     key: Option<String>,
     /// Only this event type.
-    #[arg(long, value_parser = PossibleValuesParser::new(INBOUND_EVENT_TYPES))]
+    #[arg(long, value_parser = PossibleValuesParser::new(InboundEvent::NAMES))]
     event_type: Option<String>,
     /// Only this HTTP status (100 to 599).
     #[arg(long, value_parser = clap::value_parser!(u16).range(100..=599))]

@@ -4,8 +4,9 @@
 
 use serde_json::{Value, json};
 
+use super::Outbound;
 use super::subscriptions::internal;
-use super::{Outbound, catalog};
+use crate::catalog::OutboundEvent;
 use crate::clock;
 use crate::error::ApiError;
 use crate::store::{DeliveryRow, DeliverySearch};
@@ -28,7 +29,7 @@ pub const TEST_EVENT: &str = "webhook.test";
 
 /// Every event type a delivery can carry: the emitted catalog and the test send.
 pub fn event_types() -> Vec<&'static str> {
-    catalog::EMITTED
+    OutboundEvent::NAMES
         .iter()
         .copied()
         .chain([TEST_EVENT])

@@ -1,7 +1,7 @@
 //! The management REST API under `/api/v1`: routing by the OpenAPI document ([`openapi`]),
 //! bearer-token authentication (each key's own management token, never its signing secret), the
 //! seed's REST rate limits, and the operations on skills, work types, webhook subscriptions,
-//! their deliveries and the ingest log. Knows no hyper types: [`authenticate`] gets the
+//! their deliveries, the ingest log and the event catalog. Knows no hyper types: [`authenticate`] gets the
 //! method, path, Authorization header and client address (before any body is read),
 //! [`handle`] the query and body.
 //!
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::envelope::INBOUND_EVENT_TYPES;
+use crate::catalog::InboundEvent;
 use crate::error::ApiError;
 use crate::ingest::Reply;
 use crate::keys::ApiKey;
@@ -432,6 +432,7 @@ impl Call<'_> {
                 Ok(Answer::one(202, deliveries::view(&delivery)))
             }
             "listIngestLog" => self.ingest_log().await,
+            "listEventTypes" => Ok(Answer::one(200, crate::catalog::describe())),
             other => Err(ApiError::internal(
                 &format!("the OpenAPI document names operation {other}, which has no handler")
                     .as_str(),
@@ -469,7 +470,7 @@ impl Call<'_> {
             company_id: Some(self.key.company_id.clone()),
             event_type: query
                 .text("event_type")
-                .map(|t| deliveries::one_of("event_type", t, INBOUND_EVENT_TYPES))
+                .map(|t| deliveries::one_of("event_type", t, InboundEvent::NAMES))
                 .transpose()?
                 .map(str::to_string),
             status: query.number("status", 100..=599)?.map(|s| s as u16),

@@ -12,8 +12,8 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::envelope::INBOUND_EVENT_TYPES;
-use crate::outbound::{catalog, deliveries, subscriptions};
+use crate::catalog::{Entity, InboundEvent, OutboundEvent};
+use crate::outbound::{deliveries, subscriptions};
 
 const SOURCE: &str = include_str!("../../openapi/openapi.json");
 
@@ -61,8 +61,10 @@ pub static DOCUMENT: LazyLock<Document> = LazyLock::new(|| Document::load(SOURCE
 /// The values of a list named by `x-enum-from`.
 fn enum_list(name: &str) -> Vec<String> {
     let list: Vec<&str> = match name {
-        "inbound_event_types" => INBOUND_EVENT_TYPES.to_vec(),
+        "inbound_event_types" => InboundEvent::NAMES.to_vec(),
         "outbound_event_types" => deliveries::event_types(),
+        "emitted_event_types" => OutboundEvent::NAMES.to_vec(),
+        "record_kinds" => Entity::ALL.iter().map(|e| e.kind()).collect(),
         "event_patterns" => return event_patterns(),
         "delivery_statuses" => deliveries::STATUSES.to_vec(),
         "retryable_statuses" => deliveries::RETRYABLE.to_vec(),
@@ -75,13 +77,13 @@ fn enum_list(name: &str) -> Vec<String> {
 /// What a subscription may list: `*`, every emitted type, and `<entity>.*` for each entity.
 fn event_patterns() -> Vec<String> {
     let mut patterns = vec!["*".to_string()];
-    for event_type in catalog::EMITTED {
+    for event_type in OutboundEvent::NAMES {
         let wildcard = format!("{}.*", event_type.split('.').next().unwrap_or_default());
         if !patterns.contains(&wildcard) {
             patterns.push(wildcard);
         }
     }
-    patterns.extend(catalog::EMITTED.iter().map(|t| t.to_string()));
+    patterns.extend(OutboundEvent::NAMES.iter().map(|t| t.to_string()));
     patterns
 }
 
@@ -262,7 +264,7 @@ mod tests {
         let statuses = &doc.json["components"]["schemas"]["DeliveryStatus"]["enum"];
         assert_eq!(statuses, &json!(deliveries::STATUSES));
         let inbound = &doc.json["components"]["schemas"]["InboundEventType"]["enum"];
-        assert_eq!(inbound, &json!(INBOUND_EVENT_TYPES));
+        assert_eq!(inbound, &json!(InboundEvent::NAMES));
     }
 
     #[test]

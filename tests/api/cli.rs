@@ -767,3 +767,44 @@ async fn webhooks_and_deliveries_list_show_the_servers_outbound_state() {
     let args = ["deliveries", "list", "--status", "succeeded", "--json"];
     assert_eq!(json_lines(&args, &run_ok(&app, &args).await).len(), 1);
 }
+
+#[tokio::test]
+async fn events_list_prints_the_catalog_the_server_serves() {
+    let app = spawn_app().await;
+    let key = app.create_key("acme", "erp").await;
+
+    let listing = run_ok(&app, &["events", "list"]).await;
+    for event in hookgate::catalog::InboundEvent::ALL {
+        assert!(
+            listing.contains(event.name()),
+            "{event} missing:\n{listing}"
+        );
+    }
+    for event in hookgate::catalog::OutboundEvent::ALL {
+        assert!(
+            listing.contains(event.name()),
+            "{event} missing:\n{listing}"
+        );
+    }
+    assert!(listing.contains("work_order.status_changed") && listing.contains("`<prefix>.*`"));
+
+    let args = ["events", "list", "--json"];
+    let printed = one_json(&args, &run_ok(&app, &args).await);
+    let served = app
+        .rest(&key.api_token, "GET", "/api/v1/event-types", None)
+        .await;
+    assert_eq!(printed, served.body["data"]);
+
+    // JSON Lines: one line per event of the direction.
+    let args = ["events", "list", "--direction", "outbound", "--json"];
+    let outbound = json_lines(&args, &run_ok(&app, &args).await);
+    assert_eq!(json!(outbound), served.body["data"]["outbound"]);
+    let listing = run_ok(&app, &["events", "list", "--direction", "inbound"]).await;
+    assert!(listing.contains("test.connection") && !listing.contains("work_order.status_changed"));
+    let bad = run(&app, &["events", "list", "--direction", "sideways"]).await;
+    assert!(
+        !bad.success && bad.stderr.contains("sideways"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -501,9 +501,9 @@ async fn every_schema_rejects_missing_fields_wrong_types_and_out_of_range_values
 
     // Every inbound event type has its schema, and every schema is an inbound event type.
     let on_disk: BTreeSet<&str> = schemas.iter().map(|(n, _)| n.as_str()).collect();
-    let known: BTreeSet<&str> = hookgate::envelope::INBOUND_EVENT_TYPES
+    let known: BTreeSet<&str> = hookgate::catalog::InboundEvent::ALL
         .iter()
-        .copied()
+        .map(|e| e.name())
         .collect();
     assert_eq!(
         on_disk, known,

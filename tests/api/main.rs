@@ -1,6 +1,7 @@
 //! One integration-test binary: every test starts the real server on a random port with a
 //! fresh database (`helpers::spawn_app`) and talks to it over HTTP.
 
+mod catalog;
 mod cli;
 mod cli_operator;
 mod console;

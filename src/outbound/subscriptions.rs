@@ -117,6 +117,18 @@ fn check_url(url: &str, out: &Outbound) -> Result<(), ApiError> {
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(ApiError::bad_request("invalid_url", "the URL has no host"));
     }
+    // The URL parser admits characters no DNS name has (`*`, `_`, `!`); such a host could only
+    // fail later, at every delivery. (International names arrive here as punycode.)
+    if let Some(url::Host::Domain(domain)) = parsed.host()
+        && !domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(ApiError::bad_request(
+            "invalid_url",
+            format!("the URL's host {domain:?} is not a DNS name (letters, digits, '-' and '.')"),
+        ));
+    }
     client::check_literal_host(&parsed, out.config.allow_private_urls)
         .map_err(|e| ApiError::bad_request("url_not_allowed", e.to_string()))
 }

@@ -485,6 +485,11 @@ async fn subscriptions_are_validated_and_scoped_to_the_company() {
             "invalid_url",
         ),
         (
+            json!({"name": "a", "url": "https://hooks*.example.com/in", "events": ["*"]}),
+            400,
+            "invalid_url",
+        ),
+        (
             json!({"name": "a", "url": https, "events": ["work_order.exploded"]}),
             400,
             "unknown_event",

@@ -22,7 +22,7 @@ pub struct AppState {
     pub store: Store,
     pub keys: Keys,
     pub limits: RateLimits,
-    pub schemas: Schemas,
+    pub schemas: Arc<Schemas>,
     pub metrics: Arc<Metrics>,
     pub outbound: Arc<Outbound>,
     pub verify_settings: VerifySettings,
@@ -40,6 +40,8 @@ pub enum StartError {
     Schemas(String),
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    WrongMasterKey(#[from] crate::master_key::CheckError),
     #[error("cannot listen on {0}: {1}")]
     Listen(String, std::io::Error),
 }
@@ -68,11 +70,14 @@ pub fn store_options(config: &Config) -> StoreOptions {
     }
 }
 
-/// Opens the store and unseals the master key: what both the server and the CLI need.
+/// Opens the store and loads the master key, refusing a key that is not the one the stored
+/// secrets are sealed with: what both the server and the CLI need.
 pub fn open_store(config: &Config) -> Result<(Store, Keys), StartError> {
     let store = Store::open(&store_options(config))?;
-    let (master, _from_file) =
-        MasterKey::load_or_generate(&config.master_key.0, &master_key_path(config))?;
+    let key_file = master_key_path(config);
+    let (master, from_file) = MasterKey::load_or_generate(&config.master_key.0, &key_file)?;
+    let origin = crate::master_key::origin(!from_file, &key_file);
+    crate::master_key::verify_blocking(&store, &master, &origin)?;
     let keys = Keys::new(store.clone(), master);
     Ok((store, keys))
 }
@@ -86,7 +91,9 @@ impl AppState {
                 "using the master key from a file next to the database (fine for development); set HOOKGATE_MASTER_KEY in production"
             );
         }
-        let schemas = Schemas::compile().map_err(StartError::Schemas)?;
+        let schemas = Schemas::compile()
+            .map_err(StartError::Schemas)?
+            .with_max_listed_violations(config.max_listed_violations);
         let metrics = Arc::new(Metrics::default());
         let outbound = Arc::new(Outbound::new(
             store.clone(),
@@ -104,7 +111,7 @@ impl AppState {
             },
             metrics,
             console: crate::admin::Sessions::new(config.console.session_idle_secs),
-            schemas,
+            schemas: Arc::new(schemas),
             store,
             keys,
             config,

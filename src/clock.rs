@@ -19,6 +19,11 @@ pub fn rfc3339_from_ms(ms: i64) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// [`rfc3339_from_ms`] for unix seconds.
+pub fn rfc3339_from_secs(secs: i64) -> String {
+    rfc3339_from_ms(secs.saturating_mul(1000))
+}
+
 pub fn now_rfc3339() -> String {
     rfc3339_from_ms(now_ms())
 }

@@ -3,56 +3,32 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::catalog::InboundEvent;
 use crate::error::ApiError;
 use crate::verify::VerifiedRequest;
 
-/// Every inbound event type, in the seed's order.
-pub const INBOUND_EVENT_TYPES: &[&str] = &[
-    "work_order.created",
-    "work_order.updated",
-    "work_order.deleted",
-    "project.created",
-    "project.updated",
-    "project.deleted",
-    "project.closed",
-    "employee.created",
-    "employee.updated",
-    "employee.deleted",
-    "vendor.created",
-    "vendor.updated",
-    "vendor.deleted",
-    "customer.created",
-    "customer.updated",
-    "customer.deleted",
-    "location.created",
-    "location.updated",
-    "location.deleted",
-    "contact.created",
-    "contact.updated",
-    "contact.deleted",
-    "time_off.created",
-    "time_off.updated",
-    "time_off.deleted",
-    "timesheet.created",
-    "timesheet.updated",
-    "timesheet.deleted",
-    "report.daily_submitted",
-    "report.completion_submitted",
-    "report.completion_approved",
-    "project.search",
-    "work_order.search",
-    "test.connection",
-];
-
-pub const TEST_CONNECTION: &str = "test.connection";
-
-/// A parsed envelope whose event type is known. Built only by [`parse`].
+/// A parsed envelope whose event type is known. Built only by [`parse`], so a later stage
+/// holding one knows the body was JSON, an object, and named a known event type.
 #[derive(Debug, Clone)]
 pub struct Envelope {
-    pub event_type: &'static str,
-    pub timestamp: Option<String>,
-    pub source: Option<String>,
-    pub data: Map<String, Value>,
+    event_type: InboundEvent,
+    data: Map<String, Value>,
+}
+
+impl Envelope {
+    pub fn event_type(&self) -> InboundEvent {
+        self.event_type
+    }
+
+    /// The event type and `data`, for the next stage to reshape.
+    pub(crate) fn into_parts(self) -> (InboundEvent, Map<String, Value>) {
+        (self.event_type, self.data)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(event_type: InboundEvent, data: Map<String, Value>) -> Envelope {
+        Envelope { event_type, data }
+    }
 }
 
 /// Reads the event type without building the envelope (for the ingest log of rejected
@@ -91,17 +67,16 @@ pub fn parse(request: &VerifiedRequest) -> Result<Envelope, ApiError> {
             ));
         }
     };
-    let Some(&known) = INBOUND_EVENT_TYPES.iter().find(|t| **t == event_type) else {
+    let Some(known) = InboundEvent::parse(&event_type) else {
         return Err(ApiError::bad_request(
             "unknown_event_type",
             format!("unknown event_type {event_type:?}; see details for the known event types"),
         )
-        .with_details(INBOUND_EVENT_TYPES.iter().map(|t| json!(t)).collect()));
+        .with_details(InboundEvent::ALL.iter().map(|t| json!(t.name())).collect()));
     };
     let data = match object.remove("data") {
         Some(Value::Object(data)) => data,
-        None if known == TEST_CONNECTION => Map::new(),
-        Some(Value::Null) if known == TEST_CONNECTION => Map::new(),
+        None | Some(Value::Null) if known == InboundEvent::TestConnection => Map::new(),
         Some(_) => {
             return Err(ApiError::bad_request(
                 "invalid_envelope",
@@ -125,19 +100,18 @@ pub fn parse(request: &VerifiedRequest) -> Result<Envelope, ApiError> {
             )),
         }
     };
-    let timestamp = text_field("timestamp")?;
-    if let Some(ts) = &timestamp
-        && crate::clock::parse_rfc3339_ms(ts).is_none()
+    // Checked so that a sender learns of a malformed envelope; nothing later reads them.
+    if let Some(ts) = text_field("timestamp")?
+        && crate::clock::parse_rfc3339_ms(&ts).is_none()
     {
         return Err(ApiError::bad_request(
             "invalid_envelope",
             format!("timestamp {ts:?} is not an RFC 3339 date-time such as 2025-01-15T14:30:00Z"),
         ));
     }
+    text_field("source")?;
     Ok(Envelope {
         event_type: known,
-        timestamp,
-        source: text_field("source")?,
         data,
     })
 }

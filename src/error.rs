@@ -5,6 +5,8 @@
 
 use serde_json::{Value, json};
 
+use crate::apply::{Rejection, RejectionKind};
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: u16,
@@ -96,3 +98,42 @@ impl Cause for crate::keys::KeyError {
 }
 
 impl Cause for &str {}
+
+/// A task of the blocking pool that panicked.
+impl Cause for tokio::task::JoinError {}
+
+/// The message alone: what the CLI prints when an operation it shares with the REST API fails.
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The one mapping of business-rule rejections to HTTP statuses and error codes (SPEC section
+/// 7: 404 for a missing target, 409 for a conflict with current state, 422 for a missing
+/// reference or a rule that needs the store).
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> ApiError {
+        use RejectionKind::*;
+        let (status, code) = match rejection.kind {
+            NotFound => (404, "not_found"),
+            AlreadyExists => (409, "already_exists"),
+            ProjectClosed => (409, "project_closed"),
+            InvalidStatusTransition => (409, "invalid_status_transition"),
+            AmbiguousWorkOrder => (409, "ambiguous_work_order"),
+            OpenWorkOrders => (409, "open_work_orders"),
+            HasDependents => (409, "has_dependents"),
+            TimesheetLocked => (409, "timesheet_locked"),
+            NoPendingReport => (409, "no_pending_report"),
+            ReferenceNotFound => (422, "reference_not_found"),
+            UnknownSkills => (422, "unknown_skills"),
+            InvalidDateRange => (422, "invalid_date_range"),
+            EntryDateMismatch => (422, "entry_date_mismatch"),
+            UnknownWorkType => (422, "unknown_work_type"),
+            WorkOrderRequired => (422, "work_order_required"),
+        };
+        ApiError::new(status, code, rejection.message).with_details(rejection.details)
+    }
+}

@@ -13,15 +13,17 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::apply::{self, ApplyContext, DomainError};
+use crate::apply::{self, ApplyContext, DomainError, Route};
+use crate::catalog::InboundEvent;
 use crate::clock;
 use crate::crypto;
-use crate::envelope::{self, TEST_CONNECTION};
+use crate::envelope;
 use crate::error::ApiError;
 use crate::keys::ApiKey;
 use crate::normalize;
 use crate::ratelimit::RateStatus;
 use crate::store::{Claim, IngestEntry, StoredResponse};
+use crate::validate::{Schemas, ValidatedEvent};
 use crate::verify::{self, Headers, Source, VerifiedRequest};
 
 /// What the HTTP layer sends back.
@@ -32,6 +34,8 @@ pub struct Reply {
     pub rate: Option<RateStatus>,
     pub replayed: bool,
     pub request_id: String,
+    /// The `Allow` header of a 405.
+    pub allow: Option<String>,
 }
 
 impl Reply {
@@ -42,6 +46,7 @@ impl Reply {
             rate: None,
             replayed: false,
             request_id: request_id.to_string(),
+            allow: None,
         }
     }
 }
@@ -303,7 +308,49 @@ fn replay(
         rate: None,
         replayed: true,
         request_id: trace.request_id.clone(),
+        allow: None,
     }
+}
+
+/// Bodies larger than this are parsed, normalized and validated on the blocking pool: a
+/// 1 MiB body can cost 20-40 ms there (measured, release build), which would stall every
+/// other request sharing the runtime's thread; 64 KiB costs about a millisecond, not worth a
+/// thread hop.
+const INLINE_CHECK_BYTES: usize = 64 << 10;
+
+/// Stages 6-8 on the request's bytes: parse, the signature rule that needs the event type,
+/// normalize, validate. The event type comes back even when a later stage refused.
+struct Checked {
+    event_type: Option<InboundEvent>,
+    result: Result<ValidatedEvent, Refusal>,
+}
+
+enum Refusal {
+    /// An unsigned request whose event type needs a signature: counts as failed
+    /// authentication.
+    Unsigned(ApiError),
+    Invalid(ApiError),
+}
+
+fn check(schemas: &Schemas, verified: &VerifiedRequest) -> Checked {
+    let envelope = match envelope::parse(verified) {
+        Ok(e) => e,
+        Err(e) => {
+            return Checked {
+                event_type: None,
+                result: Err(Refusal::Invalid(e)),
+            };
+        }
+    };
+    let event_type = Some(envelope.event_type());
+    let result = match verified.require_signature(event_type == Some(InboundEvent::TestConnection))
+    {
+        Err(e) => Err(Refusal::Unsigned(e)),
+        Ok(()) => normalize::normalize(envelope)
+            .and_then(|n| schemas.validate(n))
+            .map_err(Refusal::Invalid),
+    };
+    Checked { event_type, result }
 }
 
 /// Stages 6-9.
@@ -313,37 +360,52 @@ async fn run_event(
     verified: VerifiedRequest,
     idem_key: Option<String>,
 ) -> Reply {
-    let envelope = match envelope::parse(&verified) {
-        Ok(e) => e,
-        Err(e) => return trace.fail(e),
+    let (verified, checked) = if verified.body.len() <= INLINE_CHECK_BYTES {
+        let checked = check(&state.schemas, &verified);
+        (verified, checked)
+    } else {
+        let schemas = state.schemas.clone();
+        match tokio::task::spawn_blocking(move || {
+            let checked = check(&schemas, &verified);
+            (verified, checked)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(e) => return trace.fail(ApiError::internal(&e, &trace.request_id)),
+        }
     };
-    trace.event_type = Some(envelope.event_type.to_string());
-    if let Err(e) = verified.require_signature(envelope.event_type == TEST_CONNECTION) {
-        state.limits.auth_failed(trace.client);
-        return trace.fail(e);
-    }
-    let event = match normalize::normalize(envelope).and_then(|n| state.schemas.validate(n)) {
-        Ok(e) => e,
-        Err(e) => return trace.fail(e),
+    trace.event_type = checked.event_type.map(|e| e.name().to_string());
+    let event = match checked.result {
+        Ok(event) => event,
+        Err(Refusal::Unsigned(e)) => {
+            state.limits.auth_failed(trace.client);
+            return trace.fail(e);
+        }
+        Err(Refusal::Invalid(e)) => return trace.fail(e),
     };
     let key = verified.key.clone();
-    if apply::is_read_only(event.event_type) {
-        let company_id = key.company_id.clone();
-        let result = state
-            .store
-            .read(move |r| Ok(apply::search(r, &company_id, &event)))
-            .await;
-        return match result {
-            Ok(Ok(body)) => Reply::json(200, &body, &trace.request_id),
-            Ok(Err(DomainError::Rejected(e))) => trace.fail(e),
-            Ok(Err(DomainError::Store(e))) | Err(e) => {
-                trace.fail(ApiError::internal(&e, &trace.request_id))
-            }
-        };
-    }
+    let change = match apply::route(event) {
+        Route::Change(change) => change,
+        Route::Search(search) => {
+            let company_id = key.company_id.clone();
+            let result = state
+                .store
+                .read(move |r| Ok(apply::search(r, &company_id, &search)))
+                .await;
+            return match result {
+                Ok(Ok(body)) => Reply::json(200, &body, &trace.request_id),
+                Ok(Err(DomainError::Rejected(e))) => trace.fail(e.into()),
+                Ok(Err(DomainError::Store(e))) | Err(e) => {
+                    trace.fail(ApiError::internal(&e, &trace.request_id))
+                }
+            };
+        }
+    };
     let ctx = ApplyContext {
         company_id: key.company_id.clone(),
         key_id: key.id.clone(),
+        key_name: key.name.clone(),
         event_id: crypto::sortable_id("evt_"),
         now_ms: clock::now_ms(),
         signature_verified: verified.signature_verified(),
@@ -353,7 +415,7 @@ async fn run_event(
     let started = trace.started;
     let ttl = state.config.idempotency_ttl_secs;
     // test.connection changes nothing: without an idempotency key its job is the log row alone.
-    let single_write = event.event_type == TEST_CONNECTION && idem_key.is_none();
+    let single_write = change.event_type() == InboundEvent::TestConnection && idem_key.is_none();
     let request_hash = match idem_key {
         Some(_) => crypto::sha256_hex(&verified.body),
         None => String::new(),
@@ -372,9 +434,9 @@ async fn run_event(
         // Nothing of a rejected change remains; its log row and answer are kept. (The single
         // write of a lone test.connection needs no savepoint: `apply` writes nothing for it.)
         let applied = if single_write {
-            apply::apply(tx, &ctx, &event)
+            apply::apply(tx, &ctx, &change)
         } else {
-            tx.atomically(|| apply::apply(tx, &ctx, &event))
+            tx.atomically(|| apply::apply(tx, &ctx, &change))
         };
         let (status, body, record_id, error_code, events) = match applied {
             Ok(applied) => {
@@ -387,7 +449,10 @@ async fn run_event(
                 body.as_object_mut().expect("object").extend(applied.extra);
                 (200, body, Some(applied.record_id), None, applied.events)
             }
-            Err(DomainError::Rejected(e)) => (e.status, e.body(), None, Some(e.code), 0),
+            Err(DomainError::Rejected(rejection)) => {
+                let e = ApiError::from(rejection);
+                (e.status, e.body(), None, Some(e.code), 0)
+            }
             Err(DomainError::Store(e)) => return Err(e),
         };
         let entry = IngestEntry {
@@ -458,22 +523,28 @@ pub fn finish(state: &AppState, trace: &Trace, reply: &mut Reply) {
         reply.rate = Some(state.limits.auth_status(trace.client));
     }
     let latency = trace.started.elapsed().as_micros() as u64;
-    state
-        .metrics
-        .inbound(trace.event_type.as_deref(), reply.status, latency);
+    state.metrics.inbound(
+        trace.event_type.as_deref(),
+        reply.status,
+        trace.error_code,
+        latency,
+    );
     if !trace.logged {
         let entry = trace.entry(reply.status);
         state
             .store
             .write_detached(move |tx| tx.insert_ingest_entry(&entry));
     }
-    tracing::debug!(
-        request_id = %trace.request_id,
-        status = reply.status,
-        event_type = trace.event_type.as_deref().unwrap_or("-"),
-        key_id = trace.key.as_ref().map(|k| k.id.as_str()).unwrap_or("-"),
-        error_code = trace.error_code.unwrap_or("-"),
-        latency_us = latency,
-        "inbound request"
-    );
+    if crate::logs::REQUESTS.admit() {
+        tracing::info!(
+            request_id = %trace.request_id,
+            status = reply.status,
+            event_type = trace.event_type.as_deref().unwrap_or("-"),
+            key_id = trace.key.as_ref().map(|k| k.id.as_str()).unwrap_or("-"),
+            client = %trace.client,
+            error_code = trace.error_code.unwrap_or("-"),
+            latency_us = latency,
+            "inbound request"
+        );
+    }
 }

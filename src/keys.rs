@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::crypto::{self, MasterKey};
-use crate::store::{ApiKeyRecord, KeySummary, NewKey, Store, StoreError};
+use crate::store::{ApiKeyRecord, KeySummary, NewKey, SecretChange, Store, StoreError};
 
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 
@@ -72,6 +72,26 @@ pub struct KeyOptions {
     pub quickbooks_verifier_token: Option<String>,
     pub dynamics_key: Option<String>,
     pub body_only_signing: bool,
+}
+
+/// Changes to an existing key's provider secrets, in the clear (sealed before storing).
+#[derive(Debug, Clone)]
+pub struct ProviderSecrets {
+    pub square_signature_key: SecretChange,
+    pub quickbooks_verifier_token: SecretChange,
+    pub dynamics_key: SecretChange,
+}
+
+impl ProviderSecrets {
+    pub fn is_unchanged(&self) -> bool {
+        [
+            &self.square_signature_key,
+            &self.quickbooks_verifier_token,
+            &self.dynamics_key,
+        ]
+        .iter()
+        .all(|c| matches!(c, SecretChange::Keep))
+    }
 }
 
 /// When a lookup was made, and what it found (`None`: no such key).
@@ -196,6 +216,36 @@ impl Keys {
         }
     }
 
+    /// Sets, replaces or removes the provider secrets of an active key; returns the key as the
+    /// server will see it (at once here; within [`KEY_CACHE_TTL`] in a running server).
+    pub async fn update_provider_secrets(
+        &self,
+        key_id: &str,
+        secrets: ProviderSecrets,
+    ) -> Result<Arc<ApiKey>, KeyError> {
+        let seal = |change: SecretChange| match change {
+            SecretChange::Set(plain) => SecretChange::Set(self.master.encrypt(&plain, key_id)),
+            other => other,
+        };
+        let (square, quickbooks, dynamics) = (
+            seal(secrets.square_signature_key),
+            seal(secrets.quickbooks_verifier_token),
+            seal(secrets.dynamics_key),
+        );
+        let id = key_id.to_string();
+        let done = self
+            .store
+            .write(move |tx| tx.set_provider_secrets(&id, &square, &quickbooks, &dynamics))
+            .await?;
+        self.forget(key_id);
+        if !done {
+            return Err(KeyError::NotFound(key_id.to_string()));
+        }
+        self.find(key_id)
+            .await?
+            .ok_or_else(|| KeyError::NotFound(key_id.to_string()))
+    }
+
     pub async fn list(&self, company: Option<&str>) -> Result<Vec<KeySummary>, KeyError> {
         let company = company.map(str::to_string);
         Ok(self
@@ -246,6 +296,11 @@ impl Keys {
 
     pub fn unseal(&self, sealed: &[u8], owner_id: &str) -> Option<Vec<u8>> {
         self.master.decrypt(sealed, owner_id)
+    }
+
+    /// Whether this process's master key is the one of the database's check value.
+    pub fn opens_master_key_check(&self, check: &[u8]) -> bool {
+        crate::master_key::opens_check(&self.master, check)
     }
 
     fn unseal_record(&self, r: ApiKeyRecord) -> Result<ApiKey, KeyError> {

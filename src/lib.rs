@@ -8,6 +8,8 @@
 //! Modules follow the request path, and imports flow one way (later stages may use earlier
 //! ones, never the reverse):
 //!
+//! - [`catalog`]: every inbound and outbound event type and record kind, with their schemas;
+//!   the one list that everything naming event types reads.
 //! - [`http`]: hyper server, routing, body limits; the only module that knows hyper.
 //! - [`ingest`]: the inbound pipeline, calling the stages below in order.
 //! - [`verify`] (authentication and signatures) → [`ratelimit`] → idempotency (in [`ingest`]) →
@@ -18,23 +20,31 @@
 //! - [`rest`]: the management API (`/api/v1`: skills, work types, webhooks).
 //! - [`admin`]: the operator's console at `/admin` (embedded page, session login, thin JSON
 //!   calls into the same operations as [`rest`] and the CLI).
-//! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`skills`]: the
+//! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`master_key`]: the
+//!   check that the configured key is the database's, and re-sealing under a new one; [`skills`]: the
 //!   skill library and work types.
-//! - [`config`], [`app`], [`cli`], [`metrics`], [`clock`], [`error`]: the rest.
+//! - [`views`]: the JSON shapes the REST API and the CLI's `--json` share.
+//! - [`config`], [`app`], [`cli`], [`metrics`], [`logs`], [`clock`], [`error`]: the rest;
+//!   `fuzz_targets`: the parsers as the fuzzers (`fuzz/`) and their corpus replay drive them.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod app;
 pub mod apply;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod envelope;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod http;
 pub mod ingest;
 pub mod keys;
+pub mod logs;
+pub mod master_key;
 pub mod metrics;
 pub mod normalize;
 pub mod outbound;
@@ -46,3 +56,4 @@ pub mod skills;
 pub mod store;
 pub mod validate;
 pub mod verify;
+pub mod views;

@@ -1,9 +1,14 @@
-//! Process metrics, rendered in the Prometheus text format at `GET /metrics`.
+//! Metrics, rendered in the Prometheus text format at `GET /metrics`: the gateway's own
+//! counters and histograms, its build, and the process figures of [`process`].
+
+mod process;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
+
+use crate::catalog::InboundEvent;
 
 const LATENCY_BUCKETS_SECS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
@@ -64,11 +69,12 @@ impl Histogram {
 }
 
 pub struct Metrics {
-    /// By (index in INBOUND_EVENT_TYPES, or its length for anything else; status).
-    inbound: RwLock<HashMap<(usize, u16), AtomicU64>>,
+    /// By (event type, or None for an unknown one; status).
+    inbound: RwLock<HashMap<(Option<InboundEvent>, u16), AtomicU64>>,
     inbound_latency: Histogram,
     rate_limited: AtomicU64,
-    auth_failures: AtomicU64,
+    /// By the refusal's error code (a fixed set of `&'static str`s, so the label set is bounded).
+    auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     idempotent_replays: AtomicU64,
     deliveries: Mutex<BTreeMap<String, u64>>,
     delivery_latency: Histogram,
@@ -82,7 +88,7 @@ impl Default for Metrics {
             inbound: RwLock::default(),
             inbound_latency: Histogram::new(),
             rate_limited: AtomicU64::new(0),
-            auth_failures: AtomicU64::new(0),
+            auth_failures: Mutex::default(),
             idempotent_replays: AtomicU64::new(0),
             deliveries: Mutex::default(),
             delivery_latency: Histogram::new(),
@@ -100,13 +106,30 @@ pub struct Gauges {
 }
 
 impl Metrics {
-    pub fn inbound(&self, event_type: Option<&str>, status: u16, latency_micros: u64) {
+    /// Counts an inbound answer: refused authentications (401, 403) by their reason, every
+    /// other answer by event type and status.
+    pub fn inbound(
+        &self,
+        event_type: Option<&str>,
+        status: u16,
+        error_code: Option<&'static str>,
+        latency_micros: u64,
+    ) {
+        self.inbound_latency.observe(latency_micros);
+        if matches!(status, 401 | 403) {
+            *self
+                .auth_failures
+                .lock()
+                .expect("metrics lock")
+                .entry(error_code.unwrap_or("unknown"))
+                .or_default() += 1;
+            return;
+        }
+        if status == 429 {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
         // Unknown event types share one label, so clients cannot inflate the label set.
-        let types = crate::envelope::INBOUND_EVENT_TYPES;
-        let index = event_type
-            .and_then(|t| types.iter().position(|known| *known == t))
-            .unwrap_or(types.len());
-        let key = (index, status);
+        let key = (event_type.and_then(InboundEvent::parse), status);
         let counted = match self.inbound.read().expect("metrics lock").get(&key) {
             Some(counter) => {
                 counter.fetch_add(1, Ordering::Relaxed);
@@ -121,16 +144,6 @@ impl Metrics {
                 .entry(key)
                 .or_default()
                 .fetch_add(1, Ordering::Relaxed);
-        }
-        self.inbound_latency.observe(latency_micros);
-        match status {
-            429 => {
-                self.rate_limited.fetch_add(1, Ordering::Relaxed);
-            }
-            401 | 403 => {
-                self.auth_failures.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {}
         }
     }
 
@@ -158,20 +171,27 @@ impl Metrics {
 
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
-        out.push_str("# HELP hookgate_inbound_requests_total Inbound webhook requests by event type and HTTP status.\n");
+        let _ = writeln!(
+            out,
+            "# HELP hookgate_build_info The running build.\n# TYPE hookgate_build_info gauge\nhookgate_build_info{{version=\"{}\",profile=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            }
+        );
+        out.push_str("# HELP hookgate_inbound_requests_total Inbound requests past authentication, by event type and HTTP status.\n");
         out.push_str("# TYPE hookgate_inbound_requests_total counter\n");
-        let counts: BTreeMap<(usize, u16), u64> = self
+        let counts: BTreeMap<(Option<InboundEvent>, u16), u64> = self
             .inbound
             .read()
             .expect("metrics lock")
             .iter()
             .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
             .collect();
-        for ((index, status), n) in counts {
-            let event_type = crate::envelope::INBOUND_EVENT_TYPES
-                .get(index)
-                .copied()
-                .unwrap_or("unknown");
+        for ((event, status), n) in counts {
+            let event_type = event.map_or("unknown", InboundEvent::name);
             let _ = writeln!(
                 out,
                 "hookgate_inbound_requests_total{{event_type=\"{event_type}\",status=\"{status}\"}} {n}"
@@ -188,11 +208,6 @@ impl Metrics {
                 "hookgate_rate_limited_total",
                 "Requests refused by a rate limit.",
                 &self.rate_limited,
-            ),
-            (
-                "hookgate_auth_failures_total",
-                "Requests refused by authentication or verification.",
-                &self.auth_failures,
             ),
             (
                 "hookgate_idempotent_replays_total",
@@ -215,6 +230,14 @@ impl Metrics {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
                 value.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP hookgate_auth_failures_total Inbound requests refused by authentication or verification, by reason (the error code).\n");
+        out.push_str("# TYPE hookgate_auth_failures_total counter\n");
+        for (reason, n) in self.auth_failures.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "hookgate_auth_failures_total{{reason=\"{reason}\"}} {n}"
             );
         }
         out.push_str("# HELP hookgate_deliveries_total Outbound delivery attempts by outcome.\n");
@@ -241,6 +264,7 @@ impl Metrics {
             "# HELP hookgate_writer_batched_jobs_total Writes committed by group commit (divide by batches for the mean batch size).\n# TYPE hookgate_writer_batched_jobs_total counter\nhookgate_writer_batched_jobs_total {}",
             gauges.writer_batched_jobs
         );
+        process::render(&mut out);
         if let Some(pending) = gauges.outbox_pending {
             let _ = writeln!(
                 out,

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::catalog::InboundEvent;
 use crate::envelope::Envelope;
 use crate::error::ApiError;
 
@@ -129,15 +130,24 @@ const REGIONS: &[(&str, &str)] = &[
 /// An event whose data is in canonical form. Built only by [`normalize`].
 #[derive(Debug, Clone)]
 pub struct NormalizedEvent {
-    pub event_type: &'static str,
-    pub timestamp: Option<String>,
-    pub source: Option<String>,
-    pub data: Map<String, Value>,
+    event_type: InboundEvent,
+    data: Map<String, Value>,
+}
+
+impl NormalizedEvent {
+    pub fn event_type(&self) -> InboundEvent {
+        self.event_type
+    }
+
+    /// The event type and canonical `data`, for validation.
+    pub(crate) fn into_parts(self) -> (InboundEvent, Map<String, Value>) {
+        (self.event_type, self.data)
+    }
 }
 
 pub fn normalize(envelope: Envelope) -> Result<NormalizedEvent, ApiError> {
-    let event_type = envelope.event_type;
-    let mut data = envelope.data;
+    let (event, mut data) = envelope.into_parts();
+    let event_type = event.name();
     let mut conflicts = Vec::new();
     for &(prefix, alias, canonical) in ALIASES {
         if event_type.starts_with(prefix) {
@@ -199,9 +209,7 @@ pub fn normalize(envelope: Envelope) -> Result<NormalizedEvent, ApiError> {
         .with_details(conflicts));
     }
     Ok(NormalizedEvent {
-        event_type,
-        timestamp: envelope.timestamp,
-        source: envelope.source,
+        event_type: event,
         data,
     })
 }
@@ -230,12 +238,27 @@ fn rename(
             "path": format!("{path}/{canonical}"),
             "alias": alias,
             "canonical": canonical,
-            "message": format!("{alias} = {value} disagrees with {canonical} = {existing}"),
+            "message": format!(
+                "{alias} = {} disagrees with {canonical} = {}",
+                excerpt(&value),
+                excerpt(existing)
+            ),
         })),
         Some(_) => {}
         None => {
             object.insert(canonical.to_string(), value);
         }
+    }
+}
+
+/// A value as shown in an error message: its JSON text, cut short so that an error about a
+/// large value is not itself large.
+fn excerpt(value: &Value) -> String {
+    const MAX_CHARS: usize = 80;
+    let text = value.to_string();
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 
@@ -354,10 +377,13 @@ fn split_combined_address(data: &mut Map<String, Value>) {
     }
 }
 
-/// `"IL 60601"`, `"Illinois 60601"`, `"MB R3C 4T3"` or `"IL"` → (code, zip).
+/// `"IL 60601"`, `"Illinois 60601"`, `"MB R3C 4T3"` or `"IL"` → (code, zip). Only the first
+/// few words can name a region (the longest names have three), so the work is linear in the
+/// length of `part` however many words it has.
 fn parse_state_zip(part: &str) -> Option<(String, Option<String>)> {
+    const LONGEST_REGION_WORDS: usize = 3;
     let words: Vec<&str> = part.split_whitespace().collect();
-    for split in (1..=words.len()).rev() {
+    for split in (1..=words.len().min(LONGEST_REGION_WORDS)).rev() {
         let name = words[..split].join(" ");
         let code = region_code(&name);
         if code.len() == 2 && REGIONS.iter().any(|(c, _)| *c == code) {
@@ -377,13 +403,8 @@ mod tests {
 
     fn run(event_type: &'static str, data: Value) -> Result<Value, ApiError> {
         let Value::Object(data) = data else { panic!() };
-        normalize(Envelope {
-            event_type,
-            timestamp: None,
-            source: None,
-            data,
-        })
-        .map(|e| Value::Object(e.data))
+        let event = InboundEvent::parse(event_type).expect("a known event type");
+        normalize(Envelope::for_test(event, data)).map(|e| Value::Object(e.data))
     }
 
     #[test]
@@ -432,6 +453,42 @@ mod tests {
         assert_eq!(out["trade_specialty"], json!(["HVAC", "Mechanical"]));
         assert_eq!(canonical_enum("priority", "Normal"), "medium");
         assert_eq!(region_code("Manitoba"), "MB");
+    }
+
+    #[test]
+    fn region_names_are_checked_against_every_word_count_up_to_three() {
+        assert_eq!(
+            parse_state_zip("Newfoundland and Labrador A1B 2C3"),
+            Some(("NL".to_string(), Some("A1B 2C3".to_string())))
+        );
+        assert_eq!(
+            parse_state_zip("Prince Edward Island"),
+            Some(("PE".into(), None))
+        );
+        assert_eq!(parse_state_zip("Springfield 12345"), None);
+    }
+
+    #[test]
+    fn a_huge_combined_address_takes_linear_time() {
+        // 100 KB of words joined by commas and spaces: every prefix joined, as before, would
+        // be quadratic (seconds); bounded, it is milliseconds.
+        let words = "word ".repeat(10_000);
+        let address = format!("1 Main St, {words}, Springfield, IL 62701, {words}");
+        let started = std::time::Instant::now();
+        let out = run("vendor.created", json!({"address": address})).unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(out["city"], "Springfield");
+        let long_alias = "x".repeat(100_000);
+        let err = run(
+            "work_order.created",
+            json!({"required_headcount": long_alias, "people_required": 1}),
+        )
+        .unwrap_err();
+        assert!(err.details[0]["message"].as_str().unwrap().len() < 300);
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub struct RateLimits {
     config: RateLimitConfig,
     inbound: RwLock<HashMap<String, Arc<MultiWindow>>>,
     rest: RwLock<HashMap<String, Arc<MultiWindow>>>,
-    auth_failures: Mutex<HashMap<IpAddr, (Arc<MultiWindow>, Instant)>>,
+    auth_failures: FailureLimiter,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -147,10 +147,14 @@ const DAY: Duration = Duration::from_secs(86_400);
 impl RateLimits {
     pub fn new(config: RateLimitConfig) -> RateLimits {
         RateLimits {
+            auth_failures: FailureLimiter::new(
+                config.auth_failures_per_minute,
+                MINUTE,
+                config.auth_failure_max_addresses,
+            ),
             config,
             inbound: RwLock::new(HashMap::new()),
             rest: RwLock::new(HashMap::new()),
-            auth_failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -180,55 +184,159 @@ impl RateLimits {
     /// The failed-authentication window of this address, without counting anything: the
     /// `X-RateLimit-*` values of answers given before a key is known.
     pub fn auth_status(&self, addr: IpAddr) -> RateStatus {
-        let failures = self.auth_failures.lock().expect("auth limiter lock");
-        match failures.get(&addr) {
-            Some((window, _)) => window.peek(),
-            None => RateStatus {
-                limit: self.config.auth_failures_per_minute,
-                remaining: self.config.auth_failures_per_minute,
-                reset: clock::now_secs(),
-                retry_after: None,
-            },
-        }
+        self.auth_failures.peek(addr)
     }
 
     /// Whether this address has used up its failed-authentication budget (checked before any
     /// work is spent on its request).
     pub fn auth_blocked(&self, addr: IpAddr) -> Option<RateStatus> {
-        let failures = self.auth_failures.lock().expect("auth limiter lock");
-        let (window, _) = failures.get(&addr)?;
-        let mut status = window.peek();
-        let now = clock::now_secs();
+        let status = self.auth_failures.peek(addr);
         // Exhausted (not only refused): the next failure would be refused anyway, so refuse
         // before spending any work on the request.
-        if (status.is_limited() || status.remaining == 0) && status.reset > now {
-            status.retry_after = Some(status.retry_after.unwrap_or((status.reset - now) as u64));
-            Some(status)
-        } else {
-            None
-        }
+        status.is_limited().then_some(status)
     }
 
     /// Counts one failed authentication from `addr`.
     pub fn auth_failed(&self, addr: IpAddr) -> RateStatus {
-        let window = {
-            let mut failures = self.auth_failures.lock().expect("auth limiter lock");
-            if failures.len() > 100_000 {
-                failures.retain(|_, (_, seen)| seen.elapsed() < MINUTE);
+        self.auth_failures.check(addr)
+    }
+
+    /// Forgets addresses whose failed-authentication window is full again; run periodically
+    /// so that memory follows the addresses failing now, not every address ever seen.
+    pub fn forget_recovered(&self) -> usize {
+        self.auth_failures.forget_recovered()
+    }
+
+    /// How many client addresses the failed-authentication limiter tracks now.
+    pub fn tracked_addresses(&self) -> usize {
+        self.auth_failures.len()
+    }
+}
+
+/// The failed-authentication limiter: GCRA per client address (as governor computes it for
+/// the windows above), in a map split into shards so that a request costs one hash and one
+/// short lock, whatever the number of addresses. An address is forgotten once its window is
+/// full again (by [`FailureLimiter::forget_recovered`], run periodically), and at most
+/// `max_addresses` are tracked at once: past that, new addresses go untracked until older ones
+/// are forgotten (authentication itself stays cheap either way).
+///
+/// Not governor's keyed limiter: the checks made before authentication need an address's
+/// state without counting a request, which it cannot give.
+struct FailureLimiter {
+    limit: u32,
+    /// Nanoseconds per request at the sustained rate.
+    interval: u64,
+    epoch: Instant,
+    /// Per address: the theoretical arrival time of its next request, in nanoseconds since
+    /// `epoch`; the window is full again once that is in the past.
+    shards: Vec<Mutex<HashMap<IpAddr, u64>>>,
+    hasher: std::collections::hash_map::RandomState,
+    max_per_shard: usize,
+}
+
+const SHARDS: usize = 64;
+
+impl FailureLimiter {
+    fn new(limit: u32, period: Duration, max_addresses: usize) -> FailureLimiter {
+        let limit = limit.max(1);
+        FailureLimiter {
+            limit,
+            interval: (period.as_nanos() / u128::from(limit)).max(1) as u64,
+            epoch: Instant::now(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Default::default(),
+            max_per_shard: max_addresses.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn shard(&self, key: &IpAddr) -> std::sync::MutexGuard<'_, HashMap<IpAddr, u64>> {
+        use std::hash::BuildHasher;
+        let index = self.hasher.hash_one(key) as usize % SHARDS;
+        self.shards[index].lock().expect("auth limiter shard")
+    }
+
+    /// The status of an address at `now` given its stored arrival time, with `retry_after`
+    /// set when the window is used up (the next failure would be refused).
+    fn status(&self, tat: u64, now: u64) -> RateStatus {
+        let tolerance = self.interval * u64::from(self.limit);
+        let used_ns = tat.saturating_sub(now);
+        let remaining = (tolerance.saturating_sub(used_ns) / self.interval) as u32;
+        let secs = |ns: u64| ns.div_ceil(1_000_000_000);
+        RateStatus {
+            limit: self.limit,
+            remaining,
+            reset: clock::now_secs() + secs(used_ns) as i64,
+            // The next request fits once one interval of the used tolerance has passed.
+            retry_after: (remaining == 0)
+                .then(|| secs(used_ns.saturating_sub(tolerance - self.interval)).max(1)),
+        }
+    }
+
+    fn peek(&self, addr: IpAddr) -> RateStatus {
+        let key = client_key(addr);
+        let now = self.now();
+        let tat = self.shard(&key).get(&key).copied().unwrap_or(now);
+        self.status(tat, now)
+    }
+
+    fn check(&self, addr: IpAddr) -> RateStatus {
+        let key = client_key(addr);
+        let now = self.now();
+        let tolerance = self.interval * u64::from(self.limit);
+        let mut shard = self.shard(&key);
+        let tat = shard.get(&key).copied().unwrap_or(now).max(now);
+        let next = tat + self.interval;
+        if next - now > tolerance {
+            return self.status(tat, now);
+        }
+        // Full: a new address goes untracked until the periodic sweep makes room (sweeping
+        // here would cost a shard's worth of work per request under attack).
+        if shard.contains_key(&key) || shard.len() < self.max_per_shard {
+            shard.insert(key, next);
+        }
+        // Counted, not refused: even the one that used the window up.
+        RateStatus {
+            retry_after: None,
+            ..self.status(next, now)
+        }
+    }
+
+    fn forget_recovered(&self) -> usize {
+        let now = self.now();
+        let mut forgotten = 0;
+        for shard in &self.shards {
+            let mut shard = shard.lock().expect("auth limiter shard");
+            let before = shard.len();
+            shard.retain(|_, tat| *tat > now);
+            forgotten += before - shard.len();
+            if shard.capacity() > 4 * shard.len().max(64) {
+                shard.shrink_to_fit();
             }
-            let entry = failures.entry(addr).or_insert_with(|| {
-                (
-                    Arc::new(MultiWindow::new(&[(
-                        self.config.auth_failures_per_minute,
-                        MINUTE,
-                    )])),
-                    Instant::now(),
-                )
-            });
-            entry.1 = Instant::now();
-            entry.0.clone()
-        };
-        window.check()
+        }
+        forgotten
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().expect("auth limiter shard").len())
+            .sum()
+    }
+}
+
+/// The unit a client address is limited by: an IPv4 address, or an IPv6 /64 (one host
+/// usually holds a whole /64, so counting single IPv6 addresses would let it rotate freely).
+fn client_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
     }
 }
 
@@ -264,6 +372,43 @@ mod tests {
         assert!(fourth.is_limited());
         let wait = fourth.retry_after.unwrap();
         assert!((1..=20).contains(&wait), "{wait}");
+    }
+
+    #[test]
+    fn failures_per_address_burst_then_block_with_retry_after() {
+        let limiter = FailureLimiter::new(3, MINUTE, 1000);
+        let addr: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(limiter.peek(addr).remaining, 3);
+        let counted: Vec<(u32, bool)> = (0..3)
+            .map(|_| limiter.check(addr))
+            .map(|s| (s.remaining, s.is_limited()))
+            .collect();
+        assert_eq!(counted, [(2, false), (1, false), (0, false)]);
+        let blocked = limiter.peek(addr);
+        assert!(blocked.is_limited());
+        assert!((1..=20).contains(&blocked.retry_after.unwrap()));
+        assert!(limiter.check(addr).is_limited());
+        // Another address is not affected; an IPv6 /64 counts as one client.
+        assert_eq!(limiter.peek("203.0.113.8".parse().unwrap()).remaining, 3);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        limiter.check(a);
+        assert_eq!(limiter.peek(b).remaining, 2);
+        let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+        assert!(limiter.peek(mapped).is_limited());
+    }
+
+    #[test]
+    fn failure_limiter_memory_is_bounded_and_recovered_addresses_are_forgotten() {
+        let limiter = FailureLimiter::new(300, MINUTE, 1000);
+        for i in 0..20_000u32 {
+            limiter.check(IpAddr::V4(i.into()));
+        }
+        assert!(limiter.len() <= 1000 + SHARDS, "{}", limiter.len());
+        // One failure at 300/minute is forgotten 200 ms later.
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(limiter.forget_recovered() > 0);
+        assert_eq!(limiter.len(), 0);
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn check_skill_names(names: &[String]) -> Result<Vec<String>, ApiError> {
 
 pub fn check_work_type(input: WorkTypeInput) -> Result<WorkType, ApiError> {
     let code = input.code.trim().to_ascii_uppercase();
-    if code.is_empty() || code.len() > 20 {
+    if code.is_empty() || code.chars().count() > 20 {
         return Err(ApiError::bad_request(
             "invalid_work_type",
             "code must be 1 to 20 characters",

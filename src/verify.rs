@@ -265,37 +265,13 @@ fn query_param(path_and_query: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzz_targets::{sample_key as key, sample_settings as settings};
     use std::collections::HashMap;
 
     struct H(HashMap<&'static str, String>);
     impl Headers for H {
         fn get(&self, name: &str) -> Option<&str> {
             self.0.get(name).map(String::as_str)
-        }
-    }
-
-    fn key() -> Arc<ApiKey> {
-        Arc::new(ApiKey {
-            id: "hk_1".into(),
-            company_id: "co".into(),
-            company_name: "acme".into(),
-            name: "erp".into(),
-            signing_secrets: vec![b"new-secret".to_vec(), b"old-secret".to_vec()],
-            square_signature_key: Some(b"sq-key".to_vec()),
-            quickbooks_verifier_token: Some(b"qb-token".to_vec()),
-            dynamics_key: Some(b"d365".to_vec()),
-            body_only_signing: false,
-            per_minute: None,
-            per_hour: None,
-            revoked: false,
-        })
-    }
-
-    fn settings() -> VerifySettings {
-        VerifySettings {
-            public_url: "https://hooks.example.com".into(),
-            timestamp_tolerance_secs: 300,
-            dynamics_header: "x-dynamics-key".into(),
         }
     }
 

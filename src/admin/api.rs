@@ -15,10 +15,12 @@ use crate::app::AppState;
 use crate::clock;
 use crate::error::ApiError;
 use crate::keys::{ApiKey, KeyError, KeyOptions};
+use crate::outbound::deliveries;
 use crate::outbound::subscriptions as subs;
-use crate::store::{DeliveryFilter, IngestEntry, IngestFilter, KeySummary, ReadConn, StoreError};
+use crate::store::{
+    DeliveryFilter, DeliveryStatus, IngestEntry, IngestFilter, KeySummary, ReadConn, StoreError,
+};
 
-/// What `GET /admin/api/deliveries?status=` accepts (the `deliveries.status` column's values).
 /// Deliveries looked at for a subscription's success rate.
 const HEALTH_WINDOW: usize = 100;
 /// Longest hold of a live-log request; under the shutdown grace period so that a console left
@@ -541,10 +543,16 @@ impl Ctx<'_> {
     }
 
     async fn deliveries(&self) -> Answer {
-        let status = self
-            .query("status")
-            .map(|s| subs::parse_delivery_status(&s))
-            .transpose()?;
+        let status = match self.query("status") {
+            None => None,
+            Some(s) => Some(DeliveryStatus::parse(&s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_status",
+                    format!("status must be one of {}", deliveries::STATUSES.join(", ")),
+                )
+                .with_details(deliveries::STATUSES.iter().map(|s| json!(s)).collect())
+            })?),
+        };
         let filter = DeliveryFilter {
             company_id: self.caller.company(self.query("company")),
             subscription_id: self.query("subscription"),
@@ -553,7 +561,7 @@ impl Ctx<'_> {
             ..DeliveryFilter::default()
         };
         let rows = self.read(move |r| r.list_deliveries(&filter)).await?;
-        let views: Vec<Value> = rows.iter().map(subs::delivery_view).collect();
+        let views: Vec<Value> = rows.iter().map(deliveries::view).collect();
         Ok((
             200,
             json!({"success": true, "deliveries": views, "count": views.len()}),
@@ -568,9 +576,10 @@ impl Ctx<'_> {
             .map(|(_, company)| company)
             .filter(|c| self.caller.may_see(c))
             .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
+        subs::retry(&self.state.outbound, &company, None, id).await?;
         Ok((
             202,
-            subs::retry(&self.state.outbound, &company, None, id).await?,
+            json!({"success": true, "delivery_id": id, "status": "pending"}),
         ))
     }
 

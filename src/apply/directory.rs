@@ -3,8 +3,9 @@
 use serde_json::{Map, Value, json};
 
 use super::op::{Op, natural_key, opt_text, text};
+use super::rejection::{Rejection, RejectionKind};
 use super::{Applied, DomainError};
-use crate::error::ApiError;
+use crate::catalog::Entity;
 
 type Data = Map<String, Value>;
 type Outcome = Result<Applied, DomainError>;
@@ -22,8 +23,8 @@ fn employee_references(op: &Op, data: &Data) -> Result<(), DomainError> {
             .collect();
         let missing = op.tx.missing_skills(op.company(), &names)?;
         if !missing.is_empty() {
-            return Err(ApiError::unprocessable(
-                "unknown_skills",
+            return Err(Rejection::new(
+                RejectionKind::UnknownSkills,
                 format!(
                     "these skills are not in the company's skill library: {}; add them first (hookgate skills add, or POST /api/v1/skills)",
                     missing.join(", ")
@@ -33,10 +34,17 @@ fn employee_references(op: &Op, data: &Data) -> Result<(), DomainError> {
             .into());
         }
     }
-    for (field, kind) in [("department_name", "department"), ("role_name", "role")] {
+    for (field, entity) in [
+        ("department_name", Entity::Department),
+        ("role_name", Entity::Role),
+    ] {
         if let Some(name) = opt_text(data, field) {
             let key = natural_key(&[name]);
-            if op.tx.get_record(op.company(), kind, &key)?.is_none() {
+            if op
+                .tx
+                .get_record(op.company(), entity.kind(), &key)?
+                .is_none()
+            {
                 let record = crate::store::Record {
                     record_id: crate::crypto::sortable_id("rec_"),
                     natural_key: key,
@@ -45,7 +53,7 @@ fn employee_references(op: &Op, data: &Data) -> Result<(), DomainError> {
                     updated_at: op.ctx.now_ms,
                 };
                 op.tx
-                    .insert_record(op.company(), kind, &record, &op.ctx.key_id)?;
+                    .insert_record(op.company(), entity.kind(), &record, &op.ctx.key_id)?;
             }
         }
     }
@@ -54,9 +62,14 @@ fn employee_references(op: &Op, data: &Data) -> Result<(), DomainError> {
 
 pub fn employee_create(op: &Op, data: &Data) -> Outcome {
     let emp = text(data, "emp_number");
-    op.ensure_absent("employee", &[emp], &format!("employee {emp}"))?;
+    op.ensure_absent(Entity::Employee, &[emp], &format!("employee {emp}"))?;
     employee_references(op, data)?;
-    let record = op.create("employee", &[emp], &format!("employee {emp}"), data.clone())?;
+    let record = op.create(
+        Entity::Employee,
+        &[emp],
+        &format!("employee {emp}"),
+        data.clone(),
+    )?;
     Ok(Applied::new(
         "Webhook processed successfully",
         record.record_id,
@@ -65,9 +78,9 @@ pub fn employee_create(op: &Op, data: &Data) -> Outcome {
 
 pub fn employee_update(op: &Op, data: &Data) -> Outcome {
     let emp = text(data, "emp_number");
-    let record = op.target("employee", &[emp], &format!("employee {emp}"))?;
+    let record = op.target(Entity::Employee, &[emp], &format!("employee {emp}"))?;
     employee_references(op, data)?;
-    op.update("employee", &record, data, &[emp])?;
+    op.update(Entity::Employee, &record, data, &[emp])?;
     Ok(Applied::new(
         "Employee updated successfully",
         record.record_id,
@@ -76,8 +89,8 @@ pub fn employee_update(op: &Op, data: &Data) -> Outcome {
 
 pub fn employee_delete(op: &Op, data: &Data) -> Outcome {
     let emp = text(data, "emp_number");
-    let record = op.target("employee", &[emp], &format!("employee {emp}"))?;
-    op.delete("employee", &record, &["emp_number", "name"])?;
+    let record = op.target(Entity::Employee, &[emp], &format!("employee {emp}"))?;
+    op.delete(Entity::Employee, &record)?;
     Ok(Applied::new(
         "Employee deleted successfully",
         record.record_id,
@@ -88,7 +101,12 @@ pub fn employee_delete(op: &Op, data: &Data) -> Outcome {
 
 pub fn vendor_create(op: &Op, data: &Data) -> Outcome {
     let name = text(data, "vendor_name");
-    let record = op.create("vendor", &[name], &format!("vendor {name:?}"), data.clone())?;
+    let record = op.create(
+        Entity::Vendor,
+        &[name],
+        &format!("vendor {name:?}"),
+        data.clone(),
+    )?;
     Ok(Applied::new(
         "Vendor created successfully",
         record.record_id,
@@ -97,8 +115,8 @@ pub fn vendor_create(op: &Op, data: &Data) -> Outcome {
 
 pub fn vendor_update(op: &Op, data: &Data) -> Outcome {
     let name = text(data, "vendor_name");
-    let record = op.target("vendor", &[name], &format!("vendor {name:?}"))?;
-    op.update("vendor", &record, data, &[name])?;
+    let record = op.target(Entity::Vendor, &[name], &format!("vendor {name:?}"))?;
+    op.update(Entity::Vendor, &record, data, &[name])?;
     Ok(Applied::new(
         "Vendor updated successfully",
         record.record_id,
@@ -107,8 +125,8 @@ pub fn vendor_update(op: &Op, data: &Data) -> Outcome {
 
 pub fn vendor_delete(op: &Op, data: &Data) -> Outcome {
     let name = text(data, "vendor_name");
-    let record = op.target("vendor", &[name], &format!("vendor {name:?}"))?;
-    op.delete("vendor", &record, &["vendor_name"])?;
+    let record = op.target(Entity::Vendor, &[name], &format!("vendor {name:?}"))?;
+    op.delete(Entity::Vendor, &record)?;
     Ok(Applied::new(
         "Vendor deleted successfully",
         record.record_id,
@@ -119,10 +137,10 @@ pub fn vendor_delete(op: &Op, data: &Data) -> Outcome {
 
 pub fn customer_create(op: &Op, data: &Data) -> Outcome {
     let name = text(data, "name");
-    op.ensure_absent("customer", &[name], &format!("customer {name:?}"))?;
+    op.ensure_absent(Entity::Customer, &[name], &format!("customer {name:?}"))?;
     op.employee_ref(data, "account_manager_emp_number")?;
     let record = op.create(
-        "customer",
+        Entity::Customer,
         &[name],
         &format!("customer {name:?}"),
         data.clone(),
@@ -135,9 +153,9 @@ pub fn customer_create(op: &Op, data: &Data) -> Outcome {
 
 pub fn customer_update(op: &Op, data: &Data) -> Outcome {
     let name = text(data, "name");
-    let record = op.target("customer", &[name], &format!("customer {name:?}"))?;
+    let record = op.target(Entity::Customer, &[name], &format!("customer {name:?}"))?;
     op.employee_ref(data, "account_manager_emp_number")?;
-    op.update("customer", &record, data, &[name])?;
+    op.update(Entity::Customer, &record, data, &[name])?;
     Ok(Applied::new(
         "Customer updated successfully",
         record.record_id,
@@ -147,17 +165,19 @@ pub fn customer_update(op: &Op, data: &Data) -> Outcome {
 /// Refused while projects use the customer; its locations and contacts go with it.
 pub fn customer_delete(op: &Op, data: &Data) -> Outcome {
     let name = text(data, "name");
-    let record = op.target("customer", &[name], &format!("customer {name:?}"))?;
-    let projects = op
-        .tx
-        .list_records(op.company(), "project", Some(("customer_name", name)))?;
+    let record = op.target(Entity::Customer, &[name], &format!("customer {name:?}"))?;
+    let projects = op.tx.list_records(
+        op.company(),
+        Entity::Project.kind(),
+        Some(("customer_name", name)),
+    )?;
     if !projects.is_empty() {
         let codes: Vec<Value> = projects
             .iter()
             .map(|p| p.data["project_code"].clone())
             .collect();
-        return Err(ApiError::conflict(
-            "has_dependents",
+        return Err(Rejection::new(
+            RejectionKind::HasDependents,
             format!(
                 "customer {name:?} still has {} project(s); delete or move them first",
                 codes.len()
@@ -166,20 +186,15 @@ pub fn customer_delete(op: &Op, data: &Data) -> Outcome {
         .with_details(codes)
         .into());
     }
-    for kind in ["contact", "location"] {
-        for dependent in op
-            .tx
-            .list_records(op.company(), kind, Some(("customer_name", name)))?
+    for entity in [Entity::Contact, Entity::Location] {
+        for dependent in
+            op.tx
+                .list_records(op.company(), entity.kind(), Some(("customer_name", name)))?
         {
-            let identity: &[&str] = if kind == "contact" {
-                &["customer_name", "first_name", "last_name"]
-            } else {
-                &["customer_name", "name"]
-            };
-            op.delete(kind, &dependent, identity)?;
+            op.delete(entity, &dependent)?;
         }
     }
-    op.delete("customer", &record, &["name"])?;
+    op.delete(Entity::Customer, &record)?;
     Ok(Applied::new(
         "Customer deleted successfully",
         record.record_id,
@@ -191,13 +206,17 @@ pub fn customer_delete(op: &Op, data: &Data) -> Outcome {
 pub fn location_create(op: &Op, data: &Data) -> Outcome {
     let (customer, name) = (text(data, "customer_name"), text(data, "name"));
     op.ensure_absent(
-        "location",
+        Entity::Location,
         &[customer, name],
         &format!("location {name:?} of customer {customer:?}"),
     )?;
-    op.reference("customer", &[customer], &format!("customer {customer:?}"))?;
+    op.reference(
+        Entity::Customer,
+        &[customer],
+        &format!("customer {customer:?}"),
+    )?;
     let record = op.create(
-        "location",
+        Entity::Location,
         &[customer, name],
         &format!("location {name:?} of customer {customer:?}"),
         data.clone(),
@@ -211,11 +230,11 @@ pub fn location_create(op: &Op, data: &Data) -> Outcome {
 pub fn location_update(op: &Op, data: &Data) -> Outcome {
     let (customer, name) = (text(data, "customer_name"), text(data, "name"));
     let record = op.target(
-        "location",
+        Entity::Location,
         &[customer, name],
         &format!("location {name:?} of customer {customer:?}"),
     )?;
-    op.update("location", &record, data, &[customer, name])?;
+    op.update(Entity::Location, &record, data, &[customer, name])?;
     Ok(Applied::new(
         "Location updated successfully",
         record.record_id,
@@ -225,11 +244,11 @@ pub fn location_update(op: &Op, data: &Data) -> Outcome {
 pub fn location_delete(op: &Op, data: &Data) -> Outcome {
     let (customer, name) = (text(data, "customer_name"), text(data, "name"));
     let record = op.target(
-        "location",
+        Entity::Location,
         &[customer, name],
         &format!("location {name:?} of customer {customer:?}"),
     )?;
-    op.delete("location", &record, &["customer_name", "name"])?;
+    op.delete(Entity::Location, &record)?;
     Ok(Applied::new(
         "Location deleted successfully",
         record.record_id,
@@ -252,16 +271,20 @@ fn contact_what(key: &[&str; 3]) -> String {
 
 pub fn contact_create(op: &Op, data: &Data) -> Outcome {
     let key = contact_key(data);
-    op.ensure_absent("contact", &key, &contact_what(&key))?;
-    op.reference("customer", &[key[0]], &format!("customer {:?}", key[0]))?;
+    op.ensure_absent(Entity::Contact, &key, &contact_what(&key))?;
+    op.reference(
+        Entity::Customer,
+        &[key[0]],
+        &format!("customer {:?}", key[0]),
+    )?;
     if let Some(location) = opt_text(data, "location_name") {
         op.reference(
-            "location",
+            Entity::Location,
             &[key[0], location],
             &format!("location {location:?} of customer {:?}", key[0]),
         )?;
     }
-    let record = op.create("contact", &key, &contact_what(&key), data.clone())?;
+    let record = op.create(Entity::Contact, &key, &contact_what(&key), data.clone())?;
     Ok(Applied::new(
         "Contact created successfully",
         record.record_id,
@@ -270,15 +293,15 @@ pub fn contact_create(op: &Op, data: &Data) -> Outcome {
 
 pub fn contact_update(op: &Op, data: &Data) -> Outcome {
     let key = contact_key(data);
-    let record = op.target("contact", &key, &contact_what(&key))?;
+    let record = op.target(Entity::Contact, &key, &contact_what(&key))?;
     if let Some(location) = opt_text(data, "location_name") {
         op.reference(
-            "location",
+            Entity::Location,
             &[key[0], location],
             &format!("location {location:?} of customer {:?}", key[0]),
         )?;
     }
-    op.update("contact", &record, data, &key)?;
+    op.update(Entity::Contact, &record, data, &key)?;
     Ok(Applied::new(
         "Contact updated successfully",
         record.record_id,
@@ -287,12 +310,8 @@ pub fn contact_update(op: &Op, data: &Data) -> Outcome {
 
 pub fn contact_delete(op: &Op, data: &Data) -> Outcome {
     let key = contact_key(data);
-    let record = op.target("contact", &key, &contact_what(&key))?;
-    op.delete(
-        "contact",
-        &record,
-        &["customer_name", "first_name", "last_name"],
-    )?;
+    let record = op.target(Entity::Contact, &key, &contact_what(&key))?;
+    op.delete(Entity::Contact, &record)?;
     Ok(Applied::new(
         "Contact deleted successfully",
         record.record_id,

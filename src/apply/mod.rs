@@ -8,26 +8,35 @@
 
 mod directory;
 mod op;
+mod payload;
 mod projects;
+mod rejection;
 mod reports;
 mod search;
+mod status;
 mod time;
 mod work_orders;
 
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::catalog::InboundEvent;
 use crate::store::{ReadConn, StoreError, WriteTx};
 use crate::validate::ValidatedEvent;
 use op::Op;
 
 pub use op::natural_key;
+pub use rejection::{Rejection, RejectionKind};
+pub use status::{TimesheetStatus, WorkOrderStatus};
 
 /// Who is applying the event, and the ids it gets.
 #[derive(Debug, Clone)]
 pub struct ApplyContext {
     pub company_id: String,
     pub key_id: String,
+    /// The integration's name (e.g. `erp`): who did it, as payloads' `*_by_name` say.
+    pub key_name: String,
+    /// The id of the inbound event (answered to the sender and named by every outbound event
+    /// it causes, as `source_event_id`).
     pub event_id: String,
     pub now_ms: i64,
     pub signature_verified: bool,
@@ -62,88 +71,118 @@ impl Applied {
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
     #[error("{}", .0.message)]
-    Rejected(ApiError),
+    Rejected(Rejection),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-impl From<ApiError> for DomainError {
-    fn from(e: ApiError) -> Self {
-        DomainError::Rejected(e)
+impl From<Rejection> for DomainError {
+    fn from(r: Rejection) -> Self {
+        DomainError::Rejected(r)
     }
 }
 
-/// Whether the event only reads (searches): those never go through the writer.
-pub fn is_read_only(event_type: &str) -> bool {
-    event_type.ends_with(".search")
+type Data = Map<String, Value>;
+type Outcome = Result<Applied, DomainError>;
+type Handler = fn(&Op, &Data) -> Outcome;
+
+/// What a validated event asks for: a change (in the writer's transaction) or a search (on a
+/// read connection, never queueing behind the writer). Built only by [`route`].
+pub enum Route {
+    Change(Change),
+    Search(Search),
 }
 
-/// Applies the event. On an error, the caller must undo the job's writes
-/// ([`WriteTx::undo_job_writes`]): a failing operation may have written part of its change.
-pub fn apply(
-    tx: &WriteTx,
-    ctx: &ApplyContext,
-    event: &ValidatedEvent,
-) -> Result<Applied, DomainError> {
-    let op = Op {
-        tx,
-        ctx,
-        emitted: std::cell::Cell::new(0),
-        seen: Default::default(),
-    };
-    let data = &event.data;
-    let applied = match event.event_type {
-        "work_order.created" => work_orders::create(&op, data),
-        "work_order.updated" => work_orders::update(&op, data),
-        "work_order.deleted" => work_orders::delete(&op, data),
-        "project.created" => projects::create(&op, data),
-        "project.updated" => projects::update(&op, data),
-        "project.deleted" => projects::delete(&op, data),
-        "project.closed" => projects::close(&op, data),
-        "employee.created" => directory::employee_create(&op, data),
-        "employee.updated" => directory::employee_update(&op, data),
-        "employee.deleted" => directory::employee_delete(&op, data),
-        "vendor.created" => directory::vendor_create(&op, data),
-        "vendor.updated" => directory::vendor_update(&op, data),
-        "vendor.deleted" => directory::vendor_delete(&op, data),
-        "customer.created" => directory::customer_create(&op, data),
-        "customer.updated" => directory::customer_update(&op, data),
-        "customer.deleted" => directory::customer_delete(&op, data),
-        "location.created" => directory::location_create(&op, data),
-        "location.updated" => directory::location_update(&op, data),
-        "location.deleted" => directory::location_delete(&op, data),
-        "contact.created" => directory::contact_create(&op, data),
-        "contact.updated" => directory::contact_update(&op, data),
-        "contact.deleted" => directory::contact_delete(&op, data),
-        "time_off.created" => time::time_off_create(&op, data),
-        "time_off.updated" => time::time_off_update(&op, data),
-        "time_off.deleted" => time::time_off_delete(&op, data),
-        "timesheet.created" => time::timesheet_create(&op, data),
-        "timesheet.updated" => time::timesheet_update(&op, data),
-        "timesheet.deleted" => time::timesheet_delete(&op, data),
-        "report.daily_submitted" => reports::daily_submitted(&op, data),
-        "report.completion_submitted" => reports::completion_submitted(&op, data),
-        "report.completion_approved" => reports::completion_approved(&op, data),
-        "test.connection" => Ok(Applied::new(
-            "Webhook processed successfully",
-            crate::crypto::sortable_id("rec_"),
-        )
-        .with("signature_verified", Value::Bool(ctx.signature_verified))),
-        other => {
-            Err(ApiError::new(501, "not_implemented", format!("{other} cannot be applied")).into())
+/// A validated event that changes records, with the operation that applies it.
+pub struct Change {
+    event: ValidatedEvent,
+    handler: Handler,
+}
+
+impl Change {
+    pub fn event_type(&self) -> InboundEvent {
+        self.event.event_type()
+    }
+}
+
+/// A validated search, with what it searches.
+pub struct Search {
+    event: ValidatedEvent,
+    target: search::Target,
+}
+
+/// Dispatch: the one place that says which operation each inbound event type runs.
+pub fn route(event: ValidatedEvent) -> Route {
+    use InboundEvent::*;
+    let handler: Handler = match event.event_type() {
+        WorkOrderCreated => work_orders::create,
+        WorkOrderUpdated => work_orders::update,
+        WorkOrderDeleted => work_orders::delete,
+        ProjectCreated => projects::create,
+        ProjectUpdated => projects::update,
+        ProjectDeleted => projects::delete,
+        ProjectClosed => projects::close,
+        EmployeeCreated => directory::employee_create,
+        EmployeeUpdated => directory::employee_update,
+        EmployeeDeleted => directory::employee_delete,
+        VendorCreated => directory::vendor_create,
+        VendorUpdated => directory::vendor_update,
+        VendorDeleted => directory::vendor_delete,
+        CustomerCreated => directory::customer_create,
+        CustomerUpdated => directory::customer_update,
+        CustomerDeleted => directory::customer_delete,
+        LocationCreated => directory::location_create,
+        LocationUpdated => directory::location_update,
+        LocationDeleted => directory::location_delete,
+        ContactCreated => directory::contact_create,
+        ContactUpdated => directory::contact_update,
+        ContactDeleted => directory::contact_delete,
+        TimeOffCreated => time::time_off_create,
+        TimeOffUpdated => time::time_off_update,
+        TimeOffDeleted => time::time_off_delete,
+        TimesheetCreated => time::timesheet_create,
+        TimesheetUpdated => time::timesheet_update,
+        TimesheetDeleted => time::timesheet_delete,
+        ReportDailySubmitted => reports::daily_submitted,
+        ReportCompletionSubmitted => reports::completion_submitted,
+        ReportCompletionApproved => reports::completion_approved,
+        TestConnection => test_connection,
+        ProjectSearch => {
+            return Route::Search(Search {
+                event,
+                target: search::Target::Projects,
+            });
+        }
+        WorkOrderSearch => {
+            return Route::Search(Search {
+                event,
+                target: search::Target::WorkOrders,
+            });
         }
     };
-    applied.map(|mut a| {
-        a.events = op.emitted.get();
-        a
+    Route::Change(Change { event, handler })
+}
+
+/// `test.connection` changes nothing; it says whether the request was signed.
+fn test_connection(op: &Op, _: &Data) -> Outcome {
+    Ok(Applied::new(
+        "Webhook processed successfully",
+        crate::crypto::sortable_id("rec_"),
+    )
+    .with("signature_verified", Value::Bool(op.ctx.signature_verified)))
+}
+
+/// Applies a change. On an error, the caller must undo the job's writes
+/// ([`WriteTx::undo_job_writes`]): a failing operation may have written part of its change.
+pub fn apply(tx: &WriteTx, ctx: &ApplyContext, change: &Change) -> Result<Applied, DomainError> {
+    let op = Op::new(tx, ctx);
+    (change.handler)(&op, change.event.data()).map(|mut applied| {
+        applied.events = op.emitted.get();
+        applied
     })
 }
 
 /// `project.search` and `work_order.search`, on a read connection.
-pub fn search(
-    conn: &ReadConn,
-    company_id: &str,
-    event: &ValidatedEvent,
-) -> Result<Value, DomainError> {
-    search::run(conn, company_id, event)
+pub fn search(conn: &ReadConn, company_id: &str, search: &Search) -> Result<Value, DomainError> {
+    search::run(conn, company_id, search.target, search.event.data())
 }

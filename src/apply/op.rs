@@ -1,13 +1,19 @@
-//! The building blocks every entity operation uses: find a record by natural key (404 when
-//! the target is missing, 422 when a reference is), create (409 on an existing natural key),
-//! merge an update and compute its `changes`, delete, and emit outbound events into the outbox.
+//! The building blocks every entity operation uses: find a record by natural key (a
+//! `NotFound` rejection when the target is missing, `ReferenceNotFound` when a reference is),
+//! create (`AlreadyExists` on a taken natural key), merge an update and compute its `changes`,
+//! delete, and emit outbound events into the outbox, each shaped by [`super::payload`].
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use super::payload;
+use super::rejection::{Rejection, RejectionKind};
 use super::{ApplyContext, DomainError};
+use crate::catalog::{Entity, OutboundEvent};
 use crate::clock;
 use crate::crypto;
-use crate::error::ApiError;
 use crate::store::{NewEvent, Record, StoreError, WriteTx};
 
 /// `changes` of an update: `{field: {"old": ..., "new": ...}}`.
@@ -17,10 +23,10 @@ pub struct Op<'a> {
     pub tx: &'a WriteTx<'a>,
     pub ctx: &'a ApplyContext,
     /// Outbound events written so far (the delivery worker is woken when there are any).
-    pub emitted: std::cell::Cell<usize>,
-    /// Records read or written by this operation, by (kind, natural key): one operation often
+    pub emitted: Cell<usize>,
+    /// Records read or written by this operation, by (entity, natural key): one operation often
     /// needs the same project several times (reference check, event payloads).
-    pub seen: std::cell::RefCell<std::collections::HashMap<(String, String), Option<Record>>>,
+    pub seen: RefCell<HashMap<(Entity, String), Option<Record>>>,
 }
 
 /// Natural keys compare case-insensitively and ignore surrounding spaces.
@@ -58,8 +64,8 @@ pub fn merge(existing: &Value, update: &Map<String, Value>) -> (Map<String, Valu
     (merged, changes)
 }
 
-/// The record as delivered and searched: its data with `id` first and timestamps after.
-pub fn view(record: &Record) -> Value {
+/// The record as searched: its data with `id` first and timestamps after.
+pub fn view(record: &Record) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("id".into(), json!(record.record_id));
     if let Some(data) = record.data.as_object() {
@@ -73,36 +79,63 @@ pub fn view(record: &Record) -> Value {
         "updated_at".into(),
         json!(clock::rfc3339_from_ms(record.updated_at)),
     );
-    Value::Object(out)
+    out
 }
 
 impl<'a> Op<'a> {
+    pub fn new(tx: &'a WriteTx<'a>, ctx: &'a ApplyContext) -> Op<'a> {
+        Op {
+            tx,
+            ctx,
+            emitted: Cell::new(0),
+            seen: RefCell::default(),
+        }
+    }
+
     pub fn company(&self) -> &str {
         &self.ctx.company_id
     }
 
-    pub fn get(&self, kind: &str, key: &[&str]) -> Result<Option<Record>, DomainError> {
-        let cache_key = (kind.to_string(), natural_key(key));
+    /// Now, as the payloads write times.
+    pub fn now(&self) -> String {
+        clock::rfc3339_from_ms(self.ctx.now_ms)
+    }
+
+    pub fn get(&self, entity: Entity, key: &[&str]) -> Result<Option<Record>, DomainError> {
+        let cache_key = (entity, natural_key(key));
         if let Some(known) = self.seen.borrow().get(&cache_key) {
             return Ok(known.clone());
         }
-        let found = self.tx.get_record(self.company(), kind, &cache_key.1)?;
+        let found = self
+            .tx
+            .get_record(self.company(), entity.kind(), &cache_key.1)?;
         self.seen.borrow_mut().insert(cache_key, found.clone());
         Ok(found)
     }
 
-    /// The record an update/delete/close targets: 404 when missing.
-    pub fn target(&self, kind: &str, key: &[&str], what: &str) -> Result<Record, DomainError> {
-        self.get(kind, key)?
-            .ok_or_else(|| ApiError::not_found(format!("{what} does not exist")).into())
+    /// The record an update/delete/close targets: `NotFound` when missing.
+    pub fn target(&self, entity: Entity, key: &[&str], what: &str) -> Result<Record, DomainError> {
+        self.get(entity, key)?.ok_or_else(|| {
+            Rejection::new(RejectionKind::NotFound, format!("{what} does not exist")).into()
+        })
     }
 
-    /// A record that the request refers to: 422 when missing.
-    pub fn reference(&self, kind: &str, key: &[&str], what: &str) -> Result<Record, DomainError> {
-        self.get(kind, key)?.ok_or_else(|| {
-            ApiError::unprocessable("reference_not_found", format!("{what} does not exist"))
-                .with_details(vec![json!({"entity": kind, "key": key.join(" / ")})])
-                .into()
+    /// A record that the request refers to: `ReferenceNotFound` when missing.
+    pub fn reference(
+        &self,
+        entity: Entity,
+        key: &[&str],
+        what: &str,
+    ) -> Result<Record, DomainError> {
+        self.get(entity, key)?.ok_or_else(|| {
+            Rejection::new(
+                RejectionKind::ReferenceNotFound,
+                format!("{what} does not exist"),
+            )
+            .with_details(vec![
+                json!({"entity": entity.kind(), "key": key.join(" / ")}),
+            ])
+            .into()
         })
     }
 
@@ -115,45 +148,46 @@ impl<'a> Op<'a> {
         match opt_text(data, field) {
             None => Ok(None),
             Some(emp) => self
-                .reference("employee", &[emp], &format!("employee {emp} ({field})"))
+                .reference(
+                    Entity::Employee,
+                    &[emp],
+                    &format!("employee {emp} ({field})"),
+                )
                 .map(Some),
         }
     }
 
-    /// 409 when a record with this natural key exists. Creates call it before checking
-    /// references, so that a re-sent create is reported as a duplicate first.
-    pub fn ensure_absent(&self, kind: &str, key: &[&str], what: &str) -> Result<(), DomainError> {
-        if self.get(kind, key)?.is_some() {
-            return Err(
-                ApiError::conflict("already_exists", format!("{what} already exists"))
-                    .with_details(vec![json!({"entity": kind, "key": key.join(" / ")})])
-                    .into(),
-            );
+    /// `AlreadyExists` when a record with this natural key exists. Creates call it before
+    /// checking references, so that a re-sent create is reported as a duplicate first.
+    pub fn ensure_absent(
+        &self,
+        entity: Entity,
+        key: &[&str],
+        what: &str,
+    ) -> Result<(), DomainError> {
+        if self.get(entity, key)?.is_some() {
+            return Err(Rejection::new(
+                RejectionKind::AlreadyExists,
+                format!("{what} already exists"),
+            )
+            .with_details(vec![
+                json!({"entity": entity.kind(), "key": key.join(" / ")}),
+            ])
+            .into());
         }
         Ok(())
     }
 
-    /// Inserts a new record; 409 when the natural key is taken. Emits `<kind>.created`.
+    /// Inserts a new record (`AlreadyExists` when the natural key is taken) and announces it
+    /// with the entity's created event, if it has one.
     pub fn create(
         &self,
-        kind: &str,
+        entity: Entity,
         key: &[&str],
         what: &str,
         data: Map<String, Value>,
     ) -> Result<Record, DomainError> {
-        self.create_as(kind, key, what, data, &format!("{kind}.created"))
-    }
-
-    /// [`Op::create`] announcing the record as `event_type`.
-    pub fn create_as(
-        &self,
-        kind: &str,
-        key: &[&str],
-        what: &str,
-        data: Map<String, Value>,
-        event_type: &str,
-    ) -> Result<Record, DomainError> {
-        self.ensure_absent(kind, key, what)?;
+        self.ensure_absent(entity, key, what)?;
         let record = Record {
             record_id: crypto::sortable_id("rec_"),
             natural_key: natural_key(key),
@@ -162,50 +196,55 @@ impl<'a> Op<'a> {
             updated_at: self.ctx.now_ms,
         };
         self.tx
-            .insert_record(self.company(), kind, &record, &self.ctx.key_id)
+            .insert_record(self.company(), entity.kind(), &record, &self.ctx.key_id)
             .map_err(|e| taken_or(e, what))?;
-        self.remember(kind, &record.natural_key, Some(&record));
-        let payload = self.decorate(kind, view(&record))?;
-        self.emit(event_type, kind, &record.record_id, payload)?;
+        self.remember(entity, &record.natural_key, Some(&record));
+        if let Some(event) = entity.created_event() {
+            let payload = payload::created(self, entity, &record)?;
+            self.emit(event, &record.record_id, payload)?;
+        }
         Ok(record)
     }
 
-    /// Merges `update` into `record`. Writes and emits `<kind>.updated` only when something
-    /// changed. `new_key` is the natural key after the update (it may change).
+    /// Merges `update` into `record`. Writes and emits the entity's updated event only when
+    /// something changed. `new_key` is the natural key after the update (it may change).
     pub fn update(
         &self,
-        kind: &str,
+        entity: Entity,
         record: &Record,
         update: &Map<String, Value>,
         new_key: &[&str],
     ) -> Result<(Record, Changes), DomainError> {
-        self.update_as(
-            kind,
-            record,
-            update,
-            new_key,
-            Some(&format!("{kind}.updated")),
-        )
+        self.update_as(entity, record, update, new_key, entity.updated_event())
     }
 
-    /// [`Op::update`] announcing the change as `event_type` (or not at all).
+    /// [`Op::update`] announcing the change as `event` (or not at all).
     pub fn update_as(
         &self,
-        kind: &str,
+        entity: Entity,
         record: &Record,
         update: &Map<String, Value>,
         new_key: &[&str],
-        event_type: Option<&str>,
+        event: Option<OutboundEvent>,
     ) -> Result<(Record, Changes), DomainError> {
         let (merged, changes) = merge(&record.data, update);
         if changes.is_empty() {
             return Ok((record.clone(), changes));
         }
         let nk = natural_key(new_key);
-        if nk != record.natural_key && self.tx.get_record(self.company(), kind, &nk)?.is_some() {
-            return Err(ApiError::conflict(
-                "already_exists",
-                format!("another {kind} already has {}", new_key.join(" / ")),
+        if nk != record.natural_key
+            && self
+                .tx
+                .get_record(self.company(), entity.kind(), &nk)?
+                .is_some()
+        {
+            return Err(Rejection::new(
+                RejectionKind::AlreadyExists,
+                format!(
+                    "another {} already has {}",
+                    entity.kind(),
+                    new_key.join(" / ")
+                ),
             )
             .into());
         }
@@ -217,84 +256,61 @@ impl<'a> Op<'a> {
             updated_at: self.ctx.now_ms,
         };
         self.tx
-            .update_record(self.company(), kind, &updated, &self.ctx.key_id)
-            .map_err(|e| taken_or(e, &format!("another {kind} with {}", new_key.join(" / "))))?;
-        self.remember(kind, &record.natural_key, None);
-        self.remember(kind, &updated.natural_key, Some(&updated));
-        if let Some(event_type) = event_type {
-            let mut payload = self.decorate(kind, view(&updated))?;
-            payload["changes"] = Value::Object(changes.clone());
-            payload["updated_by"] = json!(self.ctx.key_id);
-            self.emit(event_type, kind, &updated.record_id, payload)?;
+            .update_record(self.company(), entity.kind(), &updated, &self.ctx.key_id)
+            .map_err(|e| {
+                let what = format!("another {} with {}", entity.kind(), new_key.join(" / "));
+                taken_or(e, &what)
+            })?;
+        self.remember(entity, &record.natural_key, None);
+        self.remember(entity, &updated.natural_key, Some(&updated));
+        if let Some(event) = event {
+            let payload = payload::updated(self, entity, record, &updated, &changes)?;
+            self.emit(event, &updated.record_id, payload)?;
         }
         Ok((updated, changes))
     }
 
-    /// Deletes `record`; emits `<kind>.deleted` with its identifying fields.
-    pub fn delete(
-        &self,
-        kind: &str,
-        record: &Record,
-        identity: &[&str],
-    ) -> Result<(), DomainError> {
+    /// Deletes `record`; announces it with the entity's deleted event and identifying fields.
+    pub fn delete(&self, entity: Entity, record: &Record) -> Result<(), DomainError> {
+        // The payload is built first: it may read records that this delete cascades from.
+        let payload = match entity.deleted_event() {
+            Some(event) => Some((event, payload::deleted(self, entity, record)?)),
+            None => None,
+        };
         self.tx.delete_record(&record.record_id)?;
-        self.remember(kind, &record.natural_key, None);
-        let mut payload = Map::new();
-        payload.insert("id".into(), json!(record.record_id));
-        for field in identity {
-            if let Some(v) = record.data.get(*field) {
-                payload.insert(field.to_string(), v.clone());
-            }
+        self.remember(entity, &record.natural_key, None);
+        match payload {
+            Some((event, payload)) => self.emit(event, &record.record_id, payload),
+            None => Ok(()),
         }
-        payload.insert(
-            "deleted_at".into(),
-            json!(clock::rfc3339_from_ms(self.ctx.now_ms)),
-        );
-        payload.insert("deleted_by".into(), json!(self.ctx.key_id));
-        self.emit(
-            &format!("{kind}.deleted"),
-            kind,
-            &record.record_id,
-            Value::Object(payload),
-        )
     }
 
-    fn remember(&self, kind: &str, natural_key: &str, record: Option<&Record>) {
+    fn remember(&self, entity: Entity, natural_key: &str, record: Option<&Record>) {
         self.seen
             .borrow_mut()
-            .insert((kind.to_string(), natural_key.to_string()), record.cloned());
+            .insert((entity, natural_key.to_string()), record.cloned());
     }
 
-    /// Adds what a subscriber needs beside the record itself: a work order's project.
-    pub fn decorate(&self, kind: &str, mut payload: Value) -> Result<Value, DomainError> {
-        if kind == "work_order"
-            && let Some(summary) =
-                self.project_summary(payload["project_code"].as_str().unwrap_or(""))?
-        {
-            payload["project"] = summary;
-        }
-        Ok(payload)
-    }
-
-    pub fn project_summary(&self, code: &str) -> Result<Option<Value>, DomainError> {
-        Ok(self.get("project", &[code])?.map(|p| {
-            json!({"id": p.record_id, "project_code": p.data["project_code"], "project_name": p.data["project_name"]})
-        }))
-    }
-
-    /// Writes one outbound event to the outbox, tagged with the originating key.
+    /// Writes one outbound event to the outbox, tagged with the originating key. `data` gets
+    /// the inbound event that caused it (`source_event_id`) and, as null, any field its schema
+    /// says every payload of this type carries but the record lacks.
     pub fn emit(
         &self,
-        event_type: &str,
-        entity: &str,
+        event: OutboundEvent,
         record_id: &str,
-        data: Value,
+        mut data: Map<String, Value>,
     ) -> Result<(), DomainError> {
+        data.insert("source_event_id".into(), json!(self.ctx.event_id));
+        for field in event.required_fields() {
+            if !data.contains_key(field) {
+                data.insert(field.clone(), Value::Null);
+            }
+        }
         let event_id = crypto::sortable_id("evt_");
         let mut payload = json!({
             "event_id": event_id,
-            "event_type": event_type,
-            "timestamp": clock::rfc3339_from_ms(self.ctx.now_ms),
+            "event_type": event.name(),
+            "timestamp": self.now(),
             "company_id": self.ctx.company_id,
             "data": data,
         });
@@ -307,8 +323,8 @@ impl<'a> Op<'a> {
             origin_key_id: Some(&self.ctx.key_id),
             inbound_event_id: Some(&self.ctx.event_id),
             about_subscription_id: None,
-            event_type,
-            entity,
+            event_type: event.name(),
+            entity: event.entity().kind(),
             record_id,
             project_code: project_code.as_deref(),
             payload: &payload,
@@ -322,9 +338,11 @@ impl<'a> Op<'a> {
 /// or another writer connection) is the same conflict as one seen by the lookup.
 fn taken_or(e: StoreError, what: &str) -> DomainError {
     match e {
-        StoreError::Conflict(_) => {
-            ApiError::conflict("already_exists", format!("{what} already exists")).into()
-        }
+        StoreError::Conflict(_) => Rejection::new(
+            RejectionKind::AlreadyExists,
+            format!("{what} already exists"),
+        )
+        .into(),
         other => other.into(),
     }
 }

@@ -3,11 +3,13 @@
 
 use serde_json::{Map, Value, json};
 
-use super::op::{Op, text, view};
+use super::op::{Op, text};
+use super::payload;
+use super::rejection::{Rejection, RejectionKind};
+use super::status::WorkOrderStatus;
 use super::work_orders;
 use super::{Applied, DomainError};
-use crate::clock;
-use crate::error::ApiError;
+use crate::catalog::{Entity, OutboundEvent};
 use crate::store::Record;
 
 type Data = Map<String, Value>;
@@ -56,13 +58,18 @@ fn split(data: &Data) -> (Data, Data, Data) {
 
 /// Finds the customer, creating it from `fields` or updating it with them.
 fn upsert_customer(op: &Op, name: &str, fields: Data) -> Result<Record, DomainError> {
-    match op.get("customer", &[name])? {
-        Some(existing) => Ok(op.update("customer", &existing, &fields, &[name])?.0),
+    match op.get(Entity::Customer, &[name])? {
+        Some(existing) => Ok(op.update(Entity::Customer, &existing, &fields, &[name])?.0),
         None => {
             let mut data = Data::new();
             data.insert("name".into(), json!(name));
             data.extend(fields);
-            op.create("customer", &[name], &format!("customer {name:?}"), data)
+            op.create(
+                Entity::Customer,
+                &[name],
+                &format!("customer {name:?}"),
+                data,
+            )
         }
     }
 }
@@ -73,9 +80,9 @@ fn upsert_location(
     name: &str,
     fields: Data,
 ) -> Result<Record, DomainError> {
-    match op.get("location", &[customer, name])? {
+    match op.get(Entity::Location, &[customer, name])? {
         Some(existing) => Ok(op
-            .update("location", &existing, &fields, &[customer, name])?
+            .update(Entity::Location, &existing, &fields, &[customer, name])?
             .0),
         None => {
             let mut data = Data::new();
@@ -83,7 +90,7 @@ fn upsert_location(
             data.insert("name".into(), json!(name));
             data.extend(fields);
             op.create(
-                "location",
+                Entity::Location,
                 &[customer, name],
                 &format!("location {name:?}"),
                 data,
@@ -97,15 +104,20 @@ fn upsert_contacts(op: &Op, customer: &str, contacts: &[Value]) -> Result<(), Do
     for contact in contacts.iter().filter_map(Value::as_object) {
         let (first, last) = (text(contact, "first_name"), text(contact, "last_name"));
         let key = [customer, first, last];
-        match op.get("contact", &key)? {
+        match op.get(Entity::Contact, &key)? {
             Some(existing) => {
-                op.update("contact", &existing, contact, &key)?;
+                op.update(Entity::Contact, &existing, contact, &key)?;
             }
             None => {
                 let mut data = Data::new();
                 data.insert("customer_name".into(), json!(customer));
                 data.extend(contact.clone());
-                op.create("contact", &key, &format!("contact {first} {last}"), data)?;
+                op.create(
+                    Entity::Contact,
+                    &key,
+                    &format!("contact {first} {last}"),
+                    data,
+                )?;
             }
         }
     }
@@ -121,7 +133,7 @@ fn check_managers(op: &Op, data: &Data) -> Result<(), DomainError> {
 
 pub fn create(op: &Op, data: &Data) -> Outcome {
     let code = text(data, "project_code");
-    op.ensure_absent("project", &[code], &format!("project {code}"))?;
+    op.ensure_absent(Entity::Project, &[code], &format!("project {code}"))?;
     check_managers(op, data)?;
     let (mut project, customer_fields, location_fields) = split(data);
     let customer = text(data, "customer_name");
@@ -136,7 +148,12 @@ pub fn create(op: &Op, data: &Data) -> Outcome {
         }
     }
     project.entry("status").or_insert(json!("active"));
-    let record = op.create("project", &[code], &format!("project {code}"), project)?;
+    let record = op.create(
+        Entity::Project,
+        &[code],
+        &format!("project {code}"),
+        project,
+    )?;
     Ok(Applied::new(
         "Webhook processed successfully",
         record.record_id,
@@ -145,7 +162,7 @@ pub fn create(op: &Op, data: &Data) -> Outcome {
 
 pub fn update(op: &Op, data: &Data) -> Outcome {
     let code = text(data, "project_code");
-    let record = op.target("project", &[code], &format!("project {code}"))?;
+    let record = op.target(Entity::Project, &[code], &format!("project {code}"))?;
     check_managers(op, data)?;
     let (project, customer_fields, location_fields) = split(data);
     // The customer/location named in the request, else the project's current ones.
@@ -170,7 +187,7 @@ pub fn update(op: &Op, data: &Data) -> Outcome {
             upsert_contacts(op, &customer, contacts)?;
         }
     }
-    op.update("project", &record, &project, &[code])?;
+    op.update(Entity::Project, &record, &project, &[code])?;
     Ok(Applied::new(
         "Project updated successfully",
         record.record_id,
@@ -180,14 +197,15 @@ pub fn update(op: &Op, data: &Data) -> Outcome {
 /// Deletes the project and, with it, its work orders.
 pub fn delete(op: &Op, data: &Data) -> Outcome {
     let code = text(data, "project_code");
-    let record = op.target("project", &[code], &format!("project {code}"))?;
-    for wo in op
-        .tx
-        .list_records(op.company(), "work_order", Some(("project_code", code)))?
-    {
-        op.delete("work_order", &wo, work_orders::IDENTITY)?;
+    let record = op.target(Entity::Project, &[code], &format!("project {code}"))?;
+    for wo in op.tx.list_records(
+        op.company(),
+        Entity::WorkOrder.kind(),
+        Some(("project_code", code)),
+    )? {
+        op.delete(Entity::WorkOrder, &wo)?;
     }
-    op.delete("project", &record, &["project_code", "project_name"])?;
+    op.delete(Entity::Project, &record)?;
     Ok(Applied::new(
         "Project deleted successfully",
         record.record_id,
@@ -197,7 +215,7 @@ pub fn delete(op: &Op, data: &Data) -> Outcome {
 /// Refuses while work orders are open, unless `close_work_orders` (then completes them).
 pub fn close(op: &Op, data: &Data) -> Outcome {
     let code = text(data, "project_code");
-    let record = op.target("project", &[code], &format!("project {code}"))?;
+    let record = op.target(Entity::Project, &[code], &format!("project {code}"))?;
     if record.data.get("status").and_then(Value::as_str) == Some("closed") {
         return Ok(Applied::new(
             "Project closed successfully",
@@ -206,7 +224,11 @@ pub fn close(op: &Op, data: &Data) -> Outcome {
     }
     let open: Vec<Record> = op
         .tx
-        .list_records(op.company(), "work_order", Some(("project_code", code)))?
+        .list_records(
+            op.company(),
+            Entity::WorkOrder.kind(),
+            Some(("project_code", code)),
+        )?
         .into_iter()
         .filter(work_orders::is_open)
         .collect();
@@ -219,8 +241,8 @@ pub fn close(op: &Op, data: &Data) -> Outcome {
             .iter()
             .map(|wo| wo.data["work_order_number"].clone())
             .collect();
-        return Err(ApiError::conflict(
-            "open_work_orders",
+        return Err(Rejection::new(
+            RejectionKind::OpenWorkOrders,
             format!(
                 "project {code} has {} open work order(s); complete them first or send close_work_orders: true",
                 open.len()
@@ -230,26 +252,16 @@ pub fn close(op: &Op, data: &Data) -> Outcome {
         .into());
     }
     for wo in &open {
-        work_orders::set_status(op, wo, "completed")?;
+        work_orders::set_status(op, wo, WorkOrderStatus::Completed)?;
     }
-    let closed_at = clock::rfc3339_from_ms(op.ctx.now_ms);
     let mut update = Data::new();
     update.insert("status".into(), json!("closed"));
-    update.insert("closed_at".into(), json!(closed_at));
-    let (updated, _) = op.update("project", &record, &update, &[code])?;
-    op.emit(
-        "project.closed",
-        "project",
-        &record.record_id,
-        json!({
-            "id": record.record_id,
-            "project_code": updated.data["project_code"],
-            "project_name": updated.data["project_name"],
-            "closed_at": closed_at,
-            "work_orders_closed": open.len(),
-            "project": view(&updated),
-        }),
-    )?;
+    update.insert("closed_at".into(), json!(op.now()));
+    let (updated, _) = op.update(Entity::Project, &record, &update, &[code])?;
+    let mut closed = payload::full(op, Entity::Project, &updated)?;
+    closed.insert("closed_by".into(), json!(op.ctx.key_id));
+    closed.insert("work_orders_closed".into(), json!(open.len()));
+    op.emit(OutboundEvent::ProjectClosed, &record.record_id, closed)?;
     Ok(Applied::new(
         "Project closed successfully",
         record.record_id,

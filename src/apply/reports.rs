@@ -4,11 +4,14 @@
 
 use serde_json::{Map, Value, json};
 
-use super::op::{Op, text, view};
+use super::op::{Op, merge, text};
+use super::payload;
+use super::rejection::{Rejection, RejectionKind};
+use super::status::WorkOrderStatus;
 use super::work_orders;
 use super::{Applied, DomainError};
+use crate::catalog::{Entity, OutboundEvent};
 use crate::clock;
-use crate::error::ApiError;
 use crate::store::Record;
 
 type Data = Map<String, Value>;
@@ -16,35 +19,48 @@ type Outcome = Result<Applied, DomainError>;
 
 fn work_order_ref(op: &Op, data: &Data) -> Result<Record, DomainError> {
     let number = text(data, "work_order_number");
-    op.reference("work_order", &[number], &format!("work order {number}"))
+    op.reference(
+        Entity::WorkOrder,
+        &[number],
+        &format!("work order {number}"),
+    )
 }
 
 fn flag(data: &Data, field: &str, default: bool) -> bool {
     data.get(field).and_then(Value::as_bool).unwrap_or(default)
 }
 
-pub fn daily_submitted(op: &Op, data: &Data) -> Outcome {
-    let wo = work_order_ref(op, data)?;
-    op.employee_ref(data, "submitted_by")?;
+/// The report as stored: the request, its approval status and its work order's project.
+fn report(data: &Data, wo: &Record, approved: bool) -> Data {
     let mut report = data.clone();
-    let approved = flag(data, "is_auto_approved", false);
     report.insert(
         "status".into(),
         json!(if approved { "approved" } else { "pending" }),
     );
     report.insert("project_code".into(), wo.data["project_code"].clone());
+    report
+}
+
+fn submitted_now(op: &Op, mut report: Data) -> Data {
+    report.insert("submitted_at".into(), json!(op.now()));
+    report
+}
+
+pub fn daily_submitted(op: &Op, data: &Data) -> Outcome {
+    let wo = work_order_ref(op, data)?;
+    op.employee_ref(data, "submitted_by")?;
+    let report = report(data, &wo, flag(data, "is_auto_approved", false));
     // Several reports may exist per work order and day: each submission is its own record.
     let key = [
         text(data, "work_order_number"),
         text(data, "report_date"),
         op.ctx.event_id.as_str(),
     ];
-    let created = op.create_as(
-        "daily_report",
+    let created = op.create(
+        Entity::DailyReport,
         &key,
         "daily report",
-        report,
-        "report.daily_submitted",
+        submitted_now(op, report),
     )?;
     Ok(Applied::new(
         "Daily report submitted successfully",
@@ -57,40 +73,31 @@ pub fn completion_submitted(op: &Op, data: &Data) -> Outcome {
     op.employee_ref(data, "submitted_by")?;
     let number = text(data, "work_order_number");
     let auto = !flag(data, "requires_approval", true) && flag(data, "is_auto_approved", false);
-    let mut report = data.clone();
+    let mut report = report(data, &wo, auto);
     report
         .entry("report_date")
         .or_insert_with(|| json!(clock::today()));
-    report.insert(
-        "status".into(),
-        json!(if auto { "approved" } else { "pending" }),
-    );
-    report.insert("project_code".into(), wo.data["project_code"].clone());
-    let record = match op.get("completion_report", &[number])? {
+    let record = match op.get(Entity::CompletionReport, &[number])? {
         Some(existing) if existing.data["status"] == "approved" => {
-            return Err(ApiError::conflict(
-                "already_exists",
+            return Err(Rejection::new(
+                RejectionKind::AlreadyExists,
                 format!("work order {number} already has an approved completion report"),
             )
             .into());
         }
+        // The same submission again changes nothing (and announces nothing).
+        Some(existing) if merge(&existing.data, &report).1.is_empty() => existing,
         // A new submission replaces a pending one.
         Some(existing) => {
-            op.update_as(
-                "completion_report",
-                &existing,
-                &report,
-                &[number],
-                Some("report.completion_submitted"),
-            )?
-            .0
+            let report = submitted_now(op, report);
+            op.update(Entity::CompletionReport, &existing, &report, &[number])?
+                .0
         }
-        None => op.create_as(
-            "completion_report",
+        None => op.create(
+            Entity::CompletionReport,
             &[number],
             "completion report",
-            report,
-            "report.completion_submitted",
+            submitted_now(op, report),
         )?,
     };
     if auto {
@@ -107,11 +114,11 @@ pub fn completion_approved(op: &Op, data: &Data) -> Outcome {
     op.employee_ref(data, "approved_by")?;
     let number = text(data, "work_order_number");
     let report = op
-        .get("completion_report", &[number])?
+        .get(Entity::CompletionReport, &[number])?
         .filter(|r| r.data["status"] == "pending")
         .ok_or_else(|| {
-            ApiError::conflict(
-                "no_pending_report",
+            Rejection::new(
+                RejectionKind::NoPendingReport,
                 format!("work order {number} has no completion report waiting for approval"),
             )
         })?;
@@ -132,23 +139,20 @@ pub fn completion_approved(op: &Op, data: &Data) -> Outcome {
 fn approve(op: &Op, wo: &Record, report: &Record, approval: &Data) -> Result<Record, DomainError> {
     let mut update = approval.clone();
     update.insert("status".into(), json!("approved"));
-    update.insert(
-        "approved_at".into(),
-        json!(clock::rfc3339_from_ms(op.ctx.now_ms)),
-    );
+    update.insert("approved_at".into(), json!(op.now()));
     let number = text(
         report.data.as_object().expect("records are objects"),
         "work_order_number",
     )
     .to_string();
-    let (approved, _) = op.update_as("completion_report", report, &update, &[&number], None)?;
+    let (approved, _) =
+        op.update_as(Entity::CompletionReport, report, &update, &[&number], None)?;
     if work_orders::is_open(wo) {
-        work_orders::set_status(op, wo, "completed")?;
+        work_orders::set_status(op, wo, WorkOrderStatus::Completed)?;
     }
-    let payload = op.decorate("work_order", view(&approved))?;
+    let payload = payload::full(op, Entity::CompletionReport, &approved)?;
     op.emit(
-        "report.completion_approved",
-        "report",
+        OutboundEvent::ReportCompletionApproved,
         &approved.record_id,
         payload,
     )?;

@@ -2,15 +2,26 @@
 //! (case-insensitive substring, or every word of the term close to a word of the field,
 //! tolerating small typos), ranked best first. Runs on a read connection.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::DomainError;
 use super::op::view;
+use crate::catalog::Entity;
 use crate::store::{ReadConn, Record, SearchQuery};
-use crate::validate::ValidatedEvent;
 
-pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Value, DomainError> {
-    let data = &event.data;
+/// What a search looks through.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    Projects,
+    WorkOrders,
+}
+
+pub fn run(
+    conn: &ReadConn,
+    company: &str,
+    target: Target,
+    data: &Map<String, Value>,
+) -> Result<Value, DomainError> {
     let term = data
         .get("search_term")
         .and_then(Value::as_str)
@@ -19,9 +30,9 @@ pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Val
         .get("exact_match")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let (kind, default_field) = match event.event_type {
-        "project.search" => ("project", "project_name"),
-        _ => ("work_order", "phase_name"),
+    let (entity, default_field) = match target {
+        Target::Projects => (Entity::Project, "project_name"),
+        Target::WorkOrders => (Entity::WorkOrder, "phase_name"),
     };
     let field = data
         .get("search_field")
@@ -30,7 +41,7 @@ pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Val
     let scope = data
         .get("project_code")
         .and_then(Value::as_str)
-        .filter(|_| kind == "work_order")
+        .filter(|_| entity == Entity::WorkOrder)
         .map(str::to_string);
     let number =
         |name: &str, default: u64| data.get(name).and_then(Value::as_u64).unwrap_or(default);
@@ -38,7 +49,7 @@ pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Val
     let offset = number("offset", 0).min(MAX_OFFSET) as usize;
     let mut query = SearchQuery {
         company_id: company.to_string(),
-        kind: kind.to_string(),
+        kind: entity.kind().to_string(),
         field: field.to_string(),
         term: term.to_string(),
         scope,
@@ -71,10 +82,11 @@ pub fn run(conn: &ReadConn, company: &str, event: &ValidatedEvent) -> Result<Val
     page.truncate(limit);
     let mut results = Vec::with_capacity(page.len());
     for record in &page {
-        let mut item = view(record);
-        if kind == "work_order" {
+        let mut item = Value::Object(view(record));
+        if entity == Entity::WorkOrder {
             let code = record.data["project_code"].as_str().unwrap_or("");
-            if let Some(p) = conn.get_record(company, "project", &super::natural_key(&[code]))? {
+            let key = super::natural_key(&[code]);
+            if let Some(p) = conn.get_record(company, Entity::Project.kind(), &key)? {
                 item["project"] = json!({
                     "id": p.record_id,
                     "project_code": p.data["project_code"],
@@ -103,10 +115,21 @@ const MAX_OFFSET: u64 = 10_000;
 /// Fuzzy candidates scored per search (more when a deeper page needs them).
 const FUZZY_CANDIDATES: usize = 200;
 
-/// A score in (0, 1] when `term` fuzzily matches `value`, else None.
+/// The longest term scored: the schemas' `maxLength` of `search_term`, which refuses longer
+/// ones with a 400 before a search starts.
+const MAX_TERM_CHARS: usize = 255;
+
+/// How much of a field fuzzy matching reads: a match must start within its first characters.
+/// Bounds the work per candidate whatever the size of stored values (a few 900 KB names once
+/// made a search take seconds).
+const FIELD_WINDOW_CHARS: usize = 256;
+
+/// A score in (0, 1] when `term` fuzzily matches `value`, else None. Reads at most
+/// [`MAX_TERM_CHARS`] of the term and [`FIELD_WINDOW_CHARS`] of the value, so its cost is
+/// bounded by a constant.
 pub fn fuzzy_score(term: &str, value: &str) -> Option<f64> {
-    let term = term.trim().to_lowercase();
-    let value = value.to_lowercase();
+    let term = window(term.trim(), MAX_TERM_CHARS).to_lowercase();
+    let value = window(value, FIELD_WINDOW_CHARS).to_lowercase();
     if term.is_empty() {
         return None;
     }
@@ -142,6 +165,14 @@ pub fn fuzzy_score(term: &str, value: &str) -> Option<f64> {
     (count > 0.0).then(|| 0.8 * total / count)
 }
 
+/// The first `max` characters of `text`.
+fn window(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
 /// 1 for a prefix or substring, less for a few typos, 0 when too far apart.
 fn word_similarity(q: &str, w: &str) -> f64 {
     if w.starts_with(q) || (q.len() >= 3 && w.contains(q)) {
@@ -157,9 +188,13 @@ fn word_similarity(q: &str, w: &str) -> f64 {
     if allowed == 0 {
         return 0.0;
     }
-    // Compare with the whole word and with its prefix of the term's length (partial words).
-    let prefix: String = w.chars().take(q_len + 1).collect();
-    let distance = levenshtein(q, w).min(levenshtein(q, &prefix));
+    // Compare with the word's prefix of the term's length (partial words) and, when their
+    // lengths are close enough for it to matter, with the whole word.
+    let prefix = window(w, q_len + 1);
+    let mut distance = levenshtein(q, prefix);
+    if w.len() > prefix.len() && w.chars().count() <= q_len + allowed {
+        distance = distance.min(levenshtein(q, w));
+    }
     if distance <= allowed {
         1.0 - distance as f64 / (q_len.max(1) as f64 + 1.0)
     } else {
@@ -197,6 +232,24 @@ mod tests {
             fuzzy_score("Skyline", "Skyline").unwrap()
                 > fuzzy_score("Skylin Towr", "Skyline Tower").unwrap()
         );
+    }
+
+    #[test]
+    fn work_per_candidate_is_bounded_for_long_terms_and_huge_values() {
+        let term: String = "abcdefghij ".repeat(23).chars().take(255).collect();
+        let huge = "klmnopqrstu ".repeat(75_000);
+        let started = std::time::Instant::now();
+        for _ in 0..5 {
+            assert!(fuzzy_score(&term, &huge).is_none());
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
+        // Matching still works at the start of a long value.
+        let long_name = format!("Skyline Tower {}", "x".repeat(900_000));
+        assert!(fuzzy_score("Skylin Towr", &long_name).is_some());
     }
 
     #[test]

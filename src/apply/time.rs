@@ -3,11 +3,13 @@
 
 use serde_json::{Map, Value, json};
 
-use super::op::{Op, merge, opt_text, text, view};
+use super::op::{Op, merge, opt_text, text};
+use super::payload;
+use super::rejection::{Rejection, RejectionKind};
+use super::status::TimesheetStatus;
 use super::{Applied, DomainError};
-use crate::clock;
-use crate::error::ApiError;
-use crate::store::{Record, WorkType};
+use crate::catalog::Entity;
+use crate::store::WorkType;
 
 type Data = Map<String, Value>;
 type Outcome = Result<Applied, DomainError>;
@@ -29,16 +31,18 @@ fn time_off_what(k: &[&str; 3]) -> String {
 pub fn time_off_create(op: &Op, data: &Data) -> Outcome {
     let key = time_off_key(data);
     if key[2] < key[1] {
-        return Err(
-            ApiError::unprocessable("invalid_date_range", "end_date is before start_date").into(),
-        );
+        return Err(Rejection::new(
+            RejectionKind::InvalidDateRange,
+            "end_date is before start_date",
+        )
+        .into());
     }
-    op.ensure_absent("time_off", &key, &time_off_what(&key))?;
-    op.reference("employee", &[key[0]], &format!("employee {}", key[0]))?;
+    op.ensure_absent(Entity::TimeOff, &key, &time_off_what(&key))?;
+    op.reference(Entity::Employee, &[key[0]], &format!("employee {}", key[0]))?;
     let mut record = data.clone();
     record.entry("time_off_type").or_insert(json!("vacation"));
     record.entry("status").or_insert(json!("approved"));
-    let created = op.create("time_off", &key, &time_off_what(&key), record)?;
+    let created = op.create(Entity::TimeOff, &key, &time_off_what(&key), record)?;
     Ok(Applied::new(
         "Time off request processed successfully",
         created.record_id,
@@ -47,8 +51,8 @@ pub fn time_off_create(op: &Op, data: &Data) -> Outcome {
 
 pub fn time_off_update(op: &Op, data: &Data) -> Outcome {
     let key = time_off_key(data);
-    let record = op.target("time_off", &key, &time_off_what(&key))?;
-    op.update("time_off", &record, data, &key)?;
+    let record = op.target(Entity::TimeOff, &key, &time_off_what(&key))?;
+    op.update(Entity::TimeOff, &record, data, &key)?;
     Ok(Applied::new(
         "Time off request updated successfully",
         record.record_id,
@@ -57,12 +61,8 @@ pub fn time_off_update(op: &Op, data: &Data) -> Outcome {
 
 pub fn time_off_delete(op: &Op, data: &Data) -> Outcome {
     let key = time_off_key(data);
-    let record = op.target("time_off", &key, &time_off_what(&key))?;
-    op.delete(
-        "time_off",
-        &record,
-        &["emp_number", "start_date", "end_date"],
-    )?;
+    let record = op.target(Entity::TimeOff, &key, &time_off_what(&key))?;
+    op.delete(Entity::TimeOff, &record)?;
     Ok(Applied::new(
         "Time off request deleted successfully",
         record.record_id,
@@ -70,27 +70,6 @@ pub fn time_off_delete(op: &Op, data: &Data) -> Outcome {
 }
 
 // --- timesheets --------------------------------------------------------------------------
-
-/// Status changes the workflow allows (besides staying put).
-const TRANSITIONS: &[(&str, &str)] = &[
-    ("draft", "submitted"),
-    ("submitted", "draft"),
-    ("submitted", "locked"),
-    ("locked", "processed"),
-    // A manager's unlock.
-    ("locked", "draft"),
-    ("locked", "submitted"),
-];
-
-const FROZEN: &[&str] = &["locked", "processed"];
-
-fn status_of(record: &Record) -> &str {
-    record
-        .data
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or("draft")
-}
 
 fn timesheet_key(data: &Data) -> [&str; 2] {
     [text(data, "emp_number"), text(data, "timesheet_date")]
@@ -125,8 +104,8 @@ fn resolve_entries(op: &Op, date: &str, entries: &[Value]) -> Result<Vec<Value>,
         };
         let entry_date = text(entry, "entry_date");
         if entry_date != date {
-            return Err(ApiError::unprocessable(
-                "entry_date_mismatch",
+            return Err(Rejection::new(
+                RejectionKind::EntryDateMismatch,
                 format!("entries[{i}].entry_date {entry_date} is not the timesheet date {date}"),
             )
             .with_details(vec![json!({"path": format!("/data/entries/{i}/entry_date"), "entry_date": entry_date, "timesheet_date": date})])
@@ -140,8 +119,8 @@ fn resolve_entries(op: &Op, date: &str, entries: &[Value]) -> Result<Vec<Value>,
             let what = code
                 .map(|c| format!("code {c:?}"))
                 .or(name.map(|n| format!("name {n:?}")));
-            ApiError::unprocessable(
-                "unknown_work_type",
+            Rejection::new(
+                RejectionKind::UnknownWorkType,
                 match what {
                     Some(w) => format!("entries[{i}]: no active work type with {w}"),
                     None => "the company has no default work type".to_string(),
@@ -152,14 +131,14 @@ fn resolve_entries(op: &Op, date: &str, entries: &[Value]) -> Result<Vec<Value>,
         match opt_text(entry, "work_order_number") {
             Some(number) => {
                 op.reference(
-                    "work_order",
+                    Entity::WorkOrder,
                     &[number],
                     &format!("work order {number} (entries[{i}])"),
                 )?;
             }
             None if work_type.requires_work_order => {
-                return Err(ApiError::unprocessable(
-                    "work_order_required",
+                return Err(Rejection::new(
+                    RejectionKind::WorkOrderRequired,
                     format!(
                         "entries[{i}]: work type {} ({}) is billable and requires a work_order_number",
                         work_type.code, work_type.name
@@ -197,13 +176,13 @@ fn with_entries(op: &Op, date: &str, data: &Data) -> Result<Data, DomainError> {
 
 pub fn timesheet_create(op: &Op, data: &Data) -> Outcome {
     let key = timesheet_key(data);
-    op.ensure_absent("timesheet", &key, &timesheet_what(&key))?;
-    let employee = op.reference("employee", &[key[0]], &format!("employee {}", key[0]))?;
+    op.ensure_absent(Entity::Timesheet, &key, &timesheet_what(&key))?;
+    let employee = op.reference(Entity::Employee, &[key[0]], &format!("employee {}", key[0]))?;
     let mut record = with_entries(op, key[1], data)?;
     record.entry("status").or_insert(json!("draft"));
     record.entry("entries").or_insert(json!([]));
     record.insert("employee_name".into(), employee.data["name"].clone());
-    let created = op.create("timesheet", &key, &timesheet_what(&key), record)?;
+    let created = op.create(Entity::Timesheet, &key, &timesheet_what(&key), record)?;
     Ok(Applied::new(
         "Timesheet created successfully",
         created.record_id,
@@ -212,56 +191,52 @@ pub fn timesheet_create(op: &Op, data: &Data) -> Outcome {
 
 pub fn timesheet_update(op: &Op, data: &Data) -> Outcome {
     let key = timesheet_key(data);
-    let record = op.target("timesheet", &key, &timesheet_what(&key))?;
-    let current = status_of(&record).to_string();
-    let requested = opt_text(data, "status").unwrap_or(&current).to_string();
+    let record = op.target(Entity::Timesheet, &key, &timesheet_what(&key))?;
+    let current = TimesheetStatus::of(&record);
+    let requested = opt_text(data, "status")
+        .and_then(TimesheetStatus::parse)
+        .unwrap_or(current);
     let update = with_entries(op, key[1], data)?;
-    let unlock = current == "locked" && (requested == "draft" || requested == "submitted");
-    if FROZEN.contains(&current.as_str()) && !unlock {
+    let (from, to) = (current.as_str(), requested.as_str());
+    if current.is_frozen() && !current.is_unlock(requested) {
         // Only the status may move on (locked → processed); anything else is an edit.
         let (_, changes) = merge(&record.data, &update);
-        let edits: Vec<&String> = changes.keys().filter(|f| *f != "status").collect();
+        let edits: Vec<&str> = changes
+            .keys()
+            .map(String::as_str)
+            .filter(|f| *f != "status")
+            .collect();
         if !edits.is_empty() {
-            return Err(ApiError::conflict(
-                "timesheet_locked",
+            return Err(Rejection::new(
+                RejectionKind::TimesheetLocked,
                 format!(
-                    "the timesheet is {current} and cannot be edited (changed: {}); unlock it first by setting status to draft or submitted",
-                    edits.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    "the timesheet is {from} and cannot be edited (changed: {}); unlock it first by setting status to draft or submitted",
+                    edits.join(", ")
                 ),
             )
             .into());
         }
     }
-    if requested != current && !TRANSITIONS.contains(&(current.as_str(), requested.as_str())) {
-        let code = if current == "processed" {
-            "timesheet_locked"
+    if !current.allows(requested) {
+        let kind = if current == TimesheetStatus::Processed {
+            RejectionKind::TimesheetLocked
         } else {
-            "invalid_status_transition"
+            RejectionKind::InvalidStatusTransition
         };
-        return Err(ApiError::conflict(
-            code,
-            format!("a timesheet cannot go from {current} to {requested}"),
-        )
-        .with_details(vec![json!({"from": current, "to": requested})])
-        .into());
+        return Err(
+            Rejection::new(kind, format!("a timesheet cannot go from {from} to {to}"))
+                .with_details(vec![json!({"from": from, "to": to})])
+                .into(),
+        );
     }
-    let (updated, _) = op.update("timesheet", &record, &update, &key)?;
-    if requested != current {
-        let event_type = match requested.as_str() {
-            _ if unlock => "timesheet.unlocked",
-            "submitted" => "timesheet.submitted",
-            "locked" => "timesheet.locked",
-            "processed" => "timesheet.processed",
-            _ => "",
-        };
-        if !event_type.is_empty() {
-            let mut payload = view(&updated);
-            payload["timesheet_id"] = json!(updated.record_id);
-            payload["previous_status"] = json!(current);
-            let at = clock::rfc3339_from_ms(op.ctx.now_ms);
-            payload[format!("{}_at", event_type.trim_start_matches("timesheet."))] = json!(at);
-            op.emit(event_type, "timesheet", &updated.record_id, payload)?;
-        }
+    let (updated, _) = op.update(Entity::Timesheet, &record, &update, &key)?;
+    if let Some((event, verb)) = current.event_for(requested) {
+        let mut payload = payload::full(op, Entity::Timesheet, &updated)?;
+        payload.insert("previous_status".into(), json!(from));
+        payload.insert(format!("{verb}_at"), json!(op.now()));
+        payload.insert(format!("{verb}_by"), json!(op.ctx.key_id));
+        payload.insert(format!("{verb}_by_name"), json!(op.ctx.key_name));
+        op.emit(event, &updated.record_id, payload)?;
     }
     Ok(Applied::new(
         "Timesheet updated successfully",
@@ -271,16 +246,16 @@ pub fn timesheet_update(op: &Op, data: &Data) -> Outcome {
 
 pub fn timesheet_delete(op: &Op, data: &Data) -> Outcome {
     let key = timesheet_key(data);
-    let record = op.target("timesheet", &key, &timesheet_what(&key))?;
-    let status = status_of(&record);
-    if FROZEN.contains(&status) {
-        return Err(ApiError::conflict(
-            "timesheet_locked",
-            format!("the timesheet is {status} and cannot be deleted"),
+    let record = op.target(Entity::Timesheet, &key, &timesheet_what(&key))?;
+    let status = TimesheetStatus::of(&record);
+    if status.is_frozen() {
+        return Err(Rejection::new(
+            RejectionKind::TimesheetLocked,
+            format!("the timesheet is {} and cannot be deleted", status.as_str()),
         )
         .into());
     }
-    op.delete("timesheet", &record, &["emp_number", "timesheet_date"])?;
+    op.delete(Entity::Timesheet, &record)?;
     Ok(Applied::new(
         "Timesheet deleted successfully",
         record.record_id,

@@ -1,35 +1,185 @@
-//! Reading request bodies with a size limit enforced while streaming.
+//! Receiving request bodies, bounded three ways: in size (the limit is enforced while
+//! streaming, not only from Content-Length), in time (a deadline for the whole body), and
+//! together (a budget of body bytes in flight across all requests). Once shutdown begins, a
+//! body that stops arriving is cut rather than allowed to hold the grace period.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Instant;
 
-pub enum BodyError {
+/// How long a body may pause once shutdown has begun before it is cut.
+const STALL_AT_SHUTDOWN: Duration = Duration::from_secs(1);
+
+/// How long a request waits for body budget before it is refused with 503.
+const BUDGET_WAIT: Duration = Duration::from_secs(1);
+
+/// The budget is counted in KiB so that one reservation always fits the semaphore's `u32`.
+const BUDGET_UNIT: usize = 1024;
+
+#[derive(Debug)]
+pub(crate) enum BodyError {
     TooLarge,
+    /// The deadline passed; carries the code of the deadline that did (body or request).
+    Timeout(&'static str),
+    /// Every byte of the in-flight budget is reserved by other requests.
+    Busy,
+    /// Shutdown began and the body stopped arriving.
+    ShuttingDown,
     Io(hyper::Error),
 }
 
-/// Reads the whole body, failing as soon as it exceeds `limit` bytes.
-pub async fn read_limited(body: &mut Incoming, limit: usize) -> Result<Bytes, BodyError> {
-    let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(BodyError::Io)?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                return Err(BodyError::TooLarge);
-            }
-            buf.extend_from_slice(&data);
+/// When the body must be complete, and the error code to answer if it is not.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub at: Instant,
+    pub code: &'static str,
+}
+
+impl Deadline {
+    /// The earlier of the two; ties go to `self`.
+    pub fn min(self, other: Deadline) -> Deadline {
+        if other.at < self.at { other } else { self }
+    }
+}
+
+/// A body collected up to a limit: the pure part of reading, fed one chunk at a time.
+#[derive(Debug)]
+pub struct LimitedBuffer {
+    limit: usize,
+    buf: BytesMut,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooLarge;
+
+impl LimitedBuffer {
+    pub fn new(limit: usize) -> LimitedBuffer {
+        LimitedBuffer {
+            limit,
+            buf: BytesMut::new(),
         }
     }
-    Ok(buf.freeze())
+
+    /// Appends `chunk`, failing (and keeping nothing more) once the total would exceed the
+    /// limit.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), TooLarge> {
+        if chunk.len() > self.limit - self.buf.len() {
+            return Err(TooLarge);
+        }
+        self.buf.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    pub fn finish(self) -> Bytes {
+        self.buf.freeze()
+    }
+}
+
+/// Resolves once shutdown has begun (never, while it has not).
+#[derive(Clone)]
+pub(crate) struct ShutdownSignal(watch::Receiver<bool>);
+
+impl ShutdownSignal {
+    pub fn new(receiver: watch::Receiver<bool>) -> ShutdownSignal {
+        ShutdownSignal(receiver)
+    }
+
+    pub async fn begun(&self) {
+        let mut receiver = self.0.clone();
+        if receiver.wait_for(|begun| *begun).await.is_err() {
+            // The sender is gone only when the server is gone.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Resolves [`STALL_AT_SHUTDOWN`] after shutdown began (or after this call, if later).
+    async fn stall_cut(&self) {
+        self.begun().await;
+        tokio::time::sleep(STALL_AT_SHUTDOWN).await;
+    }
+}
+
+/// The budget of body bytes in flight, shared by every request.
+#[derive(Clone)]
+pub(crate) struct BodyBudget(Arc<Semaphore>);
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> BodyBudget {
+        BodyBudget(Arc::new(Semaphore::new(bytes.div_ceil(BUDGET_UNIT))))
+    }
+
+    /// Reserves room for a body of `bytes`, waiting briefly (never past `deadline`) when the
+    /// budget is used up. The reservation is released when the permit is dropped.
+    async fn reserve(
+        &self,
+        bytes: usize,
+        deadline: Deadline,
+    ) -> Result<Option<OwnedSemaphorePermit>, BodyError> {
+        let units = bytes.div_ceil(BUDGET_UNIT);
+        if units == 0 {
+            return Ok(None);
+        }
+        let units = u32::try_from(units).map_err(|_| BodyError::TooLarge)?;
+        let wait_until = (Instant::now() + BUDGET_WAIT).min(deadline.at);
+        match tokio::time::timeout_at(wait_until, self.0.clone().acquire_many_owned(units)).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            Ok(Err(_closed)) => Err(BodyError::ShuttingDown),
+            Err(_) if Instant::now() >= deadline.at => Err(BodyError::Timeout(deadline.code)),
+            Err(_) => Err(BodyError::Busy),
+        }
+    }
+}
+
+/// A received body and its share of the budget, held while the request is handled.
+pub(crate) struct Received {
+    pub bytes: Bytes,
+    _reservation: Option<OwnedSemaphorePermit>,
+}
+
+/// Reserves budget for the body (its declared length, or `limit` when it declares none), then
+/// reads it whole before `deadline`.
+pub(crate) async fn receive(
+    body: &mut Incoming,
+    limit: usize,
+    deadline: Deadline,
+    budget: &BodyBudget,
+    shutdown: &ShutdownSignal,
+) -> Result<Received, BodyError> {
+    let declared = body.size_hint().exact();
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let reserve = declared.map_or(limit, |n| n as usize);
+    let reservation = budget.reserve(reserve, deadline).await?;
+    let mut buf = LimitedBuffer::new(limit);
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            () = tokio::time::sleep_until(deadline.at) => return Err(BodyError::Timeout(deadline.code)),
+            // Recreated for every frame: a body that keeps arriving is not cut.
+            () = shutdown.stall_cut() => return Err(BodyError::ShuttingDown),
+        };
+        let Some(frame) = frame else { break };
+        if let Ok(data) = frame.map_err(BodyError::Io)?.into_data() {
+            buf.push(&data).map_err(|TooLarge| BodyError::TooLarge)?;
+        }
+    }
+    Ok(Received {
+        bytes: buf.finish(),
+        _reservation: reservation,
+    })
 }
 
 /// Keeps reading (and discarding) what the client is still sending while the early answer is
 /// written, so that it can read that answer instead of getting a connection reset. Bounded in
-/// bytes and time so that a client cannot hold the connection open forever.
-pub fn drain_in_background(mut body: Incoming, limit: usize) {
+/// bytes and time so that a client cannot hold the connection open forever, and stopped when
+/// shutdown begins.
+pub(crate) fn drain_in_background(mut body: Incoming, limit: usize, shutdown: ShutdownSignal) {
     let budget = limit.saturating_mul(16).max(16 << 20);
     tokio::spawn(async move {
         let mut seen = 0usize;
@@ -43,6 +193,59 @@ pub fn drain_in_background(mut body: Incoming, limit: usize) {
                 }
             }
         };
-        let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
+        tokio::select! {
+            _ = tokio::time::timeout(Duration::from_secs(10), drain) => {}
+            () = shutdown.begun() => {}
+        }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limited_buffer_keeps_everything_up_to_the_limit_and_nothing_past_it() {
+        let mut buf = LimitedBuffer::new(5);
+        assert_eq!(buf.push(b"ab"), Ok(()));
+        assert_eq!(buf.push(b""), Ok(()));
+        assert_eq!(buf.push(b"cde"), Ok(()));
+        assert_eq!(buf.push(b"f"), Err(TooLarge));
+        assert_eq!(buf.finish(), Bytes::from_static(b"abcde"));
+        let mut small = LimitedBuffer::new(2);
+        assert_eq!(small.push(b"abc"), Err(TooLarge));
+        assert!(small.finish().is_empty());
+    }
+
+    #[tokio::test]
+    async fn budget_waits_briefly_then_refuses_and_frees_on_drop() {
+        let budget = BodyBudget::new(4 * BUDGET_UNIT);
+        let far = Deadline {
+            at: Instant::now() + Duration::from_secs(30),
+            code: "request_timeout",
+        };
+        let first = budget.reserve(3 * BUDGET_UNIT, far).await.unwrap();
+        assert!(first.is_some());
+        assert!(matches!(
+            budget.reserve(2 * BUDGET_UNIT, far).await,
+            Err(BodyError::Busy)
+        ));
+        let near = Deadline {
+            at: Instant::now() + Duration::from_millis(50),
+            code: "request_timeout",
+        };
+        assert!(matches!(
+            budget.reserve(2 * BUDGET_UNIT, near).await,
+            Err(BodyError::Timeout("request_timeout"))
+        ));
+        drop(first);
+        assert!(
+            budget
+                .reserve(4 * BUDGET_UNIT, far)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(budget.reserve(0, far).await.unwrap().is_none());
+    }
 }

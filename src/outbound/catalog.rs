@@ -1,67 +1,11 @@
-//! The outbound event catalog: which event types the gateway emits, how subscriptions name
-//! them (exact, wildcards, the seed catalog's `workorder.*` spelling), and matching.
+//! Subscription patterns over the [event catalog](crate::catalog): which event types a
+//! subscription may name (exact, wildcards `*` and `<prefix>.*`, the seed catalog's
+//! `workorder.*` spelling), and whether a pattern matches an emitted event.
 
 use serde_json::json;
 
+use crate::catalog::{NOT_EMITTED, OutboundEvent};
 use crate::error::ApiError;
-
-/// Every event type an applied change can emit.
-pub const EMITTED: &[&str] = &[
-    "work_order.created",
-    "work_order.updated",
-    "work_order.deleted",
-    "work_order.status_changed",
-    "work_order.scheduled",
-    "work_order.started",
-    "work_order.completed",
-    "work_order.cancelled",
-    "project.created",
-    "project.updated",
-    "project.deleted",
-    "project.closed",
-    "employee.created",
-    "employee.updated",
-    "employee.deleted",
-    "employee.assigned",
-    "vendor.created",
-    "vendor.updated",
-    "vendor.deleted",
-    "customer.created",
-    "customer.updated",
-    "customer.deleted",
-    "location.created",
-    "location.updated",
-    "location.deleted",
-    "contact.created",
-    "contact.updated",
-    "contact.deleted",
-    "time_off.created",
-    "time_off.updated",
-    "time_off.deleted",
-    "timesheet.created",
-    "timesheet.updated",
-    "timesheet.deleted",
-    "timesheet.submitted",
-    "timesheet.locked",
-    "timesheet.unlocked",
-    "timesheet.processed",
-    "report.daily_submitted",
-    "report.completion_submitted",
-    "report.completion_approved",
-    "webhook.disabled",
-    "delivery.exhausted",
-];
-
-/// Catalog events that no inbound operation can cause (SPEC section 7): subscribing is a 400.
-const NOT_EMITTED: &[&str] = &[
-    "po.",
-    "report.generated",
-    "report.scheduled",
-    "report.failed",
-    "timesheets.processed",
-    "timesheets.processed.batch",
-    "attachment.",
-];
 
 /// Events the gateway sends to one subscription only (test sends, URL verification), never
 /// fanned out.
@@ -106,19 +50,16 @@ pub fn parse_patterns(input: &[String]) -> Result<Vec<String>, ApiError> {
             )
             .with_details(vec![json!(raw)]));
         }
-        let known = if p == "*" {
-            true
-        } else if let Some(prefix) = p.strip_suffix(".*") {
-            EMITTED.iter().any(|e| e.starts_with(&format!("{prefix}.")))
-        } else {
-            EMITTED.contains(&p.as_str())
-        };
+        let known = p == "*"
+            || OutboundEvent::ALL
+                .iter()
+                .any(|e| matches(std::slice::from_ref(&p), e.name()));
         if !known {
             return Err(ApiError::bad_request(
                 "unknown_event",
                 format!("unknown event type {raw:?}"),
             )
-            .with_details(EMITTED.iter().map(|e| json!(e)).collect()));
+            .with_details(OutboundEvent::ALL.iter().map(|e| json!(e.name())).collect()));
         }
         out.push(p);
     }

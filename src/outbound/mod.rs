@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod client;
+pub mod deliveries;
 mod health;
 mod recorder;
 pub mod sender;

@@ -13,14 +13,17 @@ use crate::crypto;
 use crate::error::ApiError;
 use crate::keys::ApiKey;
 use crate::store::{
-    DeliveryFilter, DeliveryRow, DeliveryStatus, NewEvent, StoreError, SubscriptionRow,
-    SubscriptionStatus,
+    DeliveryRow, DeliveryStatus, NewEvent, StoreError, SubscriptionRow, SubscriptionStatus,
 };
+
+/// Every status a subscription can be in (`failing`: active, with failed attempts).
+pub const STATUSES: &[&str] = &["active", "failing", "disabled"];
 
 const MIN_SECRET_LEN: usize = 24;
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     pub username: String,
     pub password: String,
@@ -61,7 +64,7 @@ pub fn parse_input(body: &[u8]) -> Result<SubscriptionInput, ApiError> {
     })
 }
 
-fn internal(e: StoreError) -> ApiError {
+pub(super) fn internal(e: StoreError) -> ApiError {
     ApiError::internal(&e, "subscription")
 }
 
@@ -119,6 +122,18 @@ fn check_url(url: &str, out: &Outbound) -> Result<(), ApiError> {
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(ApiError::bad_request("invalid_url", "the URL has no host"));
     }
+    // The URL parser admits characters no DNS name has (`*`, `_`, `!`); such a host could only
+    // fail later, at every delivery. (International names arrive here as punycode.)
+    if let Some(url::Host::Domain(domain)) = parsed.host()
+        && !domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(ApiError::bad_request(
+            "invalid_url",
+            format!("the URL's host {domain:?} is not a DNS name (letters, digits, '-' and '.')"),
+        ));
+    }
     client::check_literal_host(&parsed, out.config.allow_private_urls)
         .map_err(|e| ApiError::bad_request("url_not_allowed", e.to_string()))
 }
@@ -131,12 +146,19 @@ fn check_name(name: &str) -> Result<String, ApiError> {
             "name must be 1 to 100 characters",
         ));
     }
+    // It travels in the X-Webhook-Name header of every delivery.
+    if name.chars().any(|c| c.is_ascii_control()) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must not contain control characters",
+        ));
+    }
     Ok(name.to_string())
 }
 
 fn events_of(input: &SubscriptionInput) -> Result<Option<Vec<String>>, ApiError> {
     let list = match (&input.events, &input.actions) {
-        (Some(e), Some(a)) if e != a => {
+        (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
                 "alias_conflict",
                 "events and actions are the same field; send one",
@@ -158,11 +180,18 @@ fn check_payload(mode: &str) -> Result<String, ApiError> {
     }
 }
 
+/// The delivery rate a subscription may ask for, in deliveries per second.
+pub const RATE_LIMIT_RANGE: std::ops::RangeInclusive<f64> = 0.001..=10_000.0;
+
 fn check_rate(rate: Option<f64>) -> Result<Option<f64>, ApiError> {
     match rate {
-        Some(r) if !(r > 0.0 && r.is_finite()) => Err(ApiError::bad_request(
+        Some(r) if !RATE_LIMIT_RANGE.contains(&r) => Err(ApiError::bad_request(
             "invalid_rate_limit",
-            "rate_limit must be a positive number of deliveries per second",
+            format!(
+                "rate_limit must be from {} to {} deliveries per second",
+                RATE_LIMIT_RANGE.start(),
+                RATE_LIMIT_RANGE.end()
+            ),
         )),
         other => Ok(other),
     }
@@ -485,135 +514,7 @@ pub async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<Value, 
         .await
         .map_err(internal)?;
     out.wake.notify_one();
-    Ok(json!({"success": true, "event_id": event_id, "delivery_id": delivery_id}))
-}
-
-/// The delivery statuses a filter may name, for error messages.
-pub fn delivery_statuses() -> Vec<&'static str> {
-    DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect()
-}
-
-/// Parses a delivery status filter; an unknown one is a 400 naming the allowed values.
-pub fn parse_delivery_status(text: &str) -> Result<DeliveryStatus, ApiError> {
-    DeliveryStatus::parse(text).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_status",
-            format!(
-                "unknown delivery status {text:?}; use one of {}",
-                delivery_statuses().join(", ")
-            ),
-        )
-        .with_details(delivery_statuses().into_iter().map(|s| json!(s)).collect())
-    })
-}
-
-pub async fn deliveries(
-    out: &Outbound,
-    key: &ApiKey,
-    id: &str,
-    status: Option<DeliveryStatus>,
-    limit: usize,
-) -> Result<Value, ApiError> {
-    get(out, key, id).await?;
-    let filter = DeliveryFilter {
-        company_id: Some(key.company_id.clone()),
-        subscription_id: Some(id.to_string()),
-        status,
-        limit,
-        ..DeliveryFilter::default()
-    };
-    let rows = out
-        .store
-        .read(move |r| r.list_deliveries(&filter))
-        .await
-        .map_err(internal)?;
-    let items: Vec<Value> = rows.iter().map(delivery_view).collect();
-    Ok(json!({"success": true, "deliveries": items, "count": items.len()}))
-}
-
-pub fn delivery_view(d: &DeliveryRow) -> Value {
-    json!({
-        "id": d.id,
-        "subscription_id": d.subscription_id,
-        "event_id": d.event_id,
-        "event_type": d.event_type,
-        "record_id": d.record_id,
-        "status": d.status.as_str(),
-        "attempts": d.attempts,
-        "response_code": d.last_status_code,
-        "response_time_ms": d.last_response_ms,
-        "error": d.last_error,
-        "next_attempt_at": d.next_attempt_at.map(clock::rfc3339_from_ms),
-        "created_at": clock::rfc3339_from_ms(d.created_at),
-        "updated_at": clock::rfc3339_from_ms(d.updated_at),
-    })
-}
-
-/// Finds a delivery of the company (and of the subscription, when one is named); 404 else.
-async fn find_delivery(
-    out: &Outbound,
-    company_id: &str,
-    subscription_id: Option<&str>,
-    delivery_id: &str,
-) -> Result<DeliveryRow, ApiError> {
-    let did = delivery_id.to_string();
-    let found = out
-        .store
-        .read(move |r| r.delivery(&did))
-        .await
-        .map_err(internal)?;
-    match found {
-        Some((d, c))
-            if c == company_id && subscription_id.is_none_or(|s| s == d.subscription_id) =>
-        {
-            Ok(d)
-        }
-        _ => Err(ApiError::not_found(format!("no delivery {delivery_id}"))),
-    }
-}
-
-/// A delivery with every attempt made: when, how long, what was sent (secrets removed) and
-/// what came back.
-pub async fn delivery_attempts(
-    out: &Outbound,
-    company_id: &str,
-    subscription_id: Option<&str>,
-    delivery_id: &str,
-) -> Result<Value, ApiError> {
-    let delivery = find_delivery(out, company_id, subscription_id, delivery_id).await?;
-    let did = delivery.id.clone();
-    let attempts = out
-        .store
-        .read(move |r| r.delivery_attempts(&did))
-        .await
-        .map_err(internal)?;
-    let parse = |text: &Option<String>| {
-        text.as_deref()
-            .and_then(|t| serde_json::from_str::<Value>(t).ok())
-    };
-    let items: Vec<Value> = attempts
-        .iter()
-        .map(|a| {
-            json!({
-                "attempt": a.attempt,
-                "at": clock::rfc3339_from_ms(a.at),
-                "duration_ms": a.duration_ms,
-                "outcome": a.outcome,
-                "status_code": a.status_code,
-                "error_kind": a.error_kind,
-                "error": a.error,
-                "request_headers": parse(&Some(a.request_headers.clone())),
-                "response_headers": parse(&a.response_headers),
-                "response_body": a.response_body,
-            })
-        })
-        .collect();
-    Ok(json!({
-        "success": true,
-        "delivery": delivery_view(&delivery),
-        "attempts": items,
-        "count": items.len(),
-    }))
+    Ok(json!({"event_id": event_id, "delivery_id": delivery_id}))
 }
 
 /// Puts a delivery back in the queue at once.
@@ -622,8 +523,12 @@ pub async fn retry(
     company_id: &str,
     subscription_id: Option<&str>,
     delivery_id: &str,
-) -> Result<Value, ApiError> {
-    let d = find_delivery(out, company_id, subscription_id, delivery_id).await?;
+) -> Result<(), ApiError> {
+    let scope = super::deliveries::Scope {
+        company_id: Some(company_id.to_string()),
+        subscription_id: subscription_id.map(str::to_string),
+    };
+    let d = super::deliveries::find(out, &scope, delivery_id).await?;
     if matches!(
         d.status,
         DeliveryStatus::SkippedEcho | DeliveryStatus::InFlight
@@ -639,37 +544,7 @@ pub async fn retry(
         .await
         .map_err(internal)?;
     out.wake.notify_one();
-    Ok(json!({"success": true, "delivery_id": delivery_id, "status": "pending"}))
-}
-
-/// The most deliveries one bulk retry queues.
-pub const BULK_RETRY_LIMIT: usize = 10_000;
-
-/// Puts every finished delivery matching `filter` (scoped to `company_id`) back in the queue;
-/// answers how many were queued.
-pub async fn retry_matching(
-    out: &Outbound,
-    company_id: &str,
-    mut filter: DeliveryFilter,
-) -> Result<Value, ApiError> {
-    if filter
-        .status
-        .is_some_and(|s| !matches!(s, DeliveryStatus::Failed | DeliveryStatus::Succeeded))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_status",
-            "only failed or succeeded deliveries can be sent again",
-        ));
-    }
-    filter.company_id = Some(company_id.to_string());
-    filter.limit = filter.limit.clamp(1, BULK_RETRY_LIMIT);
-    let queued = out
-        .store
-        .write(move |tx| tx.requeue_deliveries(&filter, clock::now_ms()))
-        .await
-        .map_err(internal)?;
-    out.wake.notify_one();
-    Ok(json!({"success": true, "queued": queued}))
+    Ok(())
 }
 
 /// Replaces the subscription's secret, keeping the old one signing beside it for
@@ -782,5 +657,5 @@ pub async fn recover(
         .await
         .map_err(internal)?;
     out.wake.notify_one();
-    Ok(json!({"success": true, "queued": queued}))
+    Ok(json!({"queued": queued}))
 }

@@ -137,7 +137,11 @@ fn health_of(sub: &SubscriptionRow) -> Health {
 }
 
 fn limiter(per_second: f64) -> DefaultDirectRateLimiter {
-    let period = Duration::from_secs_f64(1.0 / per_second.max(0.001));
+    // Clamped again here: subscriptions are checked on save, but a panic here would stop
+    // the worker.
+    let range = super::subscriptions::RATE_LIMIT_RANGE;
+    let per_second = per_second.clamp(*range.start(), *range.end());
+    let period = Duration::from_secs_f64(1.0 / per_second);
     let burst = NonZeroU32::new(per_second.ceil().max(1.0) as u32).expect("at least 1");
     RateLimiter::direct(
         Quota::with_period(period)
@@ -591,14 +595,27 @@ impl Worker {
         let mut attempt = exchange.record.clone();
         attempt.delivery_id = delivery.id.clone();
         attempt.attempt = attempts_before;
-        self.out.metrics.delivery(
-            match status {
-                DeliveryStatus::Succeeded => "succeeded",
-                DeliveryStatus::Pending => "retrying",
-                _ => "failed",
-            },
-            (exchange.record.duration_ms.max(0) as u64) * 1000,
-        );
+        let outcome = match status {
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Pending => "retrying",
+            _ => "failed",
+        };
+        self.out
+            .metrics
+            .delivery(outcome, (exchange.record.duration_ms.max(0) as u64) * 1000);
+        if crate::logs::DELIVERIES.admit() {
+            tracing::info!(
+                delivery = %delivery.id,
+                subscription = %subscription.id,
+                event_type = %event.event_type,
+                attempt = attempts_before + 1,
+                outcome,
+                status = exchange.record.status_code.map(i64::from).unwrap_or(-1),
+                response_ms = exchange.record.duration_ms,
+                error = exchange.record.error.as_deref().unwrap_or("-"),
+                "delivery attempt"
+            );
+        }
         if status == DeliveryStatus::Failed {
             self.tell_company(exhausted_event(&subscription, &delivery, &exchange));
         }

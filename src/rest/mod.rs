@@ -1,112 +1,227 @@
-//! The management REST API under `/api/v1`: bearer-token authentication (each key's own
-//! management token, never its signing secret), the seed's REST rate limits, and routing to
-//! skills, work types and webhook subscriptions. Knows no hyper types: it gets method, path,
-//! query, the Authorization header and the body.
+//! The management REST API under `/api/v1`: routing by the OpenAPI document ([`openapi`]),
+//! bearer-token authentication (each key's own management token, never its signing secret), the
+//! seed's REST rate limits, and the operations on skills, work types, webhook subscriptions,
+//! their deliveries, the ingest log and the event catalog. Knows no hyper types: [`authenticate`] gets the
+//! method, path, Authorization header and client address (before any body is read),
+//! [`handle`] the query and body.
+//!
+//! Every success is `{"success": true, "data": …}`: one object for a single thing (create,
+//! get, change, action), an array for a list, which also carries `count` (and `next_after_id`
+//! where it pages). Errors are [`ApiError`] bodies.
+
+pub mod openapi;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
+use crate::catalog::InboundEvent;
 use crate::error::ApiError;
 use crate::ingest::Reply;
 use crate::keys::ApiKey;
+use crate::outbound::deliveries::{self, Filter, Scope};
 use crate::outbound::subscriptions as subs;
 use crate::ratelimit::RateStatus;
 use crate::skills;
+use crate::views;
+use openapi::{DOCUMENT, Match, Route};
 
 pub struct RestRequest<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub query: Option<&'a str>,
-    pub authorization: Option<&'a str>,
     pub body: Bytes,
     pub request_id: String,
 }
 
-pub async fn handle(state: &AppState, req: RestRequest<'_>) -> Reply {
-    let (key, rate) = match authenticate(state, &req).await {
-        Ok(ok) => ok,
-        Err(mut reply) => {
-            reply.request_id = req.request_id.clone();
-            return reply;
-        }
+/// A request the headers alone admitted: the operation the OpenAPI document routes it to and,
+/// unless that operation is public, an active key within its REST rate limits. Built only by
+/// [`authenticate`], before any body is read.
+pub struct Caller {
+    route: &'static Route,
+    params: Vec<(String, String)>,
+    /// `None` only for a public operation (the document itself).
+    key: Option<(Arc<ApiKey>, RateStatus)>,
+}
+
+pub async fn handle(state: &AppState, caller: &Caller, req: RestRequest<'_>) -> Reply {
+    let Some((key, rate)) = &caller.key else {
+        // Only the document itself is public (a test keeps it so).
+        return Reply {
+            body: DOCUMENT.bytes.clone(),
+            ..Reply::json(200, &Value::Null, &req.request_id)
+        };
     };
-    let mut reply = match route(state, &key, &req).await {
-        Ok((status, body)) => Reply::json(status, &body, &req.request_id),
+    let call = Call {
+        state,
+        key,
+        req: &req,
+        params: &caller.params,
+    };
+    let mut reply = match call.dispatch(&caller.route.operation_id).await {
+        Ok(answer) => Reply::json(answer.status, &answer.body, &req.request_id),
         Err(e) => Reply::json(e.status, &e.body(), &req.request_id),
     };
-    reply.rate = Some(rate);
+    reply.rate = Some(*rate);
     reply
 }
 
-async fn authenticate(
+/// One info line per request (at most [`crate::logs::REQUESTS`] a second), whatever answered.
+pub fn log_request(method: &str, path: &str, reply: &Reply, latency: Duration) {
+    if crate::logs::REQUESTS.admit() {
+        tracing::info!(
+            request_id = %reply.request_id,
+            method,
+            path,
+            status = reply.status,
+            latency_us = latency.as_micros() as u64,
+            "rest request"
+        );
+    }
+}
+
+/// Finds the operation, then checks the bearer token: an unknown path or method is answered
+/// without one. A missing, unknown or revoked token counts as a failed
+/// authentication of `client`, and a client over that limit is refused before its token is
+/// even looked up.
+pub async fn authenticate(
     state: &AppState,
-    req: &RestRequest<'_>,
-) -> Result<(std::sync::Arc<ApiKey>, RateStatus), Reply> {
-    let fail = |e: ApiError| Reply::json(e.status, &e.body(), "");
-    let token = req
-        .authorization
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    client: IpAddr,
+    request_id: &str,
+) -> Result<Caller, Reply> {
+    let (route, params) = match DOCUMENT.find(method, path) {
+        Match::Found { route, params } => (route, params),
+        Match::MethodNotAllowed(allowed) => {
+            let error = ApiError::new(
+                405,
+                "method_not_allowed",
+                format!(
+                    "{method} is not allowed on {path}; allowed: {}",
+                    allowed.join(", ")
+                ),
+            )
+            .with_details(allowed.iter().map(|m| json!(m)).collect());
+            let mut reply = Reply::json(error.status, &error.body(), request_id);
+            reply.allow = Some(allowed.join(", "));
+            return Err(reply);
+        }
+        Match::NotFound => {
+            let error = ApiError::new(404, "route_not_found", format!("no route for {path}"));
+            return Err(Reply::json(error.status, &error.body(), request_id));
+        }
+    };
+    if route.public {
+        return Ok(Caller {
+            route,
+            params,
+            key: None,
+        });
+    }
+    let fail = |e: ApiError, rate: RateStatus| {
+        let mut reply = Reply::json(e.status, &e.body(), request_id);
+        reply.rate = Some(rate);
+        reply
+    };
+    if let Some(status) = state.limits.auth_blocked(client) {
+        return Err(fail(
+            ApiError::new(
+                429,
+                "too_many_auth_failures",
+                "too many failed authentication attempts from this address; retry later",
+            ),
+            status,
+        ));
+    }
+    let token = authorization
         .and_then(|h| {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         })
         .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            fail(ApiError::new(
-                401,
-                "token_missing",
-                "send Authorization: Bearer <api token>",
-            ))
-        })?;
-    let key = match state.keys.find_by_api_token(token).await {
-        Ok(Some(key)) if !key.revoked => key,
-        Ok(Some(_)) => {
-            return Err(fail(ApiError::new(
+        .filter(|t| !t.is_empty());
+    let key = match token {
+        None => Err(ApiError::new(
+            401,
+            "token_missing",
+            "send Authorization: Bearer <api token>",
+        )),
+        Some(token) => match state.keys.find_by_api_token(token).await {
+            Ok(Some(key)) if !key.revoked => Ok(key),
+            Ok(Some(_)) => Err(ApiError::new(
                 401,
                 "api_key_revoked",
                 "this API key has been revoked",
-            )));
-        }
-        Ok(None) => {
-            return Err(fail(ApiError::new(
-                401,
-                "token_invalid",
-                "unknown API token",
-            )));
-        }
-        Err(e) => return Err(fail(ApiError::internal(&e, &req.request_id))),
+            )),
+            Ok(None) => Err(ApiError::new(401, "token_invalid", "unknown API token")),
+            Err(e) => {
+                let status = state.limits.auth_status(client);
+                return Err(fail(ApiError::internal(&e, request_id), status));
+            }
+        },
     };
+    let key = key.map_err(|e| fail(e, state.limits.auth_failed(client)))?;
     let rate = state.limits.rest(&key.id).check();
     if let Some(wait) = rate.retry_after {
-        let mut reply = fail(ApiError::new(
-            429,
-            "rate_limited",
-            format!("REST rate limit exceeded; retry in {wait} s"),
+        return Err(fail(
+            ApiError::new(
+                429,
+                "rate_limited",
+                format!("REST rate limit exceeded; retry in {wait} s"),
+            ),
+            rate,
         ));
-        reply.rate = Some(rate);
-        return Err(reply);
     }
-    Ok((key, rate))
+    Ok(Caller {
+        route,
+        params,
+        key: Some((key, rate)),
+    })
 }
 
+/// A success: its status and the `{"success": true, "data": …}` body.
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl Answer {
+    fn one(status: u16, data: Value) -> Answer {
+        Answer {
+            status,
+            body: json!({"success": true, "data": data}),
+        }
+    }
+
+    fn many(items: Vec<Value>) -> Answer {
+        Answer {
+            status: 200,
+            body: json!({"success": true, "count": items.len(), "data": items}),
+        }
+    }
+
+    fn with(mut self, field: &str, value: Value) -> Answer {
+        self.body[field] = value;
+        self
+    }
+}
+
+/// A JSON body; an empty one reads as `{}` where every field is optional.
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("invalid_request", format!("invalid JSON body: {e}")))
-}
-
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(query?.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-impl RestRequest<'_> {
-    /// Turns a storage failure into the opaque 500 carrying this request's id.
-    fn store_failed(&self) -> impl Fn(crate::store::StoreError) -> ApiError + '_ {
-        move |e| ApiError::internal(&e, &self.request_id)
-    }
 }
 
 #[derive(Deserialize)]
@@ -122,166 +237,259 @@ struct RecoverInput {
     since: String,
 }
 
-async fn route(
-    state: &AppState,
-    key: &ApiKey,
-    req: &RestRequest<'_>,
-) -> Result<(u16, Value), ApiError> {
-    let out = &state.outbound;
-    let segments: Vec<&str> = req
-        .path
-        .trim_start_matches("/api/v1")
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    let company = key.company_id.clone();
-    match (req.method, segments.as_slice()) {
-        ("GET", ["ingest-log"]) => ingest_log(state, key, req).await,
-        ("GET", ["skills"]) => {
-            let list = state
-                .store
-                .read(move |r| r.list_skills(&company))
-                .await
-                .map_err(req.store_failed())?;
-            Ok((
-                200,
-                json!({"success": true, "skills": list, "count": list.len()}),
-            ))
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RetryInput {
+    status: Option<String>,
+    event_type: Option<String>,
+    since: Option<String>,
+}
+
+/// The query string, parsed once; numbers are checked against their documented range.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Query {
+        Query(
+            url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    fn text(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The integer `name`, if given; outside `range` (or not a number) it is a 400.
+    fn number(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ApiError> {
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
+        match text.parse::<i64>() {
+            Ok(n) if range.contains(&n) => Ok(Some(n)),
+            _ => Err(ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "{name} must be an integer from {} to {}, not {text:?}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
         }
-        ("POST", ["skills"]) => {
-            let input: SkillsInput = parse_body(&req.body)?;
-            let names = skills::check_skill_names(
-                &input
+    }
+}
+
+/// One authenticated call being served.
+struct Call<'a> {
+    state: &'a AppState,
+    key: &'a ApiKey,
+    req: &'a RestRequest<'a>,
+    params: &'a [(String, String)],
+}
+
+impl Call<'_> {
+    fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    }
+
+    /// Turns a storage failure into the opaque 500 carrying this request's id.
+    fn store_failed(&self) -> impl Fn(crate::store::StoreError) -> ApiError + '_ {
+        move |e| ApiError::internal(&e, &self.req.request_id)
+    }
+
+    /// Runs the operation the document names `operation`.
+    async fn dispatch(&self, operation: &str) -> Result<Answer, ApiError> {
+        let out = &*self.state.outbound;
+        let (key, id) = (self.key, self.param("id"));
+        match operation {
+            "listSkills" => Ok(Answer::many(
+                self.skills()
+                    .await?
+                    .iter()
+                    .map(|s| views::skill(s))
+                    .collect(),
+            )),
+            "addSkills" => {
+                let input: SkillsInput = parse_body(&self.req.body)?;
+                let names: Vec<String> = input
                     .names
                     .into_iter()
                     .flatten()
                     .chain(input.name)
-                    .collect::<Vec<_>>(),
-            )?;
-            let added = skills::add_skills(&state.store, &company, names)
-                .await
-                .map_err(req.store_failed())?;
-            let list = state
-                .store
-                .read(move |r| r.list_skills(&company))
-                .await
-                .map_err(req.store_failed())?;
-            Ok((
+                    .collect();
+                let names = skills::check_skill_names(&names)?;
+                let added = skills::add_skills(&self.state.store, &key.company_id, names)
+                    .await
+                    .map_err(self.store_failed())?;
+                let list: Vec<Value> = self
+                    .skills()
+                    .await?
+                    .iter()
+                    .map(|s| views::skill(s))
+                    .collect();
+                Ok(Answer::one(201, json!({"added": added, "skills": list})))
+            }
+            "listWorkTypes" => {
+                let company = key.company_id.clone();
+                let list = self
+                    .state
+                    .store
+                    .read(move |r| r.list_work_types(&company))
+                    .await
+                    .map_err(self.store_failed())?;
+                Ok(Answer::many(list.iter().map(views::work_type).collect()))
+            }
+            "saveWorkType" => {
+                let work_type = skills::check_work_type(parse_body(&self.req.body)?)?;
+                let view = views::work_type(&work_type);
+                skills::save_work_type(&self.state.store, &key.company_id, work_type)
+                    .await
+                    .map_err(self.store_failed())?;
+                Ok(Answer::one(201, view))
+            }
+            "listWebhooks" => Ok(Answer::many(
+                subs::list(out, key)
+                    .await?
+                    .iter()
+                    .map(|s| subs::view(s, out))
+                    .collect(),
+            )),
+            "createWebhook" => Ok(Answer::one(
                 201,
-                json!({"success": true, "added": added, "skills": list}),
-            ))
-        }
-        ("GET", ["work-types"]) => {
-            let list = state
-                .store
-                .read(move |r| r.list_work_types(&company))
-                .await
-                .map_err(req.store_failed())?;
-            Ok((
+                subs::create(out, key, subs::parse_input(&self.req.body)?).await?,
+            )),
+            "getWebhook" => Ok(Answer::one(
                 200,
-                json!({"success": true, "work_types": list, "count": list.len()}),
-            ))
+                subs::view(&subs::get(out, key, id).await?, out),
+            )),
+            "updateWebhook" | "replaceWebhook" => {
+                let input = subs::parse_input(&self.req.body)?;
+                let updated = subs::update(out, key, id, input).await?;
+                Ok(Answer::one(200, subs::view(&updated, out)))
+            }
+            "deleteWebhook" => {
+                subs::delete(out, key, id).await?;
+                Ok(Answer::one(200, json!({"id": id, "deleted": true})))
+            }
+            "enableWebhook" | "disableWebhook" => {
+                let enabled = operation == "enableWebhook";
+                let sub = subs::set_enabled(out, key, id, enabled).await?;
+                Ok(Answer::one(200, subs::view(&sub, out)))
+            }
+            "testWebhook" => Ok(Answer::one(202, subs::test_send(out, key, id).await?)),
+            "recoverWebhook" => {
+                let input: RecoverInput = parse_body(&self.req.body)?;
+                Ok(Answer::one(
+                    202,
+                    subs::recover(out, key, id, &input.since).await?,
+                ))
+            }
+            "listDeliveries" => {
+                let query = Query::parse(self.req.query);
+                let filter = Filter::parse(
+                    query.text("status"),
+                    query.text("event_type"),
+                    query.text("since"),
+                )?;
+                let limit = query.number("limit", 1..=1000)?.unwrap_or(100) as usize;
+                let scope = self.subscription_scope().await?;
+                let rows = deliveries::list(out, &scope, &filter, limit).await?;
+                Ok(Answer::many(rows.iter().map(deliveries::view).collect()))
+            }
+            "getDelivery" => {
+                let scope = self.subscription_scope().await?;
+                let delivery = deliveries::find(out, &scope, self.param("delivery_id")).await?;
+                Ok(Answer::one(200, deliveries::view(&delivery)))
+            }
+            "retryDeliveries" => {
+                let input: RetryInput = parse_body(&self.req.body)?;
+                let filter = Filter::parse(
+                    input.status.as_deref(),
+                    input.event_type.as_deref(),
+                    input.since.as_deref(),
+                )?;
+                let scope = self.subscription_scope().await?;
+                let queued = deliveries::retry_matching(out, &scope, &filter).await?;
+                Ok(Answer::one(202, json!({"queued": queued})))
+            }
+            "retryDelivery" => {
+                let delivery_id = self.param("delivery_id");
+                subs::retry(out, &key.company_id, Some(id), delivery_id).await?;
+                let scope = self.subscription_scope().await?;
+                let delivery = deliveries::find(out, &scope, delivery_id).await?;
+                Ok(Answer::one(202, deliveries::view(&delivery)))
+            }
+            "listIngestLog" => self.ingest_log().await,
+            "listEventTypes" => Ok(Answer::one(200, crate::catalog::describe())),
+            other => Err(ApiError::internal(
+                &format!("the OpenAPI document names operation {other}, which has no handler")
+                    .as_str(),
+                &self.req.request_id,
+            )),
         }
-        ("POST", ["work-types"]) => {
-            let work_type = skills::check_work_type(parse_body(&req.body)?)?;
-            let view = serde_json::to_value(&work_type).expect("serializable");
-            skills::save_work_type(&state.store, &company, work_type)
-                .await
-                .map_err(req.store_failed())?;
-            Ok((201, json!({"success": true, "work_type": view})))
-        }
-        ("GET", ["webhooks"]) => {
-            let list: Vec<Value> = subs::list(out, key)
-                .await?
-                .iter()
-                .map(|s| subs::view(s, out))
-                .collect();
-            Ok((
-                200,
-                json!({"success": true, "webhooks": list, "count": list.len()}),
-            ))
-        }
-        ("POST", ["webhooks"]) => Ok((
-            201,
-            subs::create(out, key, subs::parse_input(&req.body)?).await?,
-        )),
-        ("GET", ["webhooks", id]) => Ok((200, subs::view(&subs::get(out, key, id).await?, out))),
-        ("PATCH" | "PUT", ["webhooks", id]) => Ok((
-            200,
-            subs::view(
-                &subs::update(out, key, id, subs::parse_input(&req.body)?).await?,
-                out,
-            ),
-        )),
-        ("DELETE", ["webhooks", id]) => {
-            subs::delete(out, key, id).await?;
-            Ok((200, json!({"success": true, "deleted": id})))
-        }
-        ("POST", ["webhooks", id, "enable"]) => Ok((
-            200,
-            subs::view(&subs::set_enabled(out, key, id, true).await?, out),
-        )),
-        ("POST", ["webhooks", id, "disable"]) => Ok((
-            200,
-            subs::view(&subs::set_enabled(out, key, id, false).await?, out),
-        )),
-        ("POST", ["webhooks", id, "test"]) => Ok((202, subs::test_send(out, key, id).await?)),
-        ("POST", ["webhooks", id, "recover"]) => {
-            let input: RecoverInput = parse_body(&req.body)?;
-            Ok((202, subs::recover(out, key, id, &input.since).await?))
-        }
-        ("GET", ["webhooks", id, "deliveries"]) => {
-            let status = query_param(req.query, "status")
-                .map(|s| subs::parse_delivery_status(&s))
-                .transpose()?;
-            let limit = query_param(req.query, "limit")
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(100usize)
-                .min(1000);
-            Ok((200, subs::deliveries(out, key, id, status, limit).await?))
-        }
-        ("POST", ["webhooks", id, "deliveries", delivery_id, "retry"]) => Ok((
-            202,
-            subs::retry(out, &key.company_id, Some(id), delivery_id).await?,
-        )),
-        (_, ["skills" | "work-types" | "webhooks", ..]) => Err(ApiError::new(
-            405,
-            "method_not_allowed",
-            format!("{} is not allowed on {}", req.method, req.path),
-        )),
-        _ => Err(ApiError::new(
-            404,
-            "route_not_found",
-            format!("no route for {}", req.path),
-        )),
     }
-}
 
-/// The company's ingest log, oldest first after `after_id`. With `wait=N` (at most 30) the call
-/// holds until a new entry arrives or N seconds pass, so a client can follow the log live by
-/// calling again with `next_after_id`.
-async fn ingest_log(
-    state: &AppState,
-    key: &ApiKey,
-    req: &RestRequest<'_>,
-) -> Result<(u16, Value), ApiError> {
-    let number = |name: &str| query_param(req.query, name).and_then(|v| v.parse::<i64>().ok());
-    let filter = crate::store::IngestFilter {
-        after_id: number("after_id").unwrap_or(0).max(0),
-        key_id: query_param(req.query, "key"),
-        company_id: Some(key.company_id.clone()),
-        event_type: query_param(req.query, "event_type"),
-        status: number("status").map(|s| s as u16),
-        limit: number("limit").unwrap_or(100).clamp(1, 1000) as usize,
-    };
-    let wait = std::time::Duration::from_secs(number("wait").unwrap_or(0).clamp(0, 30) as u64);
-    let (entries, next) = follow_ingest_log(&state.store, filter, wait, |_| true)
+    async fn skills(&self) -> Result<Vec<String>, ApiError> {
+        let company = self.key.company_id.clone();
+        self.state
+            .store
+            .read(move |r| r.list_skills(&company))
+            .await
+            .map_err(self.store_failed())
+    }
+
+    /// The deliveries of the subscription in the path (404 if it is not this company's).
+    async fn subscription_scope(&self) -> Result<Scope, ApiError> {
+        let sub = subs::get(&self.state.outbound, self.key, self.param("id")).await?;
+        Ok(Scope {
+            company_id: Some(sub.company_id),
+            subscription_id: Some(sub.id),
+        })
+    }
+
+    /// The company's ingest log, oldest first after `after_id`. With `wait=N` (at most 30) the
+    /// call holds until a new entry arrives or N seconds pass, so a client can follow the log
+    /// live by calling again with `next_after_id`.
+    async fn ingest_log(&self) -> Result<Answer, ApiError> {
+        let query = Query::parse(self.req.query);
+        let filter = crate::store::IngestFilter {
+            after_id: query.number("after_id", 0..=i64::MAX)?.unwrap_or(0),
+            key_id: query.text("key").map(str::to_string),
+            company_id: Some(self.key.company_id.clone()),
+            event_type: query
+                .text("event_type")
+                .map(|t| deliveries::one_of("event_type", t, InboundEvent::NAMES))
+                .transpose()?
+                .map(str::to_string),
+            status: query.number("status", 100..=599)?.map(|s| s as u16),
+            limit: query.number("limit", 1..=1000)?.unwrap_or(100) as usize,
+        };
+        let wait = query.number("wait", 0..=30)?.unwrap_or(0);
+        let (entries, next) = follow_ingest_log(
+            &self.state.store,
+            filter,
+            Duration::from_secs(wait as u64),
+            |_| true,
+        )
         .await
-        .map_err(req.store_failed())?;
-    Ok((
-        200,
-        json!({"success": true, "entries": entries, "count": entries.len(), "next_after_id": next}),
-    ))
+        .map_err(self.store_failed())?;
+        Ok(
+            Answer::many(entries.iter().map(views::ingest_entry).collect())
+                .with("next_after_id", json!(next)),
+        )
+    }
 }
 
 /// The entries after `filter.after_id` that `keep` accepts, waiting up to `wait` for the first
@@ -290,10 +498,10 @@ async fn ingest_log(
 pub(crate) async fn follow_ingest_log(
     store: &crate::store::Store,
     mut filter: crate::store::IngestFilter,
-    wait: std::time::Duration,
+    wait: Duration,
     keep: impl Fn(&crate::store::IngestEntry) -> bool,
 ) -> Result<(Vec<crate::store::IngestEntry>, i64), crate::store::StoreError> {
-    let deadline = std::time::Instant::now() + wait;
+    let deadline = Instant::now() + wait;
     loop {
         let f = filter.clone();
         let scanned = store.read(move |r| r.ingest_entries(&f)).await?;
@@ -302,11 +510,11 @@ pub(crate) async fn follow_ingest_log(
             filter.after_id = last.id;
         }
         let kept: Vec<_> = scanned.into_iter().filter(|e| keep(e)).collect();
-        if !kept.is_empty() || std::time::Instant::now() >= deadline {
+        if !kept.is_empty() || Instant::now() >= deadline {
             return Ok((kept, filter.after_id));
         }
         if !full_page {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }

@@ -36,7 +36,7 @@ impl DeliveryStatus {
         DeliveryStatus::SkippedEcho,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::InFlight => "in_flight",
@@ -402,7 +402,7 @@ impl WriteTx<'_> {
                     status = CASE WHEN (SELECT status FROM subscriptions s WHERE s.id = subscription_id) = 'disabled'
                                   THEN 'paused' ELSE 'pending' END
                  WHERE id IN (SELECT id FROM deliveries
-                              WHERE status IN ('failed', 'succeeded'){filter}
+                              WHERE status IN ('failed', 'succeeded', 'pending', 'paused'){filter}
                               ORDER BY created_at LIMIT ?{limit})"
             ),
             &params,

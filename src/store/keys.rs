@@ -78,6 +78,14 @@ fn key_from_row(mut r: Row) -> Result<ApiKeyRecord, StoreError> {
     })
 }
 
+/// A change to one sealed secret of a key.
+#[derive(Debug, Clone)]
+pub enum SecretChange {
+    Keep,
+    Set(Vec<u8>),
+    Remove,
+}
+
 impl WriteTx<'_> {
     /// Returns the id of the company called `name`, creating it if needed.
     pub fn ensure_company(&self, name: &str, new_id: &str, now: i64) -> Result<String, StoreError> {
@@ -146,6 +154,43 @@ impl WriteTx<'_> {
             "UPDATE api_keys SET api_token_hash = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             sql_params![key_id, hash],
         )? == 1)
+    }
+
+    /// Sets or removes a key's sealed provider secrets (Square signature key, QuickBooks
+    /// verifier token, Dynamics 365 key). False if there is no such active key.
+    pub fn set_provider_secrets(
+        &self,
+        key_id: &str,
+        square: &SecretChange,
+        quickbooks: &SecretChange,
+        dynamics: &SecretChange,
+    ) -> Result<bool, StoreError> {
+        let active = self
+            .conn
+            .query_opt(
+                "SELECT 1 FROM api_keys WHERE id = ?1 AND revoked_at IS NULL",
+                sql_params![key_id],
+            )?
+            .is_some();
+        if !active {
+            return Ok(false);
+        }
+        for (column, change) in [
+            ("square_key_enc", square),
+            ("quickbooks_token_enc", quickbooks),
+            ("dynamics_key_enc", dynamics),
+        ] {
+            let value = match change {
+                SecretChange::Keep => continue,
+                SecretChange::Set(sealed) => Some(sealed),
+                SecretChange::Remove => None,
+            };
+            self.conn.execute(
+                &format!("UPDATE api_keys SET {column} = ?2 WHERE id = ?1"),
+                sql_params![key_id, value],
+            )?;
+        }
+        Ok(true)
     }
 }
 

@@ -193,7 +193,17 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
-    // 2: outbound delivery that follows a cursor per subscription over the published order
+    // 2: facts about the database itself, e.g. the master key's check value (a known text
+    // sealed with the key), so that a start with another key is refused.
+    Migration {
+        both: "CREATE TABLE meta (
+            name   TEXT PRIMARY KEY,
+            value  {blob} NOT NULL
+        );",
+        sqlite: "",
+        postgres: "",
+    },
+    // 3: outbound delivery that follows a cursor per subscription over the published order
     // of events; leases so that several nodes share the work; every attempt on record;
     // outbound secrets that rotate with an overlap.
     Migration {
@@ -223,7 +233,7 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
-    // 3: search indexes over the searchable fields of projects and work orders.
+    // 4: search indexes over the searchable fields of projects and work orders.
     Migration {
         both: "CREATE TABLE search_values (
             id           {serial},

@@ -16,6 +16,7 @@ mod events;
 mod idempotency;
 mod ingest_log;
 mod keys;
+mod meta;
 mod migrations;
 mod postgres;
 mod records;
@@ -34,7 +35,9 @@ pub use deliveries::{AttemptRecord, DeliveryFilter, DeliveryRow, DeliveryStatus,
 pub use events::EventRow;
 pub use idempotency::{Claim, StoredResponse};
 pub use ingest_log::{IngestEntry, IngestFilter};
+pub use keys::SecretChange;
 pub use keys::{ApiKeyRecord, KeySummary, NewKey};
+pub use meta::{SEALED_COLUMNS, SealedValue};
 pub use migrations::latest_version;
 pub use records::{NewEvent, Record, WorkType};
 pub use search::SearchQuery;

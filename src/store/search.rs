@@ -28,9 +28,18 @@ fn text_of(value: Option<&Value>) -> Option<String> {
     }
 }
 
-/// How a search value is compared: trimmed, lower case.
+/// How much of a value is indexed: searches read no further (`apply::search` scores the
+/// same window), so an enormous stored name costs no more than a long one.
+const INDEXED_CHARS: usize = 512;
+
+/// How a search value is compared: trimmed, lower case, at most [`INDEXED_CHARS`].
 pub fn search_key(value: &str) -> String {
-    value.trim().to_lowercase()
+    value
+        .trim()
+        .chars()
+        .take(INDEXED_CHARS)
+        .collect::<String>()
+        .to_lowercase()
 }
 
 impl WriteTx<'_> {

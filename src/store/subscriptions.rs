@@ -329,6 +329,17 @@ impl WriteTx<'_> {
 }
 
 impl ReadConn<'_> {
+    /// A subscription of any company (the operator's view).
+    pub fn subscription_by_id(&self, id: &str) -> Result<Option<SubscriptionRow>, StoreError> {
+        self.conn
+            .query_opt(
+                &format!("SELECT {SUB_COLUMNS} FROM subscriptions WHERE id = ?1"),
+                sql_params![id],
+            )?
+            .map(sub_from_row)
+            .transpose()
+    }
+
     pub fn subscription(
         &self,
         company: &str,

@@ -18,14 +18,17 @@ use crate::receiver::Receiver;
 
 /// How long the server may keep serving a key from its cache after the CLI changed it
 /// (`KEY_CACHE_TTL` is 2 s), with a margin.
-const CACHE_WINDOW: Duration = Duration::from_secs(5);
+pub(crate) const CACHE_WINDOW: Duration = Duration::from_secs(5);
 
 /// The binary with the operator's environment: same database and master key as the server.
-fn hookgate(app: &TestApp) -> Command {
+pub(crate) fn hookgate(app: &TestApp) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
     cmd.env("HOOKGATE_DATABASE", app.database())
         .env("HOOKGATE_MASTER_KEY", MASTER_KEY)
         .env("HOOKGATE_CONFIG", config_path())
+        // The test server's settings for subscription URLs (the receiver runs on loopback).
+        .env("HOOKGATE_ALLOW_HTTP_URLS", "true")
+        .env("HOOKGATE_ALLOW_PRIVATE_URLS", "true")
         .env_remove("RUST_LOG")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
@@ -33,14 +36,14 @@ fn hookgate(app: &TestApp) -> Command {
     cmd
 }
 
-struct Run {
-    success: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-async fn run_with(mut cmd: Command, args: &[&str]) -> Run {
+pub(crate) async fn run_with(mut cmd: Command, args: &[&str]) -> Run {
     let output = tokio::time::timeout(Duration::from_secs(60), cmd.args(args).output())
         .await
         .unwrap_or_else(|_| panic!("hookgate {args:?} did not finish within 60 s"))
@@ -53,12 +56,12 @@ async fn run_with(mut cmd: Command, args: &[&str]) -> Run {
     }
 }
 
-async fn run(app: &TestApp, args: &[&str]) -> Run {
+pub(crate) async fn run(app: &TestApp, args: &[&str]) -> Run {
     run_with(hookgate(app), args).await
 }
 
 /// Runs a command that must succeed; returns its stdout.
-async fn run_ok(app: &TestApp, args: &[&str]) -> String {
+pub(crate) async fn run_ok(app: &TestApp, args: &[&str]) -> String {
     let out = run(app, args).await;
     assert!(
         out.success,
@@ -69,7 +72,7 @@ async fn run_ok(app: &TestApp, args: &[&str]) -> String {
 }
 
 /// Stdout that must be exactly one JSON value (one line).
-fn one_json(args: &[&str], stdout: &str) -> Value {
+pub(crate) fn one_json(args: &[&str], stdout: &str) -> Value {
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "hookgate {args:?} printed {stdout:?}");
     serde_json::from_str(lines[0])
@@ -77,7 +80,7 @@ fn one_json(args: &[&str], stdout: &str) -> Value {
 }
 
 /// Stdout with one JSON object per line.
-fn json_lines(args: &[&str], stdout: &str) -> Vec<Value> {
+pub(crate) fn json_lines(args: &[&str], stdout: &str) -> Vec<Value> {
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -90,7 +93,7 @@ fn json_lines(args: &[&str], stdout: &str) -> Vec<Value> {
         .collect()
 }
 
-fn text(v: &Value, field: &str) -> String {
+pub(crate) fn text(v: &Value, field: &str) -> String {
     v[field]
         .as_str()
         .filter(|s| !s.is_empty())
@@ -99,7 +102,7 @@ fn text(v: &Value, field: &str) -> String {
 }
 
 /// A key as `keys create --json` prints it.
-async fn cli_key(app: &TestApp, company: &str, name: &str) -> CreatedKey {
+pub(crate) async fn cli_key(app: &TestApp, company: &str, name: &str) -> CreatedKey {
     let args = [
         "keys",
         "create",
@@ -120,7 +123,7 @@ async fn cli_key(app: &TestApp, company: &str, name: &str) -> CreatedKey {
     }
 }
 
-fn test_connection() -> Value {
+pub(crate) fn test_connection() -> Value {
     json!({"event_type": "test.connection", "timestamp": "2025-01-15T10:00:00Z", "source": "cli-test", "data": {"test": true}})
 }
 
@@ -134,7 +137,11 @@ fn with_secret(key: &CreatedKey, secret: &str) -> CreatedKey {
 
 /// Sends signed `test.connection`s until `done` accepts the answer or `CACHE_WINDOW` passes;
 /// returns the last answer.
-async fn poll_server(app: &TestApp, key: &CreatedKey, done: impl Fn(&Sent) -> bool) -> Sent {
+pub(crate) async fn poll_server(
+    app: &TestApp,
+    key: &CreatedKey,
+    done: impl Fn(&Sent) -> bool,
+) -> Sent {
     let deadline = Instant::now() + CACHE_WINDOW;
     loop {
         let sent = app.post(key, &test_connection()).await;
@@ -216,10 +223,7 @@ async fn keys_create_prints_one_json_object_that_works_against_the_running_serve
     let other = app.create_key("cli-other", "hr").await;
     let args = ["keys", "list", "--json"];
     let stdout = run_ok(&app, &args).await;
-    let list = one_json(&args, &stdout);
-    let list = list
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {list}"));
+    let list = json_lines(&args, &stdout);
     let ids: Vec<&str> = list.iter().filter_map(|k| k["key_id"].as_str()).collect();
     for id in [&key.key_id, &second.key_id, &other.key_id] {
         assert!(ids.contains(&id.as_str()), "{id} not listed: {stdout}");
@@ -242,15 +246,18 @@ async fn keys_create_prints_one_json_object_that_works_against_the_running_serve
             "keys list shows a secret"
         );
     }
+    let created_at = mine["created_at"].as_str().unwrap_or("");
+    assert!(
+        hookgate::clock::parse_rfc3339_ms(created_at).is_some(),
+        "created_at is not RFC 3339: {mine}"
+    );
     let args = ["keys", "list", "--company", "cli-acme", "--json"];
-    let filtered = one_json(&args, &run_ok(&app, &args).await);
+    let filtered = json_lines(&args, &run_ok(&app, &args).await);
     let companies: Vec<&str> = filtered
-        .as_array()
-        .unwrap()
         .iter()
         .filter_map(|k| k["company"].as_str())
         .collect();
-    assert_eq!(companies, vec!["cli-acme", "cli-acme"], "{filtered}");
+    assert_eq!(companies, vec!["cli-acme", "cli-acme"], "{filtered:?}");
 }
 
 fn cli_key_from(created: &Value) -> CreatedKey {
@@ -363,10 +370,8 @@ async fn keys_revoke_makes_the_running_server_answer_401() {
         .unwrap();
     assert!(revoked_at.is_some());
     let args = ["keys", "list", "--json"];
-    let list = one_json(&args, &run_ok(&app, &args).await);
+    let list = json_lines(&args, &run_ok(&app, &args).await);
     let states: Vec<(String, bool)> = list
-        .as_array()
-        .unwrap()
         .iter()
         .map(|k| {
             (
@@ -375,8 +380,8 @@ async fn keys_revoke_makes_the_running_server_answer_401() {
             )
         })
         .collect();
-    assert!(states.contains(&(key.key_id.clone(), true)), "{list}");
-    assert!(states.contains(&(other.key_id.clone(), false)), "{list}");
+    assert!(states.contains(&(key.key_id.clone(), true)), "{list:?}");
+    assert!(states.contains(&(other.key_id.clone(), false)), "{list:?}");
 
     let out = run(&app, &["keys", "revoke", "hk_does_not_exist"]).await;
     assert!(!out.success, "revoking an unknown key succeeded");
@@ -583,18 +588,13 @@ async fn skills_and_work_types_from_the_cli_are_used_by_the_server() {
     .await;
     assert!(out.contains('2'), "added count: {out}");
     let args = ["skills", "list", "--company", "cli-skills", "--json"];
-    let skills = one_json(&args, &run_ok(&app, &args).await);
-    let mut names: Vec<&str> = skills
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {skills}"))
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let skills = json_lines(&args, &run_ok(&app, &args).await);
+    let mut names: Vec<&str> = skills.iter().filter_map(|s| s["name"].as_str()).collect();
     names.sort();
     assert_eq!(names, vec!["Concrete Finisher", "Framing"]);
     // Another company's library is separate.
     let args = ["skills", "list", "--company", "cli-skills-other", "--json"];
-    assert_eq!(one_json(&args, &run_ok(&app, &args).await), json!([]));
+    assert!(json_lines(&args, &run_ok(&app, &args).await).is_empty());
 
     // The running server sees them: REST and an employee that needs them.
     let rest = app
@@ -615,22 +615,12 @@ async fn skills_and_work_types_from_the_cli_are_used_by_the_server() {
 
     // Work types: the seeded ones, then a custom one the server uses.
     let args = ["work-types", "list", "--company", "cli-skills", "--json"];
-    let types = one_json(&args, &run_ok(&app, &args).await);
-    let codes: Vec<&str> = types
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {types}"))
-        .iter()
-        .filter_map(|w| w["code"].as_str())
-        .collect();
+    let types = json_lines(&args, &run_ok(&app, &args).await);
+    let codes: Vec<&str> = types.iter().filter_map(|w| w["code"].as_str()).collect();
     for code in ["REG", "OT", "VAC", "SICK", "HOL"] {
-        assert!(codes.contains(&code), "{code} missing: {types}");
+        assert!(codes.contains(&code), "{code} missing: {types:?}");
     }
-    let reg = types
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["code"] == "REG")
-        .unwrap();
+    let reg = types.iter().find(|w| w["code"] == "REG").unwrap();
     assert_eq!(reg["requires_work_order"], true, "{reg}");
     run_ok(
         &app,
@@ -647,14 +637,12 @@ async fn skills_and_work_types_from_the_cli_are_used_by_the_server() {
     )
     .await;
     let args = ["work-types", "list", "--company", "cli-skills", "--json"];
-    let types = one_json(&args, &run_ok(&app, &args).await);
+    let types = json_lines(&args, &run_ok(&app, &args).await);
     let travel = types
-        .as_array()
-        .unwrap()
         .iter()
         .find(|w| w["code"] == "TRV")
         .cloned()
-        .unwrap_or_else(|| panic!("TRV not listed: {types}"));
+        .unwrap_or_else(|| panic!("TRV not listed: {types:?}"));
     assert_eq!(
         (
             travel["billable"].clone(),
@@ -778,4 +766,45 @@ async fn webhooks_and_deliveries_list_show_the_servers_outbound_state() {
     assert!(json_lines(&args, &run_ok(&app, &args).await).is_empty());
     let args = ["deliveries", "list", "--status", "succeeded", "--json"];
     assert_eq!(json_lines(&args, &run_ok(&app, &args).await).len(), 1);
+}
+
+#[tokio::test]
+async fn events_list_prints_the_catalog_the_server_serves() {
+    let app = spawn_app().await;
+    let key = app.create_key("acme", "erp").await;
+
+    let listing = run_ok(&app, &["events", "list"]).await;
+    for event in hookgate::catalog::InboundEvent::ALL {
+        assert!(
+            listing.contains(event.name()),
+            "{event} missing:\n{listing}"
+        );
+    }
+    for event in hookgate::catalog::OutboundEvent::ALL {
+        assert!(
+            listing.contains(event.name()),
+            "{event} missing:\n{listing}"
+        );
+    }
+    assert!(listing.contains("work_order.status_changed") && listing.contains("`<prefix>.*`"));
+
+    let args = ["events", "list", "--json"];
+    let printed = one_json(&args, &run_ok(&app, &args).await);
+    let served = app
+        .rest(&key.api_token, "GET", "/api/v1/event-types", None)
+        .await;
+    assert_eq!(printed, served.body["data"]);
+
+    // JSON Lines: one line per event of the direction.
+    let args = ["events", "list", "--direction", "outbound", "--json"];
+    let outbound = json_lines(&args, &run_ok(&app, &args).await);
+    assert_eq!(json!(outbound), served.body["data"]["outbound"]);
+    let listing = run_ok(&app, &["events", "list", "--direction", "inbound"]).await;
+    assert!(listing.contains("test.connection") && !listing.contains("work_order.status_changed"));
+    let bad = run(&app, &["events", "list", "--direction", "sideways"]).await;
+    assert!(
+        !bad.success && bad.stderr.contains("sideways"),
+        "{}",
+        bad.stderr
+    );
 }

@@ -313,7 +313,7 @@ async fn state_changing_calls_need_the_sessions_csrf_token_and_origin() {
             None,
         )
         .await;
-    assert_eq!(rest.body["status"], "disabled");
+    assert_eq!(rest.body["data"]["status"], "disabled");
     let enabled = console
         .post(&format!("subscriptions/{id}/enable"), None)
         .await;

@@ -555,15 +555,7 @@ async fn health_readiness_and_metrics() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(
             "hookgate_inbound_requests_total{event_type=\"test.connection\",status=\"200\"} 1"
@@ -645,8 +637,14 @@ async fn admins_page_and_follow_their_companys_ingest_log() {
         .await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.body["count"], 1);
-    assert_eq!(page.body["entries"][0]["event_type"], "test.connection");
-    assert_eq!(page.body["entries"][0]["status"], 200);
+    assert_eq!(page.body["data"][0]["event_type"], "test.connection");
+    assert_eq!(page.body["data"][0]["status"], 200);
+    let received_at = page.body["data"][0]["received_at"].as_str().unwrap_or("");
+    assert!(
+        hookgate::clock::parse_rfc3339_ms(received_at).is_some(),
+        "received_at is not RFC 3339: {}",
+        page.body
+    );
     let theirs = app
         .rest(&globex.api_token, "GET", "/api/v1/ingest-log", None)
         .await;
@@ -665,10 +663,7 @@ async fn admins_page_and_follow_their_companys_ingest_log() {
     });
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert_eq!(followed.body["count"], 1, "{}", followed.body);
-    assert_eq!(
-        followed.body["entries"][0]["error_code"],
-        "unknown_event_type"
-    );
+    assert_eq!(followed.body["data"][0]["error_code"], "unknown_event_type");
 }
 
 #[tokio::test]

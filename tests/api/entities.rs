@@ -501,9 +501,9 @@ async fn every_schema_rejects_missing_fields_wrong_types_and_out_of_range_values
 
     // Every inbound event type has its schema, and every schema is an inbound event type.
     let on_disk: BTreeSet<&str> = schemas.iter().map(|(n, _)| n.as_str()).collect();
-    let known: BTreeSet<&str> = hookgate::envelope::INBOUND_EVENT_TYPES
+    let known: BTreeSet<&str> = hookgate::catalog::InboundEvent::ALL
         .iter()
-        .copied()
+        .map(|e| e.name())
         .collect();
     assert_eq!(
         on_disk, known,
@@ -1472,7 +1472,7 @@ async fn skills_through_rest_then_employees_that_use_them() {
     let empty = app.rest(token, "GET", "/api/v1/skills", None).await;
     assert_eq!(empty.status, 200, "{}", empty.body);
     assert_eq!(
-        (empty.body["skills"].clone(), empty.body["count"].clone()),
+        (empty.body["data"].clone(), empty.body["count"].clone()),
         (json!([]), json!(0))
     );
 
@@ -1485,7 +1485,7 @@ async fn skills_through_rest_then_employees_that_use_them() {
         )
         .await;
     assert_eq!(added.status, 201, "{}", added.body);
-    assert_eq!(added.body["added"], 2);
+    assert_eq!(added.body["data"]["added"], 2);
     let one = app
         .rest(
             token,
@@ -1495,7 +1495,7 @@ async fn skills_through_rest_then_employees_that_use_them() {
         )
         .await;
     assert_eq!(
-        (one.status, one.body["added"].clone()),
+        (one.status, one.body["data"]["added"].clone()),
         (201, json!(1)),
         "{}",
         one.body
@@ -1509,16 +1509,16 @@ async fn skills_through_rest_then_employees_that_use_them() {
         )
         .await;
     assert_eq!(
-        again.body["added"], 0,
+        again.body["data"]["added"], 0,
         "skill names are unique regardless of case: {}",
         again.body
     );
     let listed = app.rest(token, "GET", "/api/v1/skills", None).await;
-    let names: BTreeSet<&str> = listed.body["skills"]
+    let names: BTreeSet<&str> = listed.body["data"]
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(Value::as_str)
+        .filter_map(|s| s["name"].as_str())
         .collect();
     assert_eq!(
         names,
@@ -1618,7 +1618,7 @@ async fn skills_through_rest_then_employees_that_use_them() {
     let theirs = app
         .rest(&other.api_token, "GET", "/api/v1/skills", None)
         .await;
-    assert_eq!(theirs.body["skills"], json!([]), "{}", theirs.body);
+    assert_eq!(theirs.body["data"], json!([]), "{}", theirs.body);
     let foreign = expect(
         &app,
         &other,
@@ -1649,7 +1649,7 @@ async fn work_types_through_rest_and_a_custom_type_without_work_order() {
 
     let listed = app.rest(token, "GET", "/api/v1/work-types", None).await;
     assert_eq!(listed.status, 200, "{}", listed.body);
-    let by_code: BTreeMap<String, Value> = listed.body["work_types"]
+    let by_code: BTreeMap<String, Value> = listed.body["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -1684,9 +1684,9 @@ async fn work_types_through_rest_and_a_custom_type_without_work_order() {
         )
         .await;
     assert_eq!(added.status, 201, "{}", added.body);
-    assert_eq!(added.body["work_type"]["code"], "TRV");
+    assert_eq!(added.body["data"]["code"], "TRV");
     let listed = app.rest(token, "GET", "/api/v1/work-types", None).await;
-    let travel = listed.body["work_types"]
+    let travel = listed.body["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -1774,7 +1774,7 @@ async fn work_types_through_rest_and_a_custom_type_without_work_order() {
         .rest(&other.api_token, "GET", "/api/v1/work-types", None)
         .await;
     assert!(
-        theirs.body["work_types"]
+        theirs.body["data"]
             .as_array()
             .unwrap()
             .iter()

@@ -2,9 +2,10 @@
 //! variant per business rule) against the real server: each in a fresh company, setup first,
 //! then the request, then the `then` steps that read the stored state back.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
+use crate::receiver::Receiver;
 
 /// Subset match: expected object keys must match, arrays element by element, "<any>" matches
 /// any non-null value. Returns the path of the first mismatch.
@@ -89,6 +90,9 @@ async fn step(
 #[tokio::test]
 async fn every_seed_example_and_rule_fixture() {
     let app = spawn_app().await;
+    // Another integration of each fixture's company subscribes to everything, so every
+    // outbound event the fixtures cause is delivered (and checked) too.
+    let receiver = Receiver::start().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -117,6 +121,12 @@ async fn every_seed_example_and_rule_fixture() {
                 },
             )
             .await;
+        let observer = app.create_key(&format!("fixture-{i}"), "observer").await;
+        app.subscribe(
+            &observer,
+            json!({"name": "everything", "url": receiver.url, "events": ["*"]}),
+        )
+        .await;
         let mut result = Ok(());
         for (j, s) in fixture["setup"]
             .as_array()
@@ -151,4 +161,93 @@ async fn every_seed_example_and_rule_fixture() {
         files.len(),
         failures.join("\n")
     );
+    // Every event is delivered (and the receiver checks each against its schema), and each
+    // carries every field of the seed's example of its type.
+    let emitted = app
+        .count("SELECT count(*) FROM events WHERE event_type NOT LIKE 'webhook.%'")
+        .await;
+    let delivered = receiver.wait_for(emitted as usize).await;
+    assert_eq!(
+        delivered.len() as i64,
+        emitted,
+        "every emitted event is delivered"
+    );
+    let examples = seed_outbound_examples();
+    let mut shapes = Vec::new();
+    let mut types = std::collections::BTreeSet::new();
+    for delivery in &delivered {
+        let body = delivery.json();
+        let event_type = body["event_type"].as_str().unwrap_or("").to_string();
+        if let Some((example, not_supplied)) = examples.get(&event_type) {
+            types.insert(event_type.clone());
+            let mut missing = Vec::new();
+            missing_fields(&example["data"], &body["data"], "data", &mut missing);
+            missing.retain(|path| !not_supplied.contains(path));
+            if !missing.is_empty() {
+                shapes.push(format!("{event_type} lacks {missing:?}: {body}"));
+            }
+        }
+    }
+    assert!(shapes.is_empty(), "{}", shapes.join("\n"));
+    assert_eq!(
+        types.len(),
+        examples.len(),
+        "the fixtures cause an event of every type the seed shows an example of"
+    );
+}
+
+/// The seed's outbound payload examples (`fixtures/outbound/`), by event type, with the
+/// fields of each that no inbound operation can supply.
+fn seed_outbound_examples() -> std::collections::HashMap<String, (Value, Vec<String>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/outbound");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|path| {
+            let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            let not_supplied = file["not_supplied"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            (name, (file["example"].clone(), not_supplied))
+        })
+        .collect()
+}
+
+/// Fields of the free-form maps (and of `changes`) are the sender's own, not a shape.
+const FREE_FORM: &[&str] = &[
+    "changes",
+    "custom_fields",
+    "scheduler_notes",
+    "people_skill_requirements",
+];
+
+/// Paths of `example`'s fields that `actual` lacks. Inside a field that `actual` has as null
+/// (nothing known) or as an empty list there is nothing to compare.
+fn missing_fields(example: &Value, actual: &Value, path: &str, out: &mut Vec<String>) {
+    match (example, actual) {
+        (Value::Object(fields), Value::Object(have)) => {
+            for (name, value) in fields {
+                let here = format!("{path}.{name}");
+                match have.get(name) {
+                    None => out.push(here),
+                    Some(_) if FREE_FORM.contains(&name.as_str()) => {}
+                    Some(got) => missing_fields(value, got, &here, out),
+                }
+            }
+        }
+        (Value::Array(items), Value::Array(have)) => {
+            if let Some(first) = items.first() {
+                for got in have {
+                    missing_fields(first, got, path, out);
+                }
+            }
+        }
+        _ => {}
+    }
 }

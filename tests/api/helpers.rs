@@ -36,10 +36,11 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
     start(TestDb::fresh().await, env).await
 }
 
-/// Starts a server on an existing database (for restart tests).
-pub async fn start(db: TestDb, env: &[(&str, &str)]) -> TestApp {
+/// The test configuration on `database` (a file path or a URL), with extra `HOOKGATE_*`
+/// settings.
+pub fn test_config(database: &str, env: &[(&str, &str)]) -> Config {
     let mut vars: Vec<(String, String)> = vec![
-        ("HOOKGATE_DATABASE".into(), db.url.clone()),
+        ("HOOKGATE_DATABASE".into(), database.to_string()),
         ("HOOKGATE_MASTER_KEY".into(), MASTER_KEY.into()),
         ("HOOKGATE_LISTEN".into(), "127.0.0.1:0".into()),
         (
@@ -54,10 +55,15 @@ pub async fn start(db: TestDb, env: &[(&str, &str)]) -> TestApp {
         vars.retain(|(name, _)| name != k);
         vars.push((k.to_string(), v.to_string()));
     }
-    let config = Config::load_with_env(Some(&config_path()), |name| {
+    Config::load_with_env(Some(&config_path()), |name| {
         vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     })
-    .expect("test config");
+    .expect("test config")
+}
+
+/// Starts a server on an existing database (for restart tests).
+pub async fn start(db: TestDb, env: &[(&str, &str)]) -> TestApp {
+    let config = test_config(&db.url, env);
     let state = AppState::build(config).expect("app state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -180,6 +186,12 @@ impl TestApp {
         }
     }
 
+    /// The status of a plain `GET path` (health, readiness).
+    pub async fn status_of(&self, path: &str) -> u16 {
+        let url = format!("{}{path}", self.base);
+        self.client.get(url).send().await.unwrap().status().as_u16()
+    }
+
     /// Signs and sends `envelope` with `key`.
     pub async fn post(&self, key: &CreatedKey, envelope: &Value) -> Sent {
         let body = serde_json::to_vec(envelope).unwrap();
@@ -274,12 +286,25 @@ impl TestApp {
         self.send(request).await
     }
 
-    /// Creates a subscription for `key` and returns its JSON (with the secret).
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics answered")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// Creates a subscription for `key` and returns its JSON (`data`, with the secret).
     pub async fn subscribe(&self, key: &CreatedKey, body: Value) -> Value {
         let sent = self
             .rest(&key.api_token, "POST", "/api/v1/webhooks", Some(body))
             .await;
         assert_eq!(sent.status, 201, "{}", sent.body);
-        sent.body
+        assert_eq!(sent.body["success"], true, "{}", sent.body);
+        sent.body["data"].clone()
     }
 }

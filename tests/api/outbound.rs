@@ -82,7 +82,7 @@ async fn changes_reach_other_subscribers_but_never_echo_back() {
         sub_a["id"].as_str().unwrap()
     );
     let log = app.rest(&a.api_token, "GET", &path, None).await;
-    let statuses: Vec<&str> = log.body["deliveries"]
+    let statuses: Vec<&str> = log.body["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -93,15 +93,7 @@ async fn changes_reach_other_subscribers_but_never_echo_back() {
         "{statuses:?}"
     );
     // The auto-created customer and location announced themselves too (A subscribed to project.* only).
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         !metrics.contains("hookgate_echoes_skipped_total 0"),
         "{metrics}"
@@ -214,10 +206,10 @@ async fn temporary_failures_retry_with_a_stable_id_and_permanent_ones_do_not() {
     );
     let failed = app.rest(&c.api_token, "GET", &path, None).await;
     assert_eq!(failed.body["count"], 1);
-    assert_eq!(failed.body["deliveries"][0]["response_code"], 400);
+    assert_eq!(failed.body["data"][0]["response_code"], 400);
 
     // A manual retry sends it again.
-    let delivery_id = failed.body["deliveries"][0]["id"].as_str().unwrap();
+    let delivery_id = failed.body["data"][0]["id"].as_str().unwrap();
     let retry = app
         .rest(
             &c.api_token,
@@ -230,6 +222,8 @@ async fn temporary_failures_retry_with_a_stable_id_and_permanent_ones_do_not() {
         )
         .await;
     assert_eq!(retry.status, 202, "{}", retry.body);
+    assert_eq!(retry.body["data"]["id"], delivery_id, "{}", retry.body);
+    assert_eq!(retry.body["data"]["status"], "pending", "{}", retry.body);
     assert_eq!(rc.wait_for(2).await.len(), 2);
 }
 
@@ -262,9 +256,9 @@ async fn gone_disables_and_consecutive_failures_disable_then_recover_resends() {
     let view = app
         .rest(&b.api_token, "GET", &format!("/api/v1/webhooks/{id}"), None)
         .await;
-    assert_eq!(view.body["status"], "disabled", "{}", view.body);
+    assert_eq!(view.body["data"]["status"], "disabled", "{}", view.body);
     assert!(
-        view.body["disabled_reason"]
+        view.body["data"]["disabled_reason"]
             .as_str()
             .unwrap()
             .contains("410")
@@ -286,7 +280,7 @@ async fn gone_disables_and_consecutive_failures_disable_then_recover_resends() {
             None,
         )
         .await;
-    assert_eq!(enabled.body["status"], "active");
+    assert_eq!(enabled.body["data"]["status"], "active");
     let recovered = app
         .rest(
             &b.api_token,
@@ -296,7 +290,7 @@ async fn gone_disables_and_consecutive_failures_disable_then_recover_resends() {
         )
         .await;
     assert_eq!(
-        (recovered.status, &recovered.body["queued"]),
+        (recovered.status, &recovered.body["data"]["queued"]),
         (202, &json!(2)),
         "{}",
         recovered.body
@@ -341,9 +335,9 @@ async fn gone_disables_and_consecutive_failures_disable_then_recover_resends() {
             None,
         )
         .await;
-    assert_eq!(view.body["status"], "disabled", "{}", view.body);
+    assert_eq!(view.body["data"]["status"], "disabled", "{}", view.body);
     assert!(
-        view.body["disabled_reason"]
+        view.body["data"]["disabled_reason"]
             .as_str()
             .unwrap()
             .contains("consecutive"),
@@ -431,7 +425,7 @@ async fn private_addresses_are_refused_unless_allowed() {
             None,
         )
         .await;
-    let error = log.body["deliveries"][0]["error"].as_str().unwrap_or("");
+    let error = log.body["data"][0]["error"].as_str().unwrap_or("");
     assert!(error.contains("non-public"), "{}", log.body);
 }
 
@@ -491,6 +485,11 @@ async fn subscriptions_are_validated_and_scoped_to_the_company() {
             "invalid_url",
         ),
         (
+            json!({"name": "a", "url": "https://hooks*.example.com/in", "events": ["*"]}),
+            400,
+            "invalid_url",
+        ),
+        (
             json!({"name": "a", "url": https, "events": ["work_order.exploded"]}),
             400,
             "unknown_event",
@@ -530,10 +529,10 @@ async fn subscriptions_are_validated_and_scoped_to_the_company() {
         post(json!({"name": "a", "url": https, "actions": ["project.created"], "enabled": false}))
             .await;
     assert_eq!(created.status, 201, "{}", created.body);
-    assert_eq!(created.body["status"], "disabled");
+    assert_eq!(created.body["data"]["status"], "disabled");
     let dup = post(json!({"name": "a", "url": https, "events": ["*"]})).await;
     assert_eq!((dup.status, dup.code()), (409, "duplicate_name"));
-    let id = created.body["id"].as_str().unwrap();
+    let id = created.body["data"]["id"].as_str().unwrap();
 
     // Another company neither sees nor changes it.
     let path = format!("/api/v1/webhooks/{id}");
@@ -575,7 +574,7 @@ async fn subscriptions_are_validated_and_scoped_to_the_company() {
         .rest(&b.api_token, "GET", "/api/v1/webhooks", None)
         .await;
     assert_eq!(listed.body["count"], 1);
-    assert!(listed.body["webhooks"][0].get("secret").is_none());
+    assert!(listed.body["data"][0].get("secret").is_none());
     assert!(listed.header("x-ratelimit-limit").is_some());
     assert_eq!(
         app.rest(&b.api_token, "DELETE", &path, None).await.status,
@@ -753,8 +752,8 @@ async fn a_subscription_rate_limit_throttles_without_failing() {
         .await;
     assert_eq!(
         (
-            view.body["status"].as_str(),
-            view.body["consecutive_failures"].as_u64()
+            view.body["data"]["status"].as_str(),
+            view.body["data"]["consecutive_failures"].as_u64()
         ),
         (Some("active"), Some(0))
     );

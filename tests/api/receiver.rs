@@ -1,18 +1,52 @@
 //! A local webhook receiver for outbound tests: records every request (headers and body) and
-//! answers with the statuses it is told to, in order (then 200).
+//! answers with the statuses it is told to, in order (then 200). It checks every delivery of a
+//! catalog event against its published schema (`schemas/outbound/`); reading what it recorded
+//! fails the test if one did not match.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hookgate::catalog::{OutboundEvent, THIN_SCHEMA};
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use jsonschema::Validator;
 use serde_json::Value;
+
+/// Why a delivery does not match its schema, or None when it does (or is not a catalog
+/// event: URL verifications and test sends).
+pub fn schema_violation(event_type: &str, body: &[u8]) -> Option<String> {
+    static SCHEMAS: OnceLock<(HashMap<&'static str, Validator>, Validator)> = OnceLock::new();
+    let (full, thin) = SCHEMAS.get_or_init(|| {
+        let compile =
+            |schema: &Value| jsonschema::draft202012::new(schema).expect("schema compiles");
+        let full = OutboundEvent::ALL
+            .iter()
+            .map(|e| (e.name(), compile(e.schema())))
+            .collect();
+        (full, compile(&serde_json::from_str(THIN_SCHEMA).unwrap()))
+    });
+    let validator = full.get(event_type)?;
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Some(format!("{event_type}: the body is not JSON"));
+    };
+    // A thin payload is `{entity, id}`; a full one is an envelope with `data`.
+    let validator = if value.get("data").is_some() {
+        validator
+    } else {
+        thin
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    (!errors.is_empty()).then(|| format!("{event_type}: {}; body {value}", errors.join("; ")))
+}
 
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -29,10 +63,16 @@ impl Received {
     }
 }
 
+fn headers_event(headers: &HashMap<String, String>) -> String {
+    headers.get("x-webhook-event").cloned().unwrap_or_default()
+}
+
 #[derive(Default)]
 struct Inner {
     received: Vec<Received>,
     answers: VecDeque<u16>,
+    /// Deliveries that did not match their schema.
+    invalid: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -77,8 +117,11 @@ impl Receiver {
                             .await
                             .map(|b| b.to_bytes().to_vec())
                             .unwrap_or_default();
+                        let event_type = headers_event(&headers);
+                        let violation = schema_violation(&event_type, &body);
                         let status = {
                             let mut s = state.lock().unwrap();
+                            s.invalid.extend(violation);
                             s.received.push(Received { headers, body });
                             s.answers.pop_front().unwrap_or(200)
                         };
@@ -102,8 +145,15 @@ impl Receiver {
         self.inner.lock().unwrap().answers.extend(statuses);
     }
 
+    /// Everything received so far; fails if a delivery did not match its schema.
     pub fn received(&self) -> Vec<Received> {
-        self.inner.lock().unwrap().received.clone()
+        let inner = self.inner.lock().unwrap();
+        assert!(
+            inner.invalid.is_empty(),
+            "deliveries that do not match their schemas/outbound/ schema:\n{}",
+            inner.invalid.join("\n")
+        );
+        inner.received.clone()
     }
 
     /// Received requests other than URL verifications and test sends.

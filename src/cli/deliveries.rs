@@ -24,7 +24,8 @@ pub(super) enum DeliveriesCommand {
         #[command(flatten)]
         format: Format,
     },
-    /// Show one delivery.
+    /// Show one delivery and every attempt made: when, how long, the answer and the kind of
+    /// failure (with --json: the request and response headers and the answer's first 4 KiB).
     Show {
         /// The delivery's id (`dlv_…`).
         delivery_id: String,
@@ -101,9 +102,30 @@ pub(super) async fn run(command: DeliveriesCommand, out: &Outbound) -> anyhow::R
             delivery_id,
             format,
         } => {
-            // The per-attempt history joins `deliveries::view` (see there) once it is read back.
             let d = deliveries::find(out, &Scope::default(), &delivery_id).await?;
-            print(&d, format);
+            let attempts = deliveries::attempts(out, &d).await?;
+            let mut view = deliveries::view(&d);
+            view["history"] = json!(attempts.clone());
+            format.emit(&view, || {
+                let mut text = line(&d);
+                for a in &attempts {
+                    text.push_str(&format!(
+                        "\n  #{} {} {:>6} ms  {:<9} {} {}",
+                        a["attempt"],
+                        a["at"].as_str().unwrap_or(""),
+                        a["duration_ms"],
+                        a["outcome"].as_str().unwrap_or(""),
+                        a["status_code"]
+                            .as_u64()
+                            .map_or_else(|| "-".to_string(), |c| c.to_string()),
+                        a["error"].as_str().map_or(String::new(), |e| format!(
+                            "{e} ({})",
+                            a["error_kind"].as_str().unwrap_or("")
+                        )),
+                    ));
+                }
+                text
+            });
         }
         DeliveriesCommand::Retry {
             delivery_id: Some(id),
@@ -136,17 +158,20 @@ pub(super) async fn run(command: DeliveriesCommand, out: &Outbound) -> anyhow::R
 }
 
 fn print(d: &DeliveryRow, format: Format) {
-    format.emit(&deliveries::view(d), || {
-        format!(
-            "{}  {:<12} {:<28} attempts={} code={} {}",
-            d.id,
-            d.status,
-            d.event_type,
-            d.attempts,
-            d.last_status_code
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "-".into()),
-            d.last_error.as_deref().unwrap_or("")
-        )
-    });
+    format.emit(&deliveries::view(d), || line(d));
+}
+
+/// One line of text for a delivery.
+fn line(d: &DeliveryRow) -> String {
+    format!(
+        "{}  {:<12} {:<28} attempts={} code={} {}",
+        d.id,
+        d.status,
+        d.event_type,
+        d.attempts,
+        d.last_status_code
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into()),
+        d.last_error.as_deref().unwrap_or("")
+    )
 }

@@ -94,6 +94,20 @@ pub(super) enum WebhooksCommand {
         #[command(flatten)]
         format: Format,
     },
+    /// Replace the signing secret; the old one keeps signing beside the new one for the
+    /// overlap, so receivers can switch without missing a delivery. Prints the new secret once.
+    RotateSecret {
+        /// The subscription's id (`wh_…`).
+        id: String,
+        /// The new secret (at least 24 characters); generated (`whsec_…`) when absent.
+        #[arg(long)]
+        secret: Option<String>,
+        /// How long the old secret keeps signing, in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        overlap_secs: i64,
+        #[command(flatten)]
+        format: Format,
+    },
     /// Re-send every event since a time that the subscription wanted and did not receive.
     Recover {
         /// The subscription's id (`wh_…`).
@@ -246,6 +260,25 @@ pub(super) async fn run(command: WebhooksCommand, out: &Outbound) -> anyhow::Res
                     "queued test delivery {} (event {})",
                     queued["delivery_id"].as_str().unwrap_or_default(),
                     queued["event_id"].as_str().unwrap_or_default()
+                )
+            });
+        }
+        WebhooksCommand::RotateSecret {
+            id,
+            secret,
+            overlap_secs,
+            format,
+        } => {
+            let (_, owner) = owned(out, &id).await?;
+            let rotated = subs::rotate_secret(out, &owner, &id, secret, overlap_secs).await?;
+            format.emit(&rotated, || {
+                format!(
+                    "{}\nnew secret (shown once): {}\nthe old one signs too until {}",
+                    line_of(&rotated),
+                    rotated["secret"].as_str().unwrap_or_default(),
+                    rotated["secret_rotation_overlap_until"]
+                        .as_str()
+                        .unwrap_or("now (no overlap)")
                 )
             });
         }

@@ -213,6 +213,19 @@ impl Answer {
     }
 }
 
+/// `POST /webhooks/{id}/rotate-secret`: the new secret (generated when absent) and how long
+/// the old one keeps signing beside it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateSecretInput {
+    secret: Option<String>,
+    /// A JSON number with no fraction (`392.0` is one too).
+    overlap_secs: Option<f64>,
+}
+
+/// How long a rotated-out subscription secret keeps signing, unless the request says.
+const DEFAULT_SECRET_OVERLAP_SECS: i64 = 86_400;
+
 /// A JSON body; an empty one reads as `{}` where every field is optional.
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
@@ -220,8 +233,18 @@ fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> 
     } else {
         body
     };
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_request", format!("invalid JSON body: {e}")))
+    let invalid = |e: serde_json::Error| {
+        ApiError::bad_request("invalid_request", format!("invalid JSON body: {e}"))
+    };
+    // Every body is an object: serde would also read a struct from an array of its fields.
+    let value: Value = serde_json::from_slice(body).map_err(invalid)?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "the body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(value).map_err(invalid)
 }
 
 #[derive(Deserialize)]
@@ -412,6 +435,35 @@ impl Call<'_> {
                 let scope = self.subscription_scope().await?;
                 let delivery = deliveries::find(out, &scope, self.param("delivery_id")).await?;
                 Ok(Answer::one(200, deliveries::view(&delivery)))
+            }
+            "listDeliveryAttempts" => {
+                let scope = self.subscription_scope().await?;
+                let delivery = deliveries::find(out, &scope, self.param("delivery_id")).await?;
+                let attempts = deliveries::attempts(out, &delivery).await?;
+                Ok(Answer::many(attempts).with("delivery", deliveries::view(&delivery)))
+            }
+            "rotateWebhookSecret" => {
+                let input: RotateSecretInput = parse_body(&self.req.body)?;
+                Ok(Answer::one(
+                    200,
+                    subs::rotate_secret(
+                        out,
+                        key,
+                        id,
+                        input.secret,
+                        match input.overlap_secs {
+                            None => DEFAULT_SECRET_OVERLAP_SECS,
+                            Some(n) if n.fract() == 0.0 && n.abs() < 1e15 => n as i64,
+                            Some(_) => {
+                                return Err(ApiError::bad_request(
+                                    "invalid_overlap",
+                                    "overlap_secs must be a whole number of seconds",
+                                ));
+                            }
+                        },
+                    )
+                    .await?,
+                ))
             }
             "retryDeliveries" => {
                 let input: RetryInput = parse_body(&self.req.body)?;

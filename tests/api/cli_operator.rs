@@ -193,9 +193,16 @@ async fn deliveries_are_shown_and_retried_by_filter_from_the_cli() {
     let failed = deliveries_until(&app, &owner.api_token, &path, |d| d.len() == 2).await;
     assert_eq!(failed.len(), 2, "{failed:?}");
 
-    // show: the same view as the API's.
+    // show: the same view as the API's, with the attempt history.
     let one = failed[0]["id"].as_str().unwrap();
-    let shown = json_of(&app, &format!("deliveries show {one}")).await;
+    let mut shown = json_of(&app, &format!("deliveries show {one}")).await;
+    let history = shown
+        .as_object_mut()
+        .unwrap()
+        .remove("history")
+        .expect("deliveries show lists the attempts");
+    assert_eq!(history.as_array().unwrap().len(), 1);
+    assert_eq!(history[0]["status_code"], 400);
     assert_eq!(shown, failed[0]);
     let rest = app
         .rest(

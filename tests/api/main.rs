@@ -8,6 +8,7 @@ mod console;
 mod console_browser;
 mod contract;
 mod core;
+mod deliveries;
 mod entities;
 mod fixtures;
 mod helpers;

@@ -160,7 +160,12 @@ impl Receiver {
     pub fn events(&self) -> Vec<Received> {
         self.received()
             .into_iter()
-            .filter(|r| !r.header("x-webhook-event").starts_with("webhook."))
+            .filter(|r| {
+                !matches!(
+                    r.header("x-webhook-event"),
+                    "webhook.verification" | "webhook.test"
+                )
+            })
             .collect()
     }
 

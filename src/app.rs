@@ -42,6 +42,8 @@ pub enum StartError {
     Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
     WrongMasterKey(#[from] crate::master_key::CheckError),
+    #[error("cannot reach Redis for the shared rate limits (redis_url / HOOKGATE_REDIS_URL): {0}")]
+    Redis(String),
     #[error("cannot listen on {0}: {1}")]
     Listen(String, std::io::Error),
 }
@@ -103,7 +105,7 @@ impl AppState {
         ));
         Ok(Arc::new(AppState {
             outbound,
-            limits: RateLimits::new(config.rate_limit.clone()),
+            limits: RateLimits::new(config.rate_limit.clone(), &config.redis_url),
             verify_settings: VerifySettings {
                 public_url: config.public_url.clone(),
                 timestamp_tolerance_secs: config.timestamp_tolerance_secs,
@@ -138,6 +140,11 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    state
+        .limits
+        .connect_shared()
+        .await
+        .map_err(|e| StartError::Redis(e.to_string()))?;
     let addr = state.config.listen.clone();
     let listener = TcpListener::bind(&addr)
         .await

@@ -64,6 +64,8 @@ pub struct Config {
     pub listen: String,
     /// A SQLite file path, or a `postgres://` URL.
     pub database: String,
+    /// Redis for rate limits shared by every node (`redis://host:6379`); empty: per node.
+    pub redis_url: String,
     pub public_url: String,
     pub master_key: Secret,
     pub log_format: LogFormat,
@@ -292,6 +294,13 @@ impl Config {
         if self.writer.wal_restart_bytes < 1 << 20 {
             invalid("writer.wal_restart_bytes", "must be at least 1 MiB");
         }
+        let redis = self.redis_url.trim();
+        if !redis.is_empty() && !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+            invalid(
+                "redis_url",
+                "must be empty or a redis:// (or rediss://) URL",
+            );
+        }
         if self.database.trim().is_empty() {
             invalid("database", "must name a SQLite file or a postgres:// URL");
         }
@@ -507,6 +516,7 @@ fn merge(base: &mut toml::Table, overlay: toml::Table, prefix: &str, set: &mut i
 const ENV_VARS: &[(&str, Option<&str>, &str, Kind)] = &[
     ("HOOKGATE_LISTEN", None, "listen", Kind::Str),
     ("HOOKGATE_DATABASE", None, "database", Kind::Str),
+    ("HOOKGATE_REDIS_URL", None, "redis_url", Kind::Str),
     ("HOOKGATE_PUBLIC_URL", None, "public_url", Kind::Str),
     ("HOOKGATE_MASTER_KEY", None, "master_key", Kind::Str),
     ("HOOKGATE_LOG_FORMAT", None, "log_format", Kind::Str),

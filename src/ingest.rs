@@ -228,8 +228,8 @@ pub async fn process(
     // 4. rate limit, counted only for authenticated, verified requests
     let rate = state
         .limits
-        .inbound(&key.id, key.per_minute, key.per_hour)
-        .check();
+        .check_inbound(&key.id, key.per_minute, key.per_hour)
+        .await;
     if let Some(wait) = rate.retry_after {
         let e = ApiError::new(
             429,

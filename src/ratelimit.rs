@@ -14,6 +14,7 @@ use governor::{Quota, RateLimiter};
 
 use crate::clock;
 use crate::config::RateLimitConfig;
+use crate::shared_limits::SharedLimits;
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
@@ -64,6 +65,17 @@ impl Window {
 pub struct MultiWindow {
     windows: Vec<Window>,
     last: Mutex<Option<RateStatus>>,
+}
+
+impl MultiWindow {
+    /// The windows as (limit, period), what the shared limiter checks.
+    fn spec(&self) -> Vec<(u32, Duration)> {
+        self.windows.iter().map(|w| (w.limit, w.period)).collect()
+    }
+
+    fn remember(&self, status: RateStatus) {
+        *self.last.lock().expect("rate status lock") = Some(status);
+    }
 }
 
 impl MultiWindow {
@@ -138,6 +150,16 @@ pub struct RateLimits {
     inbound: RwLock<HashMap<String, Arc<MultiWindow>>>,
     rest: RwLock<HashMap<String, Arc<MultiWindow>>>,
     auth_failures: FailureLimiter,
+    /// Limits kept in Redis for every node (`redis_url`), connected on first use.
+    shared: Option<SharedSlot>,
+}
+
+/// The shared limiter, connected once and then reused.
+struct SharedSlot {
+    url: String,
+    limits: tokio::sync::OnceCell<SharedLimits>,
+    /// Unix seconds of the last warning about Redis (one a minute at most).
+    warned_at: std::sync::atomic::AtomicI64,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -145,8 +167,15 @@ const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
 
 impl RateLimits {
-    pub fn new(config: RateLimitConfig) -> RateLimits {
+    /// Per-node limits; with a `redis_url`, every node shares the keys' inbound and REST
+    /// limits through Redis (failed authentications stay per node: they are per address).
+    pub fn new(config: RateLimitConfig, redis_url: &str) -> RateLimits {
         RateLimits {
+            shared: (!redis_url.trim().is_empty()).then(|| SharedSlot {
+                url: redis_url.trim().to_string(),
+                limits: tokio::sync::OnceCell::new(),
+                warned_at: std::sync::atomic::AtomicI64::new(0),
+            }),
             auth_failures: FailureLimiter::new(
                 config.auth_failures_per_minute,
                 MINUTE,
@@ -179,6 +208,51 @@ impl RateLimits {
             (self.config.rest_per_day, DAY),
         ];
         get_or_insert(&self.rest, key_id, &spec)
+    }
+
+    /// Counts one inbound envelope of the key against its limits (shared by every node when
+    /// Redis is configured).
+    pub async fn check_inbound(
+        &self,
+        key_id: &str,
+        per_minute: Option<u32>,
+        per_hour: Option<u32>,
+    ) -> RateStatus {
+        let local = self.inbound(key_id, per_minute, per_hour);
+        self.check(&format!("in:{key_id}"), &local).await
+    }
+
+    /// Counts one REST call of the key.
+    pub async fn check_rest(&self, key_id: &str) -> RateStatus {
+        let local = self.rest(key_id);
+        self.check(&format!("rest:{key_id}"), &local).await
+    }
+
+    async fn check(&self, subject: &str, local: &MultiWindow) -> RateStatus {
+        let Some(slot) = &self.shared else {
+            return local.check();
+        };
+        match slot.get().await {
+            Ok(shared) => match shared.check(subject, &local.spec()).await {
+                Ok(status) => {
+                    local.remember(status);
+                    return status;
+                }
+                Err(e) => slot.warn(&e),
+            },
+            Err(e) => slot.warn(&e),
+        }
+        // Redis is away: this node's own count keeps every node limited, if more loosely.
+        local.check()
+    }
+
+    /// Connects to the shared limiter now (at start), so that a wrong `redis_url` is found at
+    /// once rather than at the first request.
+    pub async fn connect_shared(&self) -> Result<(), redis::RedisError> {
+        match &self.shared {
+            Some(slot) => slot.get().await.map(|_| ()),
+            None => Ok(()),
+        }
     }
 
     /// The failed-authentication window of this address, without counting anything: the
@@ -337,6 +411,22 @@ fn client_key(addr: IpAddr) -> IpAddr {
             Some(v4) => IpAddr::V4(v4),
             None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
         },
+    }
+}
+
+impl SharedSlot {
+    async fn get(&self) -> Result<&SharedLimits, redis::RedisError> {
+        self.limits
+            .get_or_try_init(|| SharedLimits::connect(&self.url))
+            .await
+    }
+
+    fn warn(&self, error: &redis::RedisError) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = clock::now_secs();
+        if now - self.warned_at.swap(now, Relaxed) >= 60 {
+            tracing::warn!(error = %error, "shared rate limits unavailable; limiting per node");
+        }
     }
 }
 

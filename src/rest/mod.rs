@@ -168,7 +168,7 @@ pub async fn authenticate(
         },
     };
     let key = key.map_err(|e| fail(e, state.limits.auth_failed(client)))?;
-    let rate = state.limits.rest(&key.id).check();
+    let rate = state.limits.check_rest(&key.id).await;
     if let Some(wait) = rate.retry_after {
         return Err(fail(
             ApiError::new(

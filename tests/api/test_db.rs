@@ -46,6 +46,15 @@ impl TestDb {
         }
     }
 
+    /// Another handle on the same database (for a second node); the first handle owns it.
+    pub fn another_handle(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            _dir: None,
+            postgres: None,
+        }
+    }
+
     /// The SQLite file, when the test runs on SQLite.
     pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
         self.postgres.is_none().then(|| self.url.clone().into())

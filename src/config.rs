@@ -295,7 +295,7 @@ impl Config {
             invalid("writer.wal_restart_bytes", "must be at least 1 MiB");
         }
         let redis = self.redis_url.trim();
-        if !redis.is_empty() && !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+        if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
             invalid(
                 "redis_url",
                 "must be empty or a redis:// (or rediss://) URL",

@@ -28,6 +28,8 @@ pub struct AppState {
     pub verify_settings: VerifySettings,
     /// Signed-in sessions of the console at `/admin`.
     pub console: crate::admin::Sessions,
+    /// Native provider intake's loaded mappings.
+    pub providers: crate::providers::Providers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,7 @@ impl AppState {
             },
             metrics,
             console: crate::admin::Sessions::new(config.console.session_idle_secs),
+            providers: crate::providers::Providers::default(),
             schemas: Arc::new(schemas),
             store,
             keys,

@@ -85,6 +85,17 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub outbound: OutboundConfig,
     pub console: ConsoleConfig,
+    pub requests: RequestsConfig,
+}
+
+/// Keeping inbound requests (headers and body) for `inspect` and `replay`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsConfig {
+    /// Keep them (a key may opt out: `keys update --keep-requests false`).
+    pub keep: bool,
+    /// The most of one body kept; a longer body is cut, and cannot be replayed.
+    pub max_body_bytes: usize,
 }
 
 /// A configured secret: usable, but never printed by `Debug`.
@@ -143,6 +154,8 @@ pub struct RetentionConfig {
     pub ingest_log_days: u32,
     pub events_days: u32,
     pub deliveries_days: u32,
+    /// Kept requests (headers and bodies), usually held for less time than the log.
+    pub requests_days: u32,
     pub prune_batch: usize,
 }
 
@@ -657,6 +670,24 @@ const ENV_VARS: &[(&str, Option<&str>, &str, Kind)] = &[
         "HOOKGATE_RETENTION_EVENTS_DAYS",
         Some("retention"),
         "events_days",
+        Kind::Int,
+    ),
+    (
+        "HOOKGATE_RETENTION_REQUESTS_DAYS",
+        Some("retention"),
+        "requests_days",
+        Kind::Int,
+    ),
+    (
+        "HOOKGATE_KEEP_REQUESTS",
+        Some("requests"),
+        "keep",
+        Kind::Bool,
+    ),
+    (
+        "HOOKGATE_KEEP_REQUEST_BYTES",
+        Some("requests"),
+        "max_body_bytes",
         Kind::Int,
     ),
     (

@@ -36,6 +36,8 @@ pub fn sample_key() -> Arc<ApiKey> {
         square_signature_key: Some(b"sq-key".to_vec()),
         quickbooks_verifier_token: Some(b"qb-token".to_vec()),
         dynamics_key: Some(DYNAMICS_KEY.as_bytes().to_vec()),
+        provider_secrets: Vec::new(),
+        keep_requests: true,
         body_only_signing: false,
         per_minute: None,
         per_hour: None,

@@ -36,6 +36,8 @@ pub struct Reply {
     pub request_id: String,
     /// The `Allow` header of a 405.
     pub allow: Option<String>,
+    /// `application/json` unless a provider's handshake asks for another.
+    pub content_type: &'static str,
 }
 
 impl Reply {
@@ -47,11 +49,13 @@ impl Reply {
             replayed: false,
             request_id: request_id.to_string(),
             allow: None,
+            content_type: "application/json",
         }
     }
 }
 
 /// What is known about a request as it moves through the pipeline; becomes its ingest-log row.
+#[derive(Clone)]
 pub struct Trace {
     pub request_id: String,
     pub client: IpAddr,
@@ -67,12 +71,16 @@ pub struct Trace {
     pub logged: bool,
     /// The body, to name the event type of a request rejected before parsing.
     pub body: Option<Bytes>,
+    /// The request as received, kept for `inspect` and `replay` (see [`crate::inspect`]).
+    pub capture: Option<crate::inspect::Capture>,
 }
 
 impl Trace {
     pub fn start(client: IpAddr) -> Trace {
         Trace {
-            request_id: crypto::random_id("req_", 8),
+            // Time-ordered: the kept request is stored under this id, and ordered ids append
+            // to the end of its index instead of landing on a random page each.
+            request_id: crypto::sortable_id("req_"),
             client,
             received_at_ms: clock::now_ms(),
             started: Instant::now(),
@@ -84,10 +92,11 @@ impl Trace {
             error_code: None,
             logged: false,
             body: None,
+            capture: None,
         }
     }
 
-    fn entry(&self, status: u16) -> IngestEntry {
+    pub(crate) fn entry(&self, status: u16) -> IngestEntry {
         IngestEntry {
             id: 0,
             received_at: self.received_at_ms,
@@ -123,13 +132,7 @@ pub async fn authenticate(
     headers: &impl Headers,
     content_length: Option<u64>,
 ) -> Result<Arc<ApiKey>, Reply> {
-    if let Some(status) = state.limits.auth_blocked(trace.client) {
-        let mut reply = trace.fail(ApiError::new(
-            429,
-            "too_many_auth_failures",
-            "too many failed authentication attempts from this address; retry later",
-        ));
-        reply.rate = Some(status);
+    if let Some(reply) = refuse_blocked_client(state, trace) {
         return Err(reply);
     }
     if !is_json_content_type(headers.get("content-type")) {
@@ -142,7 +145,17 @@ pub async fn authenticate(
     if content_length.is_some_and(|n| n > state.config.max_body_bytes as u64) {
         return Err(trace.fail(payload_too_large(state.config.max_body_bytes)));
     }
-    let key = match headers.get("x-api-key").map(str::trim) {
+    key_for(state, trace, headers.get("x-api-key")).await
+}
+
+/// The active key with this id (stage 2): a missing, unknown or revoked key is a 401 that
+/// counts against the client address.
+pub(crate) async fn key_for(
+    state: &AppState,
+    trace: &mut Trace,
+    key_id: Option<&str>,
+) -> Result<Arc<ApiKey>, Reply> {
+    let key = match key_id.map(str::trim) {
         None | Some("") => Err(ApiError::new(
             401,
             "api_key_missing",
@@ -165,6 +178,19 @@ pub async fn authenticate(
         reply.rate = Some(status);
         reply
     })
+}
+
+/// The refusal of a client address that failed authentication too often, which is refused
+/// before anything else.
+pub(crate) fn refuse_blocked_client(state: &AppState, trace: &mut Trace) -> Option<Reply> {
+    let status = state.limits.auth_blocked(trace.client)?;
+    let mut reply = trace.fail(ApiError::new(
+        429,
+        "too_many_auth_failures",
+        "too many failed authentication attempts from this address; retry later",
+    ));
+    reply.rate = Some(status);
+    Some(reply)
 }
 
 pub fn payload_too_large(limit: usize) -> ApiError {
@@ -213,19 +239,45 @@ pub async fn process(
         &state.verify_settings,
     ) {
         Ok(v) => v,
-        Err(e) => {
-            state.limits.auth_failed(trace.client);
-            let mut reply = trace.fail(e);
-            reply.rate = Some(
-                state
-                    .limits
-                    .inbound(&key.id, key.per_minute, key.per_hour)
-                    .peek(),
-            );
-            return reply;
-        }
+        Err(e) => return refused_signature(state, trace, &key, e),
     };
     // 4. rate limit, counted only for authenticated, verified requests
+    let rate = match rate_limit(state, trace, &key) {
+        Ok(rate) => rate,
+        Err(reply) => return *reply,
+    };
+    let mut reply = after_verification(state, trace, headers, verified).await;
+    if reply.rate.is_none() {
+        reply.rate = Some(rate);
+    }
+    reply
+}
+
+/// The answer to a request whose signature was refused: it counts as a failed authentication,
+/// and carries the key's rate-limit status without using any of it.
+pub(crate) fn refused_signature(
+    state: &AppState,
+    trace: &mut Trace,
+    key: &ApiKey,
+    error: ApiError,
+) -> Reply {
+    state.limits.auth_failed(trace.client);
+    let mut reply = trace.fail(error);
+    reply.rate = Some(
+        state
+            .limits
+            .inbound(&key.id, key.per_minute, key.per_hour)
+            .peek(),
+    );
+    reply
+}
+
+/// Stage 4: counts the request against the key's inbound limit.
+pub(crate) fn rate_limit(
+    state: &AppState,
+    trace: &mut Trace,
+    key: &ApiKey,
+) -> Result<RateStatus, Box<Reply>> {
     let rate = state
         .limits
         .check_inbound(&key.id, key.per_minute, key.per_hour)
@@ -241,8 +293,19 @@ pub async fn process(
         );
         let mut reply = trace.fail(e);
         reply.rate = Some(rate);
-        return reply;
+        return Err(Box::new(reply));
     }
+    Ok(rate)
+}
+
+/// Stages 5-9 of a verified request (also what an operator's replay runs).
+pub(crate) async fn after_verification(
+    state: &AppState,
+    trace: &mut Trace,
+    headers: &impl Headers,
+    verified: VerifiedRequest,
+) -> Reply {
+    let key = verified.key.clone();
     // 5. idempotency
     let idem_key = headers
         .get("idempotency-key")
@@ -252,18 +315,14 @@ pub async fn process(
         .map(|k| k.chars().take(255).collect::<String>());
     // A copy of an answered request is replayed without queueing behind the writer; copies
     // that arrive together are sorted out by the claim inside the write (see `run_event`).
-    let mut reply = match &idem_key {
+    match &idem_key {
         None => run_event(state, trace, verified, None).await,
         Some(idem) => match stored_response(state, &key.id, idem).await {
             Ok(Some(stored)) => replay(state, trace, stored, &crypto::sha256_hex(&verified.body)),
             Ok(None) => run_event(state, trace, verified, idem_key).await,
             Err(e) => trace.fail(ApiError::internal(&e, &trace.request_id)),
         },
-    };
-    if reply.rate.is_none() {
-        reply.rate = Some(rate);
     }
-    reply
 }
 
 async fn stored_response(
@@ -281,7 +340,7 @@ async fn stored_response(
 
 /// The stored answer, if the request is the same one (same body); a different request under
 /// an idempotency key already used is refused rather than answered with another's result.
-fn replay(
+pub(crate) fn replay(
     state: &AppState,
     trace: &mut Trace,
     stored: StoredResponse,
@@ -309,6 +368,7 @@ fn replay(
         replayed: true,
         request_id: trace.request_id.clone(),
         allow: None,
+        content_type: "application/json",
     }
 }
 
@@ -354,7 +414,7 @@ fn check(schemas: &Schemas, verified: &VerifiedRequest) -> Checked {
 }
 
 /// Stages 6-9.
-async fn run_event(
+pub(crate) async fn run_event(
     state: &AppState,
     trace: &mut Trace,
     verified: VerifiedRequest,
@@ -516,6 +576,16 @@ enum Outcome {
     Replay(StoredResponse),
 }
 
+/// Writes the trace's ingest-log row, unless the apply transaction already did.
+pub(crate) fn log(state: &AppState, trace: &Trace, status: u16) {
+    if !trace.logged {
+        let entry = trace.entry(status);
+        state
+            .store
+            .write_detached(move |tx| tx.insert_ingest_entry(&entry));
+    }
+}
+
 /// Records metrics and, unless the apply transaction already did, the ingest-log row; gives
 /// answers that no limiter reached the client address's `X-RateLimit-*` values.
 pub fn finish(state: &AppState, trace: &Trace, reply: &mut Reply) {
@@ -529,12 +599,7 @@ pub fn finish(state: &AppState, trace: &Trace, reply: &mut Reply) {
         trace.error_code,
         latency,
     );
-    if !trace.logged {
-        let entry = trace.entry(reply.status);
-        state
-            .store
-            .write_detached(move |tx| tx.insert_ingest_entry(&entry));
-    }
+    log(state, trace, reply.status);
     if crate::logs::REQUESTS.admit() {
         tracing::info!(
             request_id = %trace.request_id,

@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::crypto::{self, MasterKey};
-use crate::store::{ApiKeyRecord, KeySummary, NewKey, SecretChange, Store, StoreError};
+use crate::store::{
+    ApiKeyRecord, KeyIntake, KeySummary, NewKey, ReadConn, SecretChange, Store, StoreError,
+};
 
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 
@@ -27,10 +29,74 @@ pub struct ApiKey {
     pub square_signature_key: Option<Vec<u8>>,
     pub quickbooks_verifier_token: Option<Vec<u8>>,
     pub dynamics_key: Option<Vec<u8>>,
+    /// Secrets for native provider intake, by provider name (`keys update --provider-secret`).
+    pub provider_secrets: Vec<(String, Vec<u8>)>,
+    /// Whether this key's requests (headers and body) are kept for inspection and replay.
+    pub keep_requests: bool,
     pub body_only_signing: bool,
     pub per_minute: Option<u32>,
     pub per_hour: Option<u32>,
     pub revoked: bool,
+}
+
+impl ApiKey {
+    /// The key's secret for a provider's native requests; for Square, QuickBooks and Dynamics
+    /// 365 the secret given at `keys create` serves when no other was set.
+    pub fn provider_secret(&self, provider: &str) -> Option<&[u8]> {
+        let own = self
+            .provider_secrets
+            .iter()
+            .find(|(name, _)| name == provider)
+            .map(|(_, secret)| secret.as_slice());
+        own.or(match provider {
+            "square" => self.square_signature_key.as_deref(),
+            "quickbooks" => self.quickbooks_verifier_token.as_deref(),
+            "dynamics365" => self.dynamics_key.as_deref(),
+            _ => None,
+        })
+    }
+
+    /// The providers this key has a secret for.
+    pub fn providers(&self) -> Vec<String> {
+        let legacy = [
+            ("square", self.square_signature_key.is_some()),
+            ("quickbooks", self.quickbooks_verifier_token.is_some()),
+            ("dynamics365", self.dynamics_key.is_some()),
+        ];
+        let mut names: Vec<String> = self
+            .provider_secrets
+            .iter()
+            .map(|(n, _)| n.clone())
+            .chain(
+                legacy
+                    .iter()
+                    .filter(|(_, set)| *set)
+                    .map(|(n, _)| n.to_string()),
+            )
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// What a provider secret is bound to when sealed: its key and provider.
+fn provider_secret_owner(key_id: &str, provider: &str) -> String {
+    format!("{key_id}/{provider}")
+}
+
+/// A key's row with what it adds for native intake.
+fn with_intake(
+    r: &ReadConn,
+    record: Option<ApiKeyRecord>,
+) -> Result<Option<(ApiKeyRecord, KeyIntake)>, StoreError> {
+    match record {
+        None => Ok(None),
+        Some(rec) => {
+            let intake = r.key_intake(&rec.id)?;
+            Ok(Some((rec, intake)))
+        }
+    }
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -262,7 +328,10 @@ impl Keys {
             return Ok(cached.clone());
         }
         let id = key_id.to_string();
-        let record = self.store.read(move |r| r.key_by_id(&id)).await?;
+        let record = self
+            .store
+            .read(move |r| with_intake(r, r.key_by_id(&id)?))
+            .await?;
         let key = record
             .map(|r| self.unseal_record(r))
             .transpose()?
@@ -278,7 +347,10 @@ impl Keys {
     /// The active key whose management token this is.
     pub async fn find_by_api_token(&self, token: &str) -> Result<Option<Arc<ApiKey>>, KeyError> {
         let hash = hash_api_token(token);
-        let record = self.store.read(move |r| r.key_by_token_hash(&hash)).await?;
+        let record = self
+            .store
+            .read(move |r| with_intake(r, r.key_by_token_hash(&hash)?))
+            .await?;
         Ok(record
             .map(|r| self.unseal_record(r))
             .transpose()?
@@ -303,7 +375,50 @@ impl Keys {
         crate::master_key::opens_check(&self.master, check)
     }
 
-    fn unseal_record(&self, r: ApiKeyRecord) -> Result<ApiKey, KeyError> {
+    /// Sets (`Some`) or removes (`None`) the key's secrets for native provider intake, and
+    /// whether its requests are kept; the server sees the change within [`KEY_CACHE_TTL`].
+    pub async fn update_intake(
+        &self,
+        key_id: &str,
+        secrets: Vec<(String, Option<String>)>,
+        keep_requests: Option<bool>,
+    ) -> Result<Arc<ApiKey>, KeyError> {
+        let sealed: Vec<(String, Option<Vec<u8>>)> = secrets
+            .into_iter()
+            .map(|(provider, secret)| {
+                let owner = provider_secret_owner(key_id, &provider);
+                let sealed = secret.map(|s| self.master.encrypt(s.as_bytes(), &owner));
+                (provider, sealed)
+            })
+            .collect();
+        let id = key_id.to_string();
+        let found = self
+            .store
+            .write(move |tx| {
+                if !tx.key_is_active(&id)? {
+                    return Ok(false);
+                }
+                let now = clock::now_secs();
+                for (provider, secret) in &sealed {
+                    let owner = provider_secret_owner(&id, provider);
+                    tx.set_provider_secret(&id, provider, &owner, secret.as_deref(), now)?;
+                }
+                if let Some(keep) = keep_requests {
+                    tx.set_keep_requests(&id, keep, now)?;
+                }
+                Ok(true)
+            })
+            .await?;
+        self.forget(key_id);
+        if !found {
+            return Err(KeyError::NotFound(key_id.to_string()));
+        }
+        self.find(key_id)
+            .await?
+            .ok_or_else(|| KeyError::NotFound(key_id.to_string()))
+    }
+
+    fn unseal_record(&self, (r, intake): (ApiKeyRecord, KeyIntake)) -> Result<ApiKey, KeyError> {
         let open = |blob: &[u8]| {
             self.master
                 .decrypt(blob, &r.id)
@@ -316,7 +431,19 @@ impl Keys {
             signing_secrets.push(open(prev)?);
         }
         let open_opt = |blob: &Option<Vec<u8>>| blob.as_deref().map(open).transpose();
+        let provider_secrets = intake
+            .provider_secrets
+            .iter()
+            .map(|(provider, sealed)| {
+                self.master
+                    .decrypt(sealed, &provider_secret_owner(&r.id, provider))
+                    .map(|secret| (provider.clone(), secret))
+                    .ok_or_else(|| KeyError::Unseal(r.id.clone()))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(ApiKey {
+            provider_secrets,
+            keep_requests: intake.keep_requests.unwrap_or(true),
             signing_secrets,
             square_signature_key: open_opt(&r.square_key_enc)?,
             quickbooks_verifier_token: open_opt(&r.quickbooks_token_enc)?,

@@ -17,6 +17,9 @@
 //! - [`store`]: SQLite behind a narrow interface; one group-commit writer, pooled readers.
 //! - [`outbound`]: beside the pipeline, fan-out of the event log to subscriptions (never
 //!   back to the key that caused the event), signed deliveries with retries, SSRF guard.
+//! - [`providers`]: native intake (`/webhooks/inbound/{provider}/{key_id}`): a catalog of
+//!   providers' signatures, handshakes and events, operators' mappings onto envelopes, and
+//!   pass-through events; [`inspect`]: kept requests, `inspect` and `replay`.
 //! - [`rest`]: the management API (`/api/v1`: skills, work types, webhooks).
 //! - [`admin`]: the operator's console at `/admin` (embedded page, session login, thin JSON
 //!   calls into the same operations as [`rest`] and the CLI).
@@ -42,12 +45,14 @@ pub mod error;
 pub mod fuzz_targets;
 pub mod http;
 pub mod ingest;
+pub mod inspect;
 pub mod keys;
 pub mod logs;
 pub mod master_key;
 pub mod metrics;
 pub mod normalize;
 pub mod outbound;
+pub mod providers;
 pub mod ratelimit;
 pub mod rest;
 pub mod retention;

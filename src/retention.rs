@@ -1,5 +1,5 @@
-//! Retention: history older than its configured period (ingest log, events, deliveries with
-//! their attempts, idempotency keys) is deleted in small batches, each its own short write, so
+//! Retention: history older than its configured period (ingest log, kept requests, events,
+//! deliveries with their attempts, idempotency keys) is deleted in small batches, each its own short write, so
 //! that intake queued behind the writer never waits long.
 
 use std::time::Duration;
@@ -31,6 +31,11 @@ pub async fn prune(store: &Store, config: &Config) -> Result<usize, StoreError> 
     .await?;
     total += drain(store, batch, move |tx| {
         tx.expire_idempotency(idempotency_before, batch)
+    })
+    .await?;
+    let requests_before = cutoff(retention.requests_days);
+    total += drain(store, batch, move |tx| {
+        tx.prune_kept_requests(requests_before, batch)
     })
     .await?;
     total += drain(store, batch, move |tx| {

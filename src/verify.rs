@@ -23,6 +23,8 @@ pub enum Source {
     QuickBooks,
     Dynamics365,
     Zapier,
+    /// A provider's own request at its native URL, authenticated by `crate::providers`.
+    Native(&'static str),
 }
 
 impl Source {
@@ -49,6 +51,7 @@ impl Source {
             Source::QuickBooks => "quickbooks",
             Source::Dynamics365 => "dynamics365",
             Source::Zapier => "zapier",
+            Source::Native(provider) => provider,
         }
     }
 }
@@ -71,6 +74,22 @@ pub struct VerifiedRequest {
 }
 
 impl VerifiedRequest {
+    /// A request authenticated elsewhere: a provider's native request whose signature
+    /// `crate::providers` checked, or an operator's replay of a kept request (whose signature
+    /// is not checked again because an authenticated operator asked; the log records it).
+    pub(crate) fn authenticated_elsewhere(
+        key: Arc<ApiKey>,
+        source: Source,
+        body: Bytes,
+    ) -> VerifiedRequest {
+        VerifiedRequest {
+            key,
+            source,
+            body,
+            unsigned_reason: None,
+        }
+    }
+
     pub fn signature_verified(&self) -> bool {
         self.unsigned_reason.is_none()
     }
@@ -124,6 +143,12 @@ pub fn verify(
                 "a QuickBooks verifier token",
             )?;
             verify_base64(headers.get("intuit-signature"), secret, &[&body])?
+        }
+        Source::Native(provider) => {
+            return Err(ApiError::bad_request(
+                "unknown_source",
+                format!("{provider} requests go to /webhooks/inbound/{provider}/{{key_id}}"),
+            ));
         }
         Source::Dynamics365 => {
             let secret = configured(&key.dynamics_key, "a Dynamics 365 shared key")?;
@@ -189,7 +214,27 @@ fn verify_custom(
             Err(_) => false,
         }
     });
-    if matched { Ok(None) } else { Err(mismatch()) }
+    if matched {
+        return Ok(None);
+    }
+    let signed = match (timestamp, key.body_only_signing) {
+        (Some(_), false) => "{X-Webhook-Timestamp}.{body}",
+        _ => "{body}",
+    };
+    Err(ApiError::new(
+        403,
+        "signature_mismatch",
+        format!(
+            "X-Webhook-Signature does not match: the custom scheme expects the hex HMAC-SHA256 of \"{signed}\" keyed with the key's signing secret (a sha256= prefix is optional; several signatures may be sent, separated by spaces)"
+        ),
+    )
+    .with_details(vec![serde_json::json!({
+        "scheme": "custom",
+        "header": "X-Webhook-Signature",
+        "signed_content": signed,
+        "timestamp": timestamp,
+        "encoding": "hex HMAC-SHA256",
+    })]))
 }
 
 /// Returns the timestamp's text (as signed) when it is an integer within the window.

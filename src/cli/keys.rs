@@ -79,6 +79,8 @@ pub(super) struct CreateKeyArgs {
     per_hour: Option<u32>,
     #[command(flatten)]
     providers: ProviderArgs,
+    #[command(flatten)]
+    intake: super::providers::IntakeArgs,
     /// Legacy senders: sign the body only, without the timestamp (weaker: a captured request
     /// can be replayed with a fresh timestamp).
     #[arg(long)]
@@ -96,6 +98,8 @@ pub(super) struct UpdateKeyArgs {
     /// Remove this provider's secret (repeatable).
     #[arg(long, value_enum)]
     remove: Vec<Provider>,
+    #[command(flatten)]
+    intake: super::providers::IntakeArgs,
     #[command(flatten)]
     format: Format,
 }
@@ -120,6 +124,9 @@ pub(super) async fn run(command: KeysCommand, config: Config) -> anyhow::Result<
                 body_only_signing: a.body_only_signing,
             };
             let created = keys.create(&a.company, &a.name, options).await?;
+            if !a.intake.is_empty() {
+                a.intake.apply(&keys, &created.key_id).await?;
+            }
             print_created_key(&created, a.format);
         }
         KeysCommand::List { company, format } => {
@@ -175,19 +182,27 @@ pub(super) async fn run(command: KeysCommand, config: Config) -> anyhow::Result<
                 ),
                 dynamics_key: change(a.providers.dynamics_key, Provider::Dynamics365),
             };
-            if secrets.is_unchanged() {
+            if secrets.is_unchanged() && a.intake.is_empty() {
                 anyhow::bail!(
-                    "nothing to change: give --square-signature-key, --quickbooks-verifier-token, --dynamics-key or --remove"
+                    "nothing to change: give --provider-secret, --remove-provider-secret, --keep-requests, --square-signature-key, --quickbooks-verifier-token, --dynamics-key or --remove"
                 );
             }
-            let key = keys.update_provider_secrets(&a.key_id, secrets).await?;
+            let mut key = match secrets.is_unchanged() {
+                true => None,
+                false => Some(keys.update_provider_secrets(&a.key_id, secrets).await?),
+            };
+            if !a.intake.is_empty() {
+                key = Some(a.intake.apply(&keys, &a.key_id).await?);
+            }
+            let key = key.expect("one of them changed the key");
             let has = json!({
                 "square_signature_key": key.square_signature_key.is_some(),
                 "quickbooks_verifier_token": key.quickbooks_verifier_token.is_some(),
                 "dynamics_key": key.dynamics_key.is_some(),
             });
+            let intake = super::providers::intake_view(&key);
             a.format
-                .emit(&json!({"key_id": key.id, "provider_secrets": has}), || {
+                .emit(&json!({"key_id": key.id, "provider_secrets": has, "native": intake}), || {
                     let set: Vec<&str> = has
                         .as_object()
                         .expect("object")
@@ -196,13 +211,18 @@ pub(super) async fn run(command: KeysCommand, config: Config) -> anyhow::Result<
                         .map(|(k, _)| k.as_str())
                         .collect();
                     format!(
-                        "updated {}; provider secrets now: {}",
+                        "updated {}; provider secrets now: {}; native intake secrets: {}; requests {}kept",
                         key.id,
                         if set.is_empty() {
                             "none".to_string()
                         } else {
                             set.join(", ")
-                        }
+                        },
+                        match key.providers() {
+                            p if p.is_empty() => "none".to_string(),
+                            p => p.join(", "),
+                        },
+                        if key.keep_requests { "" } else { "not " }
                     )
                 });
         }

@@ -15,6 +15,7 @@ mod deliveries;
 mod events;
 mod keys;
 mod master_key;
+mod providers;
 mod serve;
 mod setup;
 mod tail;
@@ -73,6 +74,25 @@ enum Command {
     /// Manage the master key that seals stored secrets.
     #[command(subcommand, name = "master-key")]
     MasterKey(master_key::MasterKeyCommand),
+    /// The providers whose own webhooks the gateway takes (native intake).
+    #[command(subcommand)]
+    Providers(providers::ProvidersCommand),
+    /// Manage keys' mappings of provider events onto envelopes.
+    #[command(subcommand)]
+    Mappings(providers::MappingsCommand),
+    /// Show one ingest-log entry with its kept request (headers, body) and answer.
+    Inspect {
+        /// An ingest-log id or a request id (`req_…`).
+        id: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Run kept requests through the pipeline again (after a fix), one or by filter.
+    Replay(providers::ReplayArgs),
+    /// Send a signed example of an inbound event type (or a provider's event) to a gateway.
+    Trigger(providers::TriggerArgs),
+    /// Forward a company's outbound events to a local URL, signed as a subscription's.
+    Listen(providers::ListenArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Check the configuration (and the schemas) and print the effective settings; reports
@@ -176,6 +196,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Deliveries(c) => deliveries::run(c, &outbound(&config)?).await,
         Command::Events(c) => events::run(c),
         Command::MasterKey(c) => master_key::run(c, config).await,
+        Command::Providers(c) => providers::providers(c, config).await,
+        Command::Mappings(c) => providers::mappings(c, config).await,
+        Command::Inspect { id, format } => providers::inspect(id, format.json, config).await,
+        Command::Replay(a) => providers::replay(a, config).await,
+        Command::Trigger(a) => providers::trigger(a, config).await,
+        Command::Listen(a) => providers::listen(a, config).await,
         Command::Migrate => setup::migrate(&config),
         Command::CheckConfig | Command::Completions { .. } => unreachable!("handled before"),
     }

@@ -5,6 +5,7 @@
 //! by `shutdown_grace_secs`), and cuts uploads that stop arriving.
 
 pub mod body;
+mod native;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -140,6 +141,11 @@ async fn route(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpRes
             )
         }
         (&Method::POST, "/webhooks/inbound") => inbound(edge, peer, req).await,
+        (_, p) if crate::providers::native_route(p).is_some() => {
+            let (provider, key_id) = crate::providers::native_route(p).expect("matched");
+            let (provider, key_id) = (provider.to_string(), key_id.to_string());
+            native::native(edge, peer, req, &provider, &key_id).await
+        }
         (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => rest(edge, peer, req).await,
         (_, p) if p == "/admin" || p.starts_with("/admin/") => admin(edge, peer, req).await,
         (_, "/webhooks/inbound") => method_not_allowed("POST"),
@@ -306,6 +312,45 @@ impl Edge {
             .map_err(|_elapsed| self.refusal(BodyError::Timeout(deadline.code)))
     }
 
+    /// The body of an inbound request whose key was authenticated from its headers, or its
+    /// refusal (recorded on the trace).
+    async fn receive_for(
+        &self,
+        trace: &mut Trace,
+        incoming: &mut Incoming,
+        key: Arc<crate::keys::ApiKey>,
+        deadline: Deadline,
+    ) -> Result<(Arc<crate::keys::ApiKey>, Received), Refused> {
+        match self
+            .receive(incoming, self.state.config.max_body_bytes, deadline)
+            .await
+        {
+            Ok(body) => Ok((key, body)),
+            Err(e) => {
+                trace.key = Some(key);
+                Err(self.refusal(e).answer(|e| trace.fail(e)))
+            }
+        }
+    }
+
+    /// Logs an inbound request's answer, keeps the request, and sends the answer.
+    fn answered(&self, trace: &Trace, mut reply: Reply) -> HttpResponse {
+        ingest::finish(&self.state, trace, &mut reply);
+        crate::inspect::keep(&self.state, trace, &reply);
+        reply_response(&reply, false)
+    }
+
+    /// Logs an inbound request refused before its body was read whole, and sends the refusal.
+    fn refused_inbound(
+        &self,
+        trace: &Trace,
+        mut refused: Refused,
+        incoming: Incoming,
+    ) -> HttpResponse {
+        ingest::finish(&self.state, trace, &mut refused.reply);
+        self.refused(refused, incoming)
+    }
+
     /// Sends a refusal, draining the unread body first when that helps the client.
     fn refused(&self, refused: Refused, incoming: Incoming) -> HttpResponse {
         if refused.drain {
@@ -330,37 +375,28 @@ async fn inbound(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpR
     let deadline = edge.request_deadline();
     let mut trace = Trace::start(peer.ip());
     let (parts, mut incoming) = req.into_parts();
-    let content_length = parts
-        .headers
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
+    let (content_length, path_and_query) = length_and_target(&parts);
     // Authentication needs only the headers: no body is read for a request that fails it.
     let received = edge
         .within(deadline, async {
             let key = ingest::authenticate(state, &mut trace, &parts.headers, content_length)
                 .await
                 .map_err(Refused::early)?;
-            let limit = state.config.max_body_bytes;
-            match edge.receive(&mut incoming, limit, deadline).await {
-                Ok(body) => Ok((key, body)),
-                Err(e) => {
-                    trace.key = Some(key);
-                    Err(edge.refusal(e).answer(|e| trace.fail(e)))
-                }
-            }
+            edge.receive_for(&mut trace, &mut incoming, key, deadline)
+                .await
         })
         .await
         .unwrap_or_else(|late| Err(late.answer(|e| trace.fail(e))));
     match received {
         Ok((key, body)) => {
-            let mut reply = ingest::process(
+            if crate::inspect::wanted(state, &key) {
+                trace.capture = Some(crate::inspect::Capture::new(
+                    parts.method.as_str(),
+                    &path_and_query,
+                    captured(&parts.headers),
+                ));
+            }
+            let reply = ingest::process(
                 state,
                 &mut trace,
                 key,
@@ -370,14 +406,39 @@ async fn inbound(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpR
             )
             .await;
             drop(body);
-            ingest::finish(state, &trace, &mut reply);
-            reply_response(&reply, false)
+            edge.answered(&trace, reply)
         }
-        Err(mut refused) => {
-            ingest::finish(state, &trace, &mut refused.reply);
-            edge.refused(refused, incoming)
-        }
+        Err(refused) => edge.refused_inbound(&trace, refused, incoming),
     }
+}
+
+/// The declared body size and the request target (path and query).
+fn length_and_target(parts: &hyper::http::request::Parts) -> (Option<u64>, String) {
+    let content_length = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    (content_length, target)
+}
+
+/// The request's headers as a list (lower-case names), for keeping and for providers.
+fn captured(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 async fn rest(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
@@ -489,7 +550,9 @@ fn reply_response(reply: &Reply, close: bool) -> HttpResponse {
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    if !reply.body.is_empty() {
+        headers.insert("content-type", HeaderValue::from_static(reply.content_type));
+    }
     if let Ok(v) = HeaderValue::from_str(&reply.request_id) {
         headers.insert("x-request-id", v);
     }

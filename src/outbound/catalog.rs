@@ -50,7 +50,9 @@ pub fn parse_patterns(input: &[String]) -> Result<Vec<String>, ApiError> {
             )
             .with_details(vec![json!(raw)]));
         }
+        // A provider's events that no mapping takes are named like source.stripe.*.
         let known = p == "*"
+            || crate::providers::is_pass_through_pattern(&p)
             || OutboundEvent::ALL
                 .iter()
                 .any(|e| matches(std::slice::from_ref(&p), e.name()));
@@ -66,9 +68,12 @@ pub fn parse_patterns(input: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
+/// Whether one of the patterns takes the event type. `*` means every record event, not the
+/// providers' pass-through events: those are asked for by name (`source.*`).
 pub fn matches(patterns: &[String], event_type: &str) -> bool {
+    let pass_through = event_type.starts_with("source.");
     patterns.iter().any(|p| {
-        p == "*"
+        (p == "*" && !pass_through)
             || p == event_type
             || p.strip_suffix(".*").is_some_and(|prefix| {
                 event_type

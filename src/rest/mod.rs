@@ -10,6 +10,7 @@
 //! where it pages). Errors are [`ApiError`] bodies.
 
 pub mod openapi;
+mod providers;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -485,11 +486,14 @@ impl Call<'_> {
             }
             "listIngestLog" => self.ingest_log().await,
             "listEventTypes" => Ok(Answer::one(200, crate::catalog::describe())),
-            other => Err(ApiError::internal(
-                &format!("the OpenAPI document names operation {other}, which has no handler")
-                    .as_str(),
-                &self.req.request_id,
-            )),
+            other => match self.dispatch_intake(other).await {
+                Some(answer) => answer,
+                None => Err(ApiError::internal(
+                    &format!("the OpenAPI document names operation {other}, which has no handler")
+                        .as_str(),
+                    &self.req.request_id,
+                )),
+            },
         }
     }
 

@@ -74,7 +74,8 @@ fn enum_list(name: &str) -> Vec<String> {
     list.into_iter().map(str::to_string).collect()
 }
 
-/// What a subscription may list: `*`, every emitted type, and `<entity>.*` for each entity.
+/// What a subscription may list: `*`, every emitted type, `<entity>.*` for each entity, and
+/// `source.*` or `source.<provider>.*` for providers' pass-through events.
 fn event_patterns() -> Vec<String> {
     let mut patterns = vec!["*".to_string()];
     for event_type in OutboundEvent::NAMES {
@@ -84,6 +85,10 @@ fn event_patterns() -> Vec<String> {
         }
     }
     patterns.extend(OutboundEvent::NAMES.iter().map(|t| t.to_string()));
+    // Providers' events that no mapping takes (native intake).
+    patterns.push("source.*".to_string());
+    let providers = crate::providers::catalog().names();
+    patterns.extend(providers.iter().map(|p| format!("source.{p}.*")));
     patterns
 }
 

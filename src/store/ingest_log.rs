@@ -35,10 +35,11 @@ pub struct IngestFilter {
     pub limit: usize,
 }
 
-const COLUMNS: &str = "id, received_at, request_id, company_id, key_id, client_addr, source,
+pub(super) const COLUMNS: &str =
+    "id, received_at, request_id, company_id, key_id, client_addr, source,
     event_type, status, error_code, latency_us, event_id, record_id";
 
-fn entry_from_row(mut r: Row) -> Result<IngestEntry, StoreError> {
+pub(super) fn entry_from_row(mut r: Row) -> Result<IngestEntry, StoreError> {
     Ok(IngestEntry {
         id: r.i64(0)?,
         received_at: r.i64(1)?,

@@ -17,6 +17,7 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("subscriptions", "secret_enc"),
     ("subscriptions", "previous_secret_enc"),
     ("subscriptions", "basic_auth_enc"),
+    ("key_provider_secrets", "secret_enc"),
 ];
 
 /// One sealed value and where it lives.

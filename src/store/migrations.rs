@@ -284,6 +284,55 @@ const MIGRATIONS: &[Migration] = &[
               ON f.kind = r.kind
             WHERE r.data ->> f.field IS NOT NULL;",
     },
+    // 5: native provider intake and kept requests: a key's secret per provider, its intake
+    // settings, its mappings of provider events onto envelopes, and each inbound request's
+    // headers and body (for `inspect` and `replay`; pruned after retention.requests_days).
+    Migration {
+        both: "CREATE TABLE key_provider_secrets (
+            id          TEXT NOT NULL UNIQUE,       -- key_id/provider: what the secret is sealed to
+            key_id      TEXT NOT NULL,
+            provider    TEXT NOT NULL,              -- a name from the provider catalog
+            secret_enc  {blob} NOT NULL,
+            updated_at  BIGINT NOT NULL,
+            PRIMARY KEY (key_id, provider)
+        );
+        -- Only keys whose settings differ from the defaults have a row.
+        CREATE TABLE key_intake_settings (
+            key_id        TEXT PRIMARY KEY,
+            keep_requests BOOLEAN NOT NULL,
+            updated_at    BIGINT NOT NULL
+        );
+        CREATE TABLE provider_mappings (
+            key_id      TEXT NOT NULL,
+            provider    TEXT NOT NULL,
+            company_id  TEXT NOT NULL,
+            mapping     {json} NOT NULL,            -- {\"rules\": [...]}, as the operator sent it
+            created_at  BIGINT NOT NULL,
+            updated_at  BIGINT NOT NULL,
+            PRIMARY KEY (key_id, provider)
+        );
+        CREATE INDEX provider_mappings_company ON provider_mappings(company_id);
+        CREATE TABLE ingest_requests (
+            request_id      TEXT PRIMARY KEY,       -- ingest_log.request_id (one or more rows)
+            received_at     BIGINT NOT NULL,        -- unix ms, the same as its log rows'
+            company_id      TEXT NOT NULL,
+            key_id          TEXT NOT NULL,
+            provider        TEXT,                   -- native intake; NULL: /webhooks/inbound
+            method          TEXT NOT NULL,
+            target          TEXT NOT NULL,          -- path and query, secrets redacted
+            headers         {json} NOT NULL,        -- [[name, value], ...], secrets redacted
+            body            {blob} NOT NULL,        -- at most capture.max_body_bytes of it
+            body_bytes      BIGINT NOT NULL,        -- the whole body's size
+            response_status BIGINT NOT NULL,
+            response_body   {blob} NOT NULL,
+            replay_of       TEXT,                   -- the request this one replayed
+            replayed_by     TEXT                    -- who asked for the replay
+        );
+        CREATE INDEX ingest_requests_received ON ingest_requests(received_at);
+        CREATE INDEX ingest_requests_replay_of ON ingest_requests(replay_of);",
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 fn render(sql: &str, dialect: Dialect) -> String {

@@ -15,6 +15,7 @@ mod deliveries;
 mod events;
 mod idempotency;
 mod ingest_log;
+mod intake;
 mod keys;
 mod meta;
 mod migrations;
@@ -35,6 +36,7 @@ pub use deliveries::{AttemptRecord, DeliveryFilter, DeliveryRow, DeliveryStatus,
 pub use events::EventRow;
 pub use idempotency::{Claim, StoredResponse};
 pub use ingest_log::{IngestEntry, IngestFilter};
+pub use intake::{KeptFilter, KeptRequest, KeyIntake, MappingRow};
 pub use keys::SecretChange;
 pub use keys::{ApiKeyRecord, KeySummary, NewKey};
 pub use meta::{SEALED_COLUMNS, SealedValue};

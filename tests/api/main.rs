@@ -4,6 +4,7 @@
 mod catalog;
 mod cli;
 mod cli_operator;
+mod cli_providers;
 mod console;
 mod console_browser;
 mod contract;
@@ -16,6 +17,7 @@ mod limits;
 mod master_key;
 mod multinode;
 mod outbound;
+mod providers;
 mod receiver;
 mod search;
 mod shared_limits;

@@ -113,6 +113,15 @@ async fn rotation_reseals_every_secret_under_the_new_key() {
                "basic_auth": {"username": "hook", "password": "s3cret"}}),
     )
     .await;
+    app.state
+        .keys
+        .update_intake(
+            &sender.key_id,
+            vec![("stripe".into(), Some("whsec_native".into()))],
+            None,
+        )
+        .await
+        .unwrap();
     let db = app.stop().await;
 
     let bad = hookgate(
@@ -134,13 +143,19 @@ async fn rotation_reseals_every_secret_under_the_new_key() {
         "{stdout}{}",
         String::from_utf8_lossy(&rotated.stderr)
     );
-    assert!(stdout.contains("re-sealed 5 secret(s)"), "{stdout}");
+    assert!(stdout.contains("re-sealed 6 secret(s)"), "{stdout}");
 
     assert!(
         build_with_key(&db, MASTER_KEY).is_err(),
         "the old key is refused"
     );
     let app = start(db, &[("HOOKGATE_MASTER_KEY", OTHER_KEY)]).await;
+    let reopened = app.state.keys.find(&sender.key_id).await.unwrap().unwrap();
+    assert_eq!(
+        reopened.provider_secret("stripe"),
+        Some(&b"whsec_native"[..]),
+        "a native-intake secret is re-sealed too"
+    );
     // The key's signing secret and QuickBooks token, and the subscription's secret and
     // basic-auth password, all open under the new key.
     let sent = app

@@ -242,7 +242,7 @@ pub async fn process(
         Err(e) => return refused_signature(state, trace, &key, e),
     };
     // 4. rate limit, counted only for authenticated, verified requests
-    let rate = match rate_limit(state, trace, &key) {
+    let rate = match rate_limit(state, trace, &key).await {
         Ok(rate) => rate,
         Err(reply) => return *reply,
     };
@@ -273,7 +273,7 @@ pub(crate) fn refused_signature(
 }
 
 /// Stage 4: counts the request against the key's inbound limit.
-pub(crate) fn rate_limit(
+pub(crate) async fn rate_limit(
     state: &AppState,
     trace: &mut Trace,
     key: &ApiKey,

@@ -139,7 +139,7 @@ pub async fn process(
         return provider_answer(provider, ingest::refused_signature(state, trace, &key, e));
     }
     let rate = match mode {
-        Mode::Live => match ingest::rate_limit(state, trace, &key) {
+        Mode::Live => match ingest::rate_limit(state, trace, &key).await {
             Ok(rate) => Some(rate),
             Err(reply) => return *reply,
         },

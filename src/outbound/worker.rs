@@ -245,6 +245,16 @@ impl Worker {
     /// lose theirs.
     async fn renew_leases(&mut self) -> Result<(), StoreError> {
         self.next_renewal = Instant::now() + RENEW_EVERY;
+        // An idle gateway with nothing to dispatch makes no writes: a read says so first.
+        if self.windows.is_empty()
+            && !self
+                .out
+                .store
+                .read(|r| r.any_enabled_subscription())
+                .await?
+        {
+            return Ok(());
+        }
         let node = self.out.node_id.clone();
         let known: HashSet<String> = self.windows.keys().cloned().collect();
         let (leased, blocked) = self

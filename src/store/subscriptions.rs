@@ -329,6 +329,17 @@ impl WriteTx<'_> {
 }
 
 impl ReadConn<'_> {
+    /// Whether any subscription is enabled (one a delivery worker would lease).
+    pub fn any_enabled_subscription(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_opt(
+                "SELECT 1 FROM subscriptions WHERE status != 'disabled' LIMIT 1",
+                &[],
+            )?
+            .is_some())
+    }
+
     /// A subscription of any company (the operator's view).
     pub fn subscription_by_id(&self, id: &str) -> Result<Option<SubscriptionRow>, StoreError> {
         self.conn

@@ -1,5 +1,6 @@
 //! Start-up: builds the shared [`AppState`] from a [`Config`] (store, master key, schemas,
-//! limits) and runs the server until shutdown.
+//! limits) and runs the server (the HTTP edge, the delivery worker and housekeeping) until
+//! shutdown. The top of the crate: nothing but the command line imports it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,21 +17,7 @@ use crate::store::{Store, StoreOptions, is_postgres_url};
 use crate::validate::Schemas;
 use crate::verify::VerifySettings;
 
-/// Everything a request handler needs; shared behind an `Arc`.
-pub struct AppState {
-    pub config: Config,
-    pub store: Store,
-    pub keys: Keys,
-    pub limits: RateLimits,
-    pub schemas: Arc<Schemas>,
-    pub metrics: Arc<Metrics>,
-    pub outbound: Arc<Outbound>,
-    pub verify_settings: VerifySettings,
-    /// Signed-in sessions of the console at `/admin`.
-    pub console: crate::admin::Sessions,
-    /// Native provider intake's loaded mappings.
-    pub providers: crate::providers::Providers,
-}
+pub use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

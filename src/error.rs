@@ -46,24 +46,25 @@ impl ApiError {
         ApiError::new(422, code, message)
     }
 
-    /// Logs `cause` with the request id and returns what clients see: 503
+    /// Logs `cause` (the request's span carries its id) and returns what clients see: 503
     /// `storage_unavailable` when the database cannot take the request now (a full disk, an
-    /// I/O error; the answer carries `Retry-After`), else the opaque 500.
-    pub fn internal(cause: &dyn Cause, request_id: &str) -> ApiError {
+    /// I/O error; the answer carries `Retry-After`), else the opaque 500 that quotes the id of
+    /// the request being served (outside a request, the CLI's operator sees the cause).
+    pub fn internal(cause: &dyn Cause) -> ApiError {
         if cause.storage_unavailable() {
-            tracing::warn!(request_id, error = %cause, "storage unavailable");
+            tracing::warn!(error = %cause, "storage unavailable");
             return ApiError::new(
                 503,
                 "storage_unavailable",
                 "the gateway cannot store requests right now; nothing was applied, retry later",
             );
         }
-        tracing::error!(request_id, error = %cause, "internal error");
-        ApiError::new(
-            500,
-            "internal_error",
-            format!("internal error; quote request id {request_id} when reporting it"),
-        )
+        tracing::error!(error = %cause, "internal error");
+        let message = match crate::request::current_id() {
+            Some(id) => format!("internal error; quote request id {id} when reporting it"),
+            None => format!("internal error: {cause}"),
+        };
+        ApiError::new(500, "internal_error", message)
     }
 
     pub fn body(&self) -> Value {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::envelope;
 use crate::error::ApiError;
-use crate::http::body::{LimitedBuffer, TooLarge};
+use crate::request::{LimitedBuffer, TooLarge};
 use crate::keys::ApiKey;
 use crate::normalize;
 use crate::validate::Schemas;

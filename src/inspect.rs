@@ -11,16 +11,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::error::ApiError;
-use crate::ingest::{self, Reply, Trace};
+use crate::idempotency;
+use crate::ingest::{self, Trace};
 use crate::providers::{self, Mode};
+use crate::request::{self, HeaderList, Reply};
+use crate::state::AppState;
 use crate::store::{IngestEntry, KeptFilter, KeptRequest, StoreError};
-use crate::verify::{Source, VerifiedRequest};
+use crate::verify::{Headers, Source, VerifiedRequest};
 
 /// The request as received, until it is kept with its answer.
 #[derive(Debug, Clone)]
-pub struct Capture {
+pub(crate) struct Capture {
     pub method: String,
     /// Path and query.
     pub target: String,
@@ -33,7 +35,7 @@ pub struct Capture {
 }
 
 impl Capture {
-    pub fn new(method: &str, target: &str, headers: Vec<(String, String)>) -> Capture {
+    pub(crate) fn new(method: &str, target: &str, headers: Vec<(String, String)>) -> Capture {
         Capture {
             method: method.to_string(),
             target: target.to_string(),
@@ -85,14 +87,14 @@ fn redact_target(target: &str) -> String {
 }
 
 /// Whether requests of `key` are kept (the config's `[requests] keep` and the key's choice).
-pub fn wanted(state: &AppState, key: &crate::keys::ApiKey) -> bool {
+pub(crate) fn wanted(state: &AppState, key: &crate::keys::ApiKey) -> bool {
     state.config.requests.keep && key.keep_requests
 }
 
 /// Keeps the request of `trace` with its answer, unless keeping is off (in the config or for
 /// the key) or the request never got to its body (no key, or refused before reading it). A
 /// replay is always recorded (what it replayed, who asked), without its body when keeping is off.
-pub fn keep(state: &AppState, trace: &Trace, reply: &Reply) {
+pub(crate) fn keep(state: &AppState, trace: &Trace, reply: &Reply) {
     let (Some(capture), Some(key), Some(body)) = (&trace.capture, &trace.key, &trace.body) else {
         return;
     };
@@ -151,7 +153,7 @@ fn body_view(bytes: &[u8]) -> Value {
 
 /// What `GET /api/v1/ingest-log/{id}` and `hookgate inspect` show: the log rows of the
 /// request, and the kept request and answer when there are.
-pub fn view(entry: &IngestEntry, rows: &[IngestEntry], kept: Option<&KeptRequest>) -> Value {
+pub(crate) fn view(entry: &IngestEntry, rows: &[IngestEntry], kept: Option<&KeptRequest>) -> Value {
     let mut out = json!({
         "entry": crate::views::ingest_entry(entry),
         "request_id": entry.request_id,
@@ -195,7 +197,7 @@ pub fn view(entry: &IngestEntry, rows: &[IngestEntry], kept: Option<&KeptRequest
 }
 
 /// The log row `id` of `company` (every company when `None`: the CLI) and its request.
-pub async fn find(state: &AppState, company: Option<&str>, id: &str) -> Result<Value, ApiError> {
+pub(crate) async fn find(state: &AppState, company: Option<&str>, id: &str) -> Result<Value, ApiError> {
     let (entry, rows, kept) = load(state, company, id).await?;
     Ok(view(&entry, &rows, kept.as_ref()))
 }
@@ -237,14 +239,14 @@ async fn load(
             Ok(Some((entry, rows, kept)))
         })
         .await
-        .map_err(|e| ApiError::internal(&e, "inspect"))?;
+        .map_err(|e| ApiError::internal(&e))?;
     found.ok_or_else(not_found)
 }
 
 /// Runs the kept request behind log row (or request) `id` of `company` through the pipeline
 /// again, as `by` asked; returns what happened. The answer the provider or sender got is not
-/// changed; the replay is a request of its own in the log.
-pub async fn replay(
+/// changed; the replay is a request of its own in the log, with an id (and span) of its own.
+pub(crate) async fn replay(
     state: &AppState,
     company: Option<&str>,
     id: &str,
@@ -281,8 +283,29 @@ pub async fn replay(
                 ),
             ));
         }
-        Err(e) => return Err(ApiError::internal(&e, "replay")),
+        Err(e) => return Err(ApiError::internal(&e)),
     };
+    let replay = run_kept(state, &kept, key, by, client);
+    let (request_id, reply) = request::run_as(request::new_id(), "replay", replay).await;
+    let answer = serde_json::from_slice::<Value>(&reply.body).unwrap_or(Value::Null);
+    Ok(json!({
+        "replayed": entry.id,
+        "replay_of": kept.request_id,
+        "request_id": request_id,
+        "status": reply.status,
+        "answer": answer,
+        "signature_check": format!("skipped: replay asked for by {by}"),
+    }))
+}
+
+/// Runs a kept request again, as a request of its own; returns its id and answer.
+async fn run_kept(
+    state: &AppState,
+    kept: &KeptRequest,
+    key: Arc<crate::keys::ApiKey>,
+    by: &str,
+    client: IpAddr,
+) -> (String, Reply) {
     let headers: Vec<(String, String)> = serde_json::from_str(&kept.headers).unwrap_or_default();
     let mut trace = Trace::start(client);
     let mut capture = Capture::new(&kept.method, &kept.target, headers.clone());
@@ -312,15 +335,7 @@ pub async fn replay(
     };
     ingest::finish(state, &trace, &mut reply);
     keep(state, &trace, &reply);
-    let answer = serde_json::from_slice::<Value>(&reply.body).unwrap_or(Value::Null);
-    Ok(json!({
-        "replayed": entry.id,
-        "replay_of": kept.request_id,
-        "request_id": trace.request_id,
-        "status": reply.status,
-        "answer": answer,
-        "signature_check": format!("skipped: replay asked for by {by}"),
-    }))
+    (trace.request_id, reply)
 }
 
 /// A `/webhooks/inbound` request again: its source and idempotency key from its headers, a
@@ -332,36 +347,27 @@ async fn replay_envelope(
     headers: &[(String, String)],
     body: Bytes,
 ) -> Reply {
-    let list = providers::HeaderList(headers);
-    let source = match Source::parse(crate::verify::Headers::get(&list, "x-webhook-source")) {
+    let list = HeaderList(headers);
+    let source = match Source::parse(list.get("x-webhook-source")) {
         Ok(s) => s,
         Err(e) => return trace.fail(e),
     };
     trace.key = Some(key.clone());
     trace.body = Some(body.clone());
     trace.source = Some(source);
-    let idem = ["idempotency-key", "x-webhook-id"]
-        .iter()
-        .find_map(|h| crate::verify::Headers::get(&list, h))
-        .map(|k| k.trim().chars().take(255).collect::<String>())
-        .filter(|k| !k.is_empty());
-    if let Some(idem) = idem {
-        let key_id = key.id.clone();
-        if let Err(e) = state
-            .store
-            .write_single(move |tx| tx.forget_failed_idempotency_key(&key_id, &idem))
-            .await
-        {
-            return trace.fail(ApiError::internal(&e, &trace.request_id));
-        }
+    let idem = idempotency::key_from(&list);
+    if let Some(idem) = &idem
+        && let Err(e) = idempotency::forget_failure(state, &key.id, idem).await
+    {
+        return trace.internal(&e);
     }
     let verified = VerifiedRequest::authenticated_elsewhere(key, source, body);
-    ingest::after_verification(state, trace, &list, verified).await
+    ingest::after_verification(state, trace, idem, verified).await
 }
 
 /// Replays every kept request of the filter's company that matches it and was not yet
 /// replayed successfully, oldest first.
-pub async fn replay_matching(
+pub(crate) async fn replay_matching(
     state: &AppState,
     filter: KeptFilter,
     by: &str,
@@ -372,7 +378,7 @@ pub async fn replay_matching(
         .store
         .read(move |r| r.kept_requests_to_replay(&filter))
         .await
-        .map_err(|e| ApiError::internal(&e, "replay"))?;
+        .map_err(|e| ApiError::internal(&e))?;
     let mut results = Vec::with_capacity(ids.len());
     for id in &ids {
         let result = match replay(state, Some(&company), id, by, client).await {

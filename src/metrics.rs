@@ -10,6 +10,9 @@ use std::sync::{Mutex, RwLock};
 
 use crate::catalog::InboundEvent;
 
+/// The media type of [`Metrics::render`]'s text.
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
 const LATENCY_BUCKETS_SECS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 ];

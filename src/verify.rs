@@ -12,8 +12,14 @@ use crate::error::ApiError;
 use crate::keys::ApiKey;
 
 /// Header access without tying this module to an HTTP library.
-pub trait Headers {
+pub(crate) trait Headers {
     fn get(&self, name: &str) -> Option<&str>;
+
+    /// Every header (lower-case names), to keep a request or hand it to a provider's rules;
+    /// a view of a single header lists none.
+    fn all(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +111,7 @@ impl VerifiedRequest {
 
 /// Verifies the request's signature for its source. `path_and_query` is the request target
 /// (Square signs the public URL of it).
-pub fn verify(
+pub(crate) fn verify(
     key: Arc<ApiKey>,
     source: Source,
     headers: &impl Headers,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::session::{self, Principal, Session};
 use super::stats::{self, Buckets};
 use super::{AdminRequest, Page};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::clock;
 use crate::error::ApiError;
 use crate::keys::{ApiKey, KeyError, KeyOptions};
@@ -30,13 +30,12 @@ const MAX_WAIT_SECS: u64 = 25;
 type Answer = Result<(u16, Value), ApiError>;
 
 pub(super) async fn handle(state: &AppState, req: &AdminRequest<'_>) -> Page {
-    let request_id = crate::crypto::random_id("req_", 8);
     let route = req.path.trim_start_matches("/admin/api/");
     let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
     let secure = state.config.public_url.starts_with("https://");
     let result = match (req.method, segments.as_slice()) {
-        ("POST", ["login"]) => login(state, req, &request_id, secure).await,
-        _ => match authenticate(state, req, &request_id).await {
+        ("POST", ["login"]) => login(state, req, secure).await,
+        _ => match authenticate(state, req).await {
             Ok(caller) if req.method == "POST" && segments == ["logout"] => {
                 logout(state, &caller, secure)
             }
@@ -45,7 +44,6 @@ pub(super) async fn handle(state: &AppState, req: &AdminRequest<'_>) -> Page {
                     state,
                     req,
                     caller,
-                    request_id: &request_id,
                 };
                 ctx.route(&segments)
                     .await
@@ -94,7 +92,6 @@ struct LoginInput {
 async fn login(
     state: &AppState,
     req: &AdminRequest<'_>,
-    request_id: &str,
     secure: bool,
 ) -> Result<Page, ApiError> {
     same_origin(req)?;
@@ -121,7 +118,7 @@ async fn login(
                 company_id: key.company_id.clone(),
             }),
             Ok(_) => None,
-            Err(e) => return Err(ApiError::internal(&e, request_id)),
+            Err(e) => return Err(ApiError::internal(&e)),
         }
     } else {
         session::admin_password_matches(&state.config.console.admin_password.0, credential)
@@ -139,7 +136,7 @@ async fn login(
         ));
     };
     let (cookie, session) = state.console.start(principal);
-    let caller = caller_of(state, cookie, session, request_id).await?;
+    let caller = caller_of(state, cookie, session).await?;
     let mut page = Page::json(200, &session_view(&caller));
     page.headers.push((
         "set-cookie",
@@ -171,7 +168,6 @@ fn too_many_failures(retry_after: Option<u64>) -> ApiError {
 async fn authenticate(
     state: &AppState,
     req: &AdminRequest<'_>,
-    request_id: &str,
 ) -> Result<Caller, ApiError> {
     let signed_out = || ApiError::new(401, "not_signed_in", "sign in to the console first");
     let cookie = session::cookie_value(req.headers.get("cookie")).ok_or_else(signed_out)?;
@@ -187,7 +183,7 @@ async fn authenticate(
             ));
         }
     }
-    caller_of(state, cookie.to_string(), session, request_id).await
+    caller_of(state, cookie.to_string(), session).await
 }
 
 /// Loads the session's key, which must still be active (a revoked key's sessions end).
@@ -195,7 +191,6 @@ async fn caller_of(
     state: &AppState,
     cookie: String,
     session: Session,
-    request_id: &str,
 ) -> Result<Caller, ApiError> {
     let key = match &session.principal {
         Principal::Admin => None,
@@ -209,7 +204,7 @@ async fn caller_of(
                     "this session's API key was revoked",
                 ));
             }
-            Err(e) => return Err(ApiError::internal(&e, request_id)),
+            Err(e) => return Err(ApiError::internal(&e)),
         },
     };
     Ok(Caller {
@@ -267,7 +262,6 @@ struct Ctx<'a> {
     state: &'a AppState,
     req: &'a AdminRequest<'a>,
     caller: Caller,
-    request_id: &'a str,
 }
 
 impl Ctx<'_> {
@@ -312,7 +306,7 @@ impl Ctx<'_> {
     }
 
     fn store_failed(&self) -> impl Fn(StoreError) -> ApiError + '_ {
-        move |e| ApiError::internal(&e, self.request_id)
+        move |e| ApiError::internal(&e)
     }
 
     /// A store read; a failure is the opaque 500 carrying this call's request id.
@@ -331,7 +325,7 @@ impl Ctx<'_> {
     fn key_failed(&self) -> impl Fn(KeyError) -> ApiError + '_ {
         move |e| match e {
             KeyError::NotFound(id) => ApiError::not_found(format!("no active API key {id}")),
-            other => ApiError::internal(&other, self.request_id),
+            other => ApiError::internal(&other),
         }
     }
 

@@ -3,8 +3,8 @@
 //! with a key's REST token or the configured admin password (`session`). Every answer carries
 //! a strict Content-Security-Policy and the headers that keep the console out of frames.
 //!
-//! Knows no hyper types: `http` hands over method, path, query, headers, client address and
-//! body, and sends back the [`Page`].
+//! Knows no hyper types: `http` hands over the request's head and a body reader, and sends
+//! back the [`Page`].
 
 mod api;
 mod assets;
@@ -16,14 +16,15 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::request::{self, BodyError, BodyReader, Early, Head, Refused, Reply};
+use crate::state::AppState;
 use crate::verify::Headers;
 
-pub use session::Sessions;
+pub(crate) use session::Sessions;
 
 /// Largest body a console call may send (a login, a key name, a recovery time).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Scripts, styles and calls only from this origin; no inline script or style, no frames, no
 /// plugins, no `<base>` rewriting, forms only to this origin.
@@ -44,7 +45,7 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
     ),
 ];
 
-pub struct AdminRequest<'a> {
+struct AdminRequest<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub query: Option<&'a str>,
@@ -54,10 +55,12 @@ pub struct AdminRequest<'a> {
 }
 
 /// An answer: status, headers (content type included) and body.
-pub struct Page {
+pub(crate) struct Page {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Bytes,
+    /// Set when the answer was given before the body was read whole.
+    pub early: Option<Early>,
 }
 
 impl Page {
@@ -69,6 +72,7 @@ impl Page {
                 ("cache-control", cache.to_string()),
             ],
             body,
+            early: None,
         }
     }
 
@@ -83,7 +87,43 @@ impl Page {
     }
 }
 
-pub async fn handle(state: &AppState, req: AdminRequest<'_>) -> Page {
+/// Reads the call's body (a console call's sender is known only from it or its cookie, so it
+/// is read first, within [`MAX_BODY_BYTES`] and the same deadlines), then answers it.
+pub(crate) async fn serve<H: Headers + Sync>(
+    state: &AppState,
+    head: &Head<'_, H>,
+    body: &mut impl BodyReader,
+) -> Page {
+    let bytes = match request::admit(body, MAX_BODY_BYTES, async { Ok(()) }).await {
+        Ok(((), bytes)) => bytes,
+        Err(Refused::Body(BodyError::TooLarge)) => {
+            let mut page = body_too_large();
+            page.early = Some(Early {
+                drain: true,
+                retry_after: None,
+            });
+            return page;
+        }
+        Err(refused) => {
+            let reply = refused.answer(&state.config, |e| Reply::error(&e));
+            let mut page = Page::json(reply.status, &Value::Null);
+            page.body = reply.body;
+            page.early = reply.early;
+            return page;
+        }
+    };
+    let request = AdminRequest {
+        method: head.method,
+        path: head.path,
+        query: head.query,
+        headers: head.headers,
+        peer: head.client,
+        body: bytes,
+    };
+    handle(state, request).await
+}
+
+async fn handle(state: &AppState, req: AdminRequest<'_>) -> Page {
     let page = match (req.method, req.path) {
         (_, p) if p.starts_with("/admin/api/") => api::handle(state, &req).await,
         ("GET", "/admin") => {
@@ -109,7 +149,7 @@ pub async fn handle(state: &AppState, req: AdminRequest<'_>) -> Page {
 }
 
 /// The answer to a console call whose body is over [`MAX_BODY_BYTES`].
-pub fn body_too_large() -> Page {
+fn body_too_large() -> Page {
     secured(Page::error(&ApiError::new(
         413,
         "payload_too_large",

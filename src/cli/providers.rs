@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::clock;
 use crate::config::Config;
 use crate::inspect;

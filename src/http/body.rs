@@ -6,11 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
+
+use crate::request::{BodyError, BodyReader, LimitedBuffer, TooLarge};
 
 /// How long a body may pause once shutdown has begun before it is cut.
 const STALL_AT_SHUTDOWN: Duration = Duration::from_secs(1);
@@ -20,18 +22,6 @@ const BUDGET_WAIT: Duration = Duration::from_secs(1);
 
 /// The budget is counted in KiB so that one reservation always fits the semaphore's `u32`.
 const BUDGET_UNIT: usize = 1024;
-
-#[derive(Debug)]
-pub(crate) enum BodyError {
-    TooLarge,
-    /// The deadline passed; carries the code of the deadline that did (body or request).
-    Timeout(&'static str),
-    /// Every byte of the in-flight budget is reserved by other requests.
-    Busy,
-    /// Shutdown began and the body stopped arriving.
-    ShuttingDown,
-    Io(hyper::Error),
-}
 
 /// When the body must be complete, and the error code to answer if it is not.
 #[derive(Debug, Clone, Copy)]
@@ -44,39 +34,6 @@ impl Deadline {
     /// The earlier of the two; ties go to `self`.
     pub fn min(self, other: Deadline) -> Deadline {
         if other.at < self.at { other } else { self }
-    }
-}
-
-/// A body collected up to a limit: the pure part of reading, fed one chunk at a time.
-#[derive(Debug)]
-pub struct LimitedBuffer {
-    limit: usize,
-    buf: BytesMut,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct TooLarge;
-
-impl LimitedBuffer {
-    pub fn new(limit: usize) -> LimitedBuffer {
-        LimitedBuffer {
-            limit,
-            buf: BytesMut::new(),
-        }
-    }
-
-    /// Appends `chunk`, failing (and keeping nothing more) once the total would exceed the
-    /// limit.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<(), TooLarge> {
-        if chunk.len() > self.limit - self.buf.len() {
-            return Err(TooLarge);
-        }
-        self.buf.extend_from_slice(chunk);
-        Ok(())
-    }
-
-    pub fn finish(self) -> Bytes {
-        self.buf.freeze()
     }
 }
 
@@ -136,14 +93,14 @@ impl BodyBudget {
 }
 
 /// A received body and its share of the budget, held while the request is handled.
-pub(crate) struct Received {
-    pub bytes: Bytes,
-    _reservation: Option<OwnedSemaphorePermit>,
+struct Received {
+    bytes: Bytes,
+    reservation: Option<OwnedSemaphorePermit>,
 }
 
 /// Reserves budget for the body (its declared length, or `limit` when it declares none), then
 /// reads it whole before `deadline`.
-pub(crate) async fn receive(
+async fn receive(
     body: &mut Incoming,
     limit: usize,
     deadline: Deadline,
@@ -165,21 +122,86 @@ pub(crate) async fn receive(
             () = shutdown.stall_cut() => return Err(BodyError::ShuttingDown),
         };
         let Some(frame) = frame else { break };
-        if let Ok(data) = frame.map_err(BodyError::Io)?.into_data() {
+        let frame = frame.map_err(|e| BodyError::Io(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
             buf.push(&data).map_err(|TooLarge| BodyError::TooLarge)?;
         }
     }
     Ok(Received {
         bytes: buf.finish(),
-        _reservation: reservation,
+        reservation,
     })
+}
+
+/// A hyper body as the handlers below read it: within the size they ask for, the body deadline,
+/// the request deadline, the shared budget and shutdown.
+pub(crate) struct HyperBody {
+    incoming: Incoming,
+    budget: BodyBudget,
+    shutdown: ShutdownSignal,
+    body_timeout: Duration,
+    request: Deadline,
+    /// The body's share of the budget, held until the request is answered.
+    reservation: Option<OwnedSemaphorePermit>,
+}
+
+impl HyperBody {
+    pub fn new(
+        incoming: Incoming,
+        budget: BodyBudget,
+        shutdown: ShutdownSignal,
+        body_timeout: Duration,
+        request_timeout: Duration,
+    ) -> HyperBody {
+        HyperBody {
+            incoming,
+            budget,
+            shutdown,
+            body_timeout,
+            request: Deadline {
+                at: Instant::now() + request_timeout,
+                code: "request_timeout",
+            },
+            reservation: None,
+        }
+    }
+
+    /// Keeps reading what the client still sends after an early answer (see
+    /// [`drain_in_background`]).
+    pub fn drain(self, limit: usize) {
+        drain_in_background(self.incoming, limit, self.shutdown);
+    }
+}
+
+impl BodyReader for HyperBody {
+    async fn read(&mut self, limit: usize) -> Result<Bytes, BodyError> {
+        let deadline = Deadline {
+            at: Instant::now() + self.body_timeout,
+            code: "body_timeout",
+        }
+        .min(self.request);
+        let received = receive(
+            &mut self.incoming,
+            limit,
+            deadline,
+            &self.budget,
+            &self.shutdown,
+        )
+        .await?;
+        self.reservation = received.reservation;
+        Ok(received.bytes)
+    }
+
+    fn deadline(&self) -> Instant {
+        self.request.at
+    }
 }
 
 /// Keeps reading (and discarding) what the client is still sending while the early answer is
 /// written, so that it can read that answer instead of getting a connection reset. Bounded in
 /// bytes and time so that a client cannot hold the connection open forever, and stopped when
 /// shutdown begins.
-pub(crate) fn drain_in_background(mut body: Incoming, limit: usize, shutdown: ShutdownSignal) {
+fn drain_in_background(mut body: Incoming, limit: usize, shutdown: ShutdownSignal) {
     let budget = limit.saturating_mul(16).max(16 << 20);
     tokio::spawn(async move {
         let mut seen = 0usize;
@@ -203,19 +225,6 @@ pub(crate) fn drain_in_background(mut body: Incoming, limit: usize, shutdown: Sh
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limited_buffer_keeps_everything_up_to_the_limit_and_nothing_past_it() {
-        let mut buf = LimitedBuffer::new(5);
-        assert_eq!(buf.push(b"ab"), Ok(()));
-        assert_eq!(buf.push(b""), Ok(()));
-        assert_eq!(buf.push(b"cde"), Ok(()));
-        assert_eq!(buf.push(b"f"), Err(TooLarge));
-        assert_eq!(buf.finish(), Bytes::from_static(b"abcde"));
-        let mut small = LimitedBuffer::new(2);
-        assert_eq!(small.push(b"abc"), Err(TooLarge));
-        assert!(small.finish().is_empty());
-    }
 
     #[tokio::test]
     async fn budget_waits_briefly_then_refuses_and_frees_on_drop() {

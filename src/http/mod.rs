@@ -1,11 +1,12 @@
-//! The HTTP edge: the only module that knows hyper. Accepts connections, routes requests,
-//! authenticates from the headers before reading any body, receives bodies within their
-//! limits (size, deadline, the budget of bytes in flight), and turns [`Reply`] values into
-//! responses. Shuts down gracefully: stops accepting, lets in-flight requests finish (bounded
-//! by `shutdown_grace_secs`), and cuts uploads that stop arriving.
+//! The HTTP edge: the only module that knows hyper. Accepts connections, gives each request
+//! an id and a span ([`request::run_as`]), routes it to the handler below (the inbound
+//! [`pipeline`], the REST API, the console) with its head and a [`HyperBody`] that reads the
+//! body within its limits (size, deadline, the budget of bytes in flight) only when the handler
+//! asks, and turns the answer into a response. Shuts down gracefully: stops accepting, lets
+//! in-flight requests finish (bounded by `shutdown_grace_secs`), and cuts uploads that stop
+//! arriving.
 
-pub mod body;
-mod native;
+mod body;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,23 +20,35 @@ use hyper::header::{HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
+use hyper::http::request::Parts;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::time::Instant;
 
-use self::body::{BodyBudget, BodyError, Deadline, Received, ShutdownSignal};
-use crate::app::AppState;
+use self::body::{BodyBudget, HyperBody, ShutdownSignal};
 use crate::error::ApiError;
-use crate::ingest::{self, Reply, Trace};
 use crate::metrics::Gauges;
+use crate::pipeline::{self, Route};
+use crate::request::{self, Early, Head, Reply};
+use crate::state::AppState;
 use crate::verify::Headers;
 
-pub type HttpResponse = Response<Full<Bytes>>;
+type HttpResponse = Response<Full<Bytes>>;
 
 impl Headers for HeaderMap {
     fn get(&self, name: &str) -> Option<&str> {
         HeaderMap::get(self, name).and_then(|v| v.to_str().ok())
+    }
+
+    fn all(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -51,7 +64,7 @@ struct Edge {
 const FORGET_RECOVERED_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves on `listener` until `shutdown` resolves, then drains in-flight requests.
-pub async fn run(
+pub(crate) async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -121,33 +134,52 @@ async fn forget_recovered_addresses(state: Arc<AppState>) {
 }
 
 async fn route(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
+    let id = request::new_id();
+    let area = area(req.uri().path());
+    let mut response = request::run_as(id.clone(), area, dispatch(edge, peer, req)).await;
+    if let Ok(id) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
+/// The part of the server a path belongs to, for the request's span.
+fn area(path: &str) -> &'static str {
+    if path.starts_with("/webhooks/inbound") {
+        "inbound"
+    } else if path.starts_with("/api/v1") {
+        "rest"
+    } else if path.starts_with("/admin") {
+        "admin"
+    } else {
+        "edge"
+    }
+}
+
+async fn dispatch(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
     let state = &edge.state;
     let path = req.uri().path().to_string();
     // HEAD answers like GET; hyper sends the headers and leaves the body out.
     match (req.method(), path.as_str()) {
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n", "text/plain"),
         (&Method::GET | &Method::HEAD, "/readyz") => readiness(state).await,
-        (&Method::GET | &Method::HEAD, "/metrics") => {
-            let (batches, jobs) = state.store.batch_stats();
-            let gauges = Gauges {
-                writer_batches: batches,
-                writer_batched_jobs: jobs,
-                outbox_pending: state.store.read(|r| r.pending_deliveries()).await.ok(),
-            };
-            text(
-                StatusCode::OK,
-                &state.metrics.render(&gauges),
-                "text/plain; version=0.0.4",
-            )
-        }
-        (&Method::POST, "/webhooks/inbound") => inbound(edge, peer, req).await,
+        (&Method::GET | &Method::HEAD, "/metrics") => metrics(state).await,
+        (&Method::POST, "/webhooks/inbound") => inbound(edge, peer, req, Route::Envelope).await,
         (_, p) if crate::providers::native_route(p).is_some() => {
             let (provider, key_id) = crate::providers::native_route(p).expect("matched");
-            let (provider, key_id) = (provider.to_string(), key_id.to_string());
-            native::native(edge, peer, req, &provider, &key_id).await
+            let route = Route::Native { provider, key_id };
+            inbound(edge, peer, req, route).await
         }
-        (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => rest(edge, peer, req).await,
-        (_, p) if p == "/admin" || p.starts_with("/admin/") => admin(edge, peer, req).await,
+        (_, p) if p == "/api/v1" || p.starts_with("/api/v1/") => {
+            let (parts, mut body) = edge.split(req);
+            let reply = crate::rest::serve(state, &head(&parts, peer), &mut body).await;
+            edge.respond(&reply, body)
+        }
+        (_, p) if p == "/admin" || p.starts_with("/admin/") => {
+            let (parts, mut body) = edge.split(req);
+            let page = crate::admin::serve(state, &head(&parts, peer), &mut body).await;
+            edge.page(page, body)
+        }
         (_, "/webhooks/inbound") => method_not_allowed("POST"),
         (_, "/healthz" | "/readyz" | "/metrics") => method_not_allowed("GET, HEAD"),
         _ => error_response(&ApiError::new(
@@ -158,43 +190,50 @@ async fn route(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpRes
     }
 }
 
-/// A request answered before its body was read whole; the connection closes after it.
-struct Refused {
-    /// Boxed: the refused path is the rare one, and keeps `Result<_, Refused>` small.
-    reply: Box<Reply>,
-    retry_after: Option<u64>,
-    /// Keep reading what the client is still sending, so that it reads the answer instead of
-    /// a reset; not for a client that stalled or broke the connection.
-    drain: bool,
+async fn inbound(
+    edge: &Edge,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    route: Route<'_>,
+) -> HttpResponse {
+    let (parts, mut body) = edge.split(req);
+    let reply = pipeline::inbound(&edge.state, &head(&parts, peer), route, &mut body).await;
+    edge.respond(&reply, body)
 }
 
-/// Why a body could not be received, before it is turned into an answer.
-struct Refusal {
-    error: ApiError,
-    retry_after: Option<u64>,
-    drain: bool,
-}
-
-impl Refusal {
-    /// The refusal answered with `reply` (which renders and may log the error).
-    fn answer(self, reply: impl FnOnce(ApiError) -> Reply) -> Refused {
-        Refused {
-            reply: Box::new(reply(self.error)),
-            retry_after: self.retry_after,
-            drain: self.drain,
-        }
+/// What the handlers below see of a request before its body.
+fn head(parts: &Parts, peer: SocketAddr) -> Head<'_, HeaderMap> {
+    Head {
+        client: peer.ip(),
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+        content_length: parts
+            .headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok()),
+        headers: &parts.headers,
     }
 }
 
-impl Refused {
-    /// An answer given from the headers alone, to a client that may still be sending.
-    fn early(reply: Reply) -> Refused {
-        Refused {
-            reply: Box::new(reply),
-            retry_after: None,
-            drain: true,
-        }
-    }
+async fn metrics(state: &AppState) -> HttpResponse {
+    let (batches, jobs) = state.store.batch_stats();
+    let gauges = Gauges {
+        writer_batches: batches,
+        writer_batched_jobs: jobs,
+        outbox_pending: state.store.read(|r| r.pending_deliveries()).await.ok(),
+    };
+    text(
+        StatusCode::OK,
+        &state.metrics.render(&gauges),
+        crate::metrics::CONTENT_TYPE,
+    )
 }
 
 /// Ready when the database answers and takes writes, and this process's master key is the
@@ -222,339 +261,63 @@ async fn readiness(state: &AppState) -> HttpResponse {
 }
 
 impl Edge {
-    /// The request deadline, counted from now (the headers are in).
-    fn request_deadline(&self) -> Deadline {
-        Deadline {
-            at: Instant::now() + Duration::from_secs(self.state.config.request_timeout_secs),
-            code: "request_timeout",
-        }
-    }
-
-    /// Receives a body of at most `limit` bytes (after its sender was authenticated, where
-    /// the route authenticates from the headers).
-    async fn receive(
-        &self,
-        incoming: &mut Incoming,
-        limit: usize,
-        request: Deadline,
-    ) -> Result<Received, BodyError> {
+    /// The request's head, and its body as the handlers below read it (the request deadline
+    /// counts from now: the headers are in).
+    fn split(&self, req: Request<Incoming>) -> (Parts, HyperBody) {
         let config = &self.state.config;
-        let deadline = Deadline {
-            at: Instant::now() + Duration::from_secs(config.body_timeout_secs),
-            code: "body_timeout",
-        }
-        .min(request);
-        body::receive(incoming, limit, deadline, &self.budget, &self.shutdown).await
+        let (parts, incoming) = req.into_parts();
+        let body = HyperBody::new(
+            incoming,
+            self.budget.clone(),
+            self.shutdown.clone(),
+            Duration::from_secs(config.body_timeout_secs),
+            Duration::from_secs(config.request_timeout_secs),
+        );
+        (parts, body)
     }
 
-    /// The answer to a body that could not be received.
-    fn refusal(&self, error: BodyError) -> Refusal {
-        let config = &self.state.config;
-        let (error, retry_after, drain) = match error {
-            BodyError::TooLarge => (ingest::payload_too_large(config.max_body_bytes), None, true),
-            BodyError::Timeout(code) => {
-                let message = if code == "body_timeout" {
-                    format!(
-                        "the request body did not arrive within {} s",
-                        config.body_timeout_secs
-                    )
-                } else {
-                    format!(
-                        "the request was not received within {} s",
-                        config.request_timeout_secs
-                    )
-                };
-                (ApiError::new(408, code, message), None, false)
-            }
-            BodyError::Busy => (
-                ApiError::new(
-                    503,
-                    "server_busy",
-                    "too many request bodies are being received at once; retry shortly",
-                ),
-                Some(1),
-                true,
-            ),
-            BodyError::ShuttingDown => (
-                ApiError::new(
-                    503,
-                    "shutting_down",
-                    "the server is shutting down and the request body stopped arriving; retry",
-                ),
-                Some(1),
-                false,
-            ),
-            BodyError::Io(e) => (
-                ApiError::bad_request(
-                    "body_read_failed",
-                    format!("could not read the request body: {e}"),
-                ),
-                None,
-                false,
-            ),
-        };
-        Refusal {
-            error,
-            retry_after,
-            drain,
-        }
-    }
-
-    /// Runs `admit` (authentication from the headers, then the body) within the request
-    /// deadline; `Err` when the deadline passed first.
-    async fn within<T>(
-        &self,
-        deadline: Deadline,
-        admit: impl std::future::Future<Output = Result<T, Refused>>,
-    ) -> Result<Result<T, Refused>, Refusal> {
-        tokio::time::timeout_at(deadline.at, admit)
-            .await
-            .map_err(|_elapsed| self.refusal(BodyError::Timeout(deadline.code)))
-    }
-
-    /// The body of an inbound request whose key was authenticated from its headers, or its
-    /// refusal (recorded on the trace).
-    async fn receive_for(
-        &self,
-        trace: &mut Trace,
-        incoming: &mut Incoming,
-        key: Arc<crate::keys::ApiKey>,
-        deadline: Deadline,
-    ) -> Result<(Arc<crate::keys::ApiKey>, Received), Refused> {
-        match self
-            .receive(incoming, self.state.config.max_body_bytes, deadline)
-            .await
-        {
-            Ok(body) => Ok((key, body)),
-            Err(e) => {
-                trace.key = Some(key);
-                Err(self.refusal(e).answer(|e| trace.fail(e)))
-            }
-        }
-    }
-
-    /// Logs an inbound request's answer, keeps the request, and sends the answer.
-    fn answered(&self, trace: &Trace, mut reply: Reply) -> HttpResponse {
-        ingest::finish(&self.state, trace, &mut reply);
-        crate::inspect::keep(&self.state, trace, &reply);
-        reply_response(&reply, false)
-    }
-
-    /// Logs an inbound request refused before its body was read whole, and sends the refusal.
-    fn refused_inbound(
-        &self,
-        trace: &Trace,
-        mut refused: Refused,
-        incoming: Incoming,
-    ) -> HttpResponse {
-        ingest::finish(&self.state, trace, &mut refused.reply);
-        self.refused(refused, incoming)
-    }
-
-    /// Sends a refusal, draining the unread body first when that helps the client.
-    fn refused(&self, refused: Refused, incoming: Incoming) -> HttpResponse {
-        if refused.drain {
-            body::drain_in_background(
-                incoming,
-                self.state.config.max_body_bytes,
-                self.shutdown.clone(),
-            );
-        }
-        let mut response = reply_response(&refused.reply, true);
-        if let Some(wait) = refused.retry_after {
-            response
-                .headers_mut()
-                .insert(hyper::header::RETRY_AFTER, HeaderValue::from(wait));
-        }
+    /// The response to `reply`; after an early answer, the connection closes, and what the
+    /// client still sends is drained first when that helps it.
+    fn respond(&self, reply: &Reply, body: HyperBody) -> HttpResponse {
+        let mut response = reply_response(reply);
+        self.close_early(&mut response, reply.early, body);
         response
     }
-}
 
-async fn inbound(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
-    let state = &edge.state;
-    let deadline = edge.request_deadline();
-    let mut trace = Trace::start(peer.ip());
-    let (parts, mut incoming) = req.into_parts();
-    let (content_length, path_and_query) = length_and_target(&parts);
-    // Authentication needs only the headers: no body is read for a request that fails it.
-    let received = edge
-        .within(deadline, async {
-            let key = ingest::authenticate(state, &mut trace, &parts.headers, content_length)
-                .await
-                .map_err(Refused::early)?;
-            edge.receive_for(&mut trace, &mut incoming, key, deadline)
-                .await
-        })
-        .await
-        .unwrap_or_else(|late| Err(late.answer(|e| trace.fail(e))));
-    match received {
-        Ok((key, body)) => {
-            if crate::inspect::wanted(state, &key) {
-                trace.capture = Some(crate::inspect::Capture::new(
-                    parts.method.as_str(),
-                    &path_and_query,
-                    captured(&parts.headers),
-                ));
+    /// The response to a console page.
+    fn page(&self, page: crate::admin::Page, body: HyperBody) -> HttpResponse {
+        let mut response = Response::new(Full::new(page.body));
+        *response.status_mut() =
+            StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        for (name, value) in page.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().append(name, value);
             }
-            let reply = ingest::process(
-                state,
-                &mut trace,
-                key,
-                &parts.headers,
-                &path_and_query,
-                body.bytes.clone(),
-            )
-            .await;
-            drop(body);
-            edge.answered(&trace, reply)
         }
-        Err(refused) => edge.refused_inbound(&trace, refused, incoming),
+        self.close_early(&mut response, page.early, body);
+        response
     }
-}
 
-/// The declared body size and the request target (path and query).
-fn length_and_target(parts: &hyper::http::request::Parts) -> (Option<u64>, String) {
-    let content_length = parts
-        .headers
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
-    (content_length, target)
-}
-
-/// The request's headers as a list (lower-case names), for keeping and for providers.
-fn captured(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_string(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
-}
-
-async fn rest(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
-    let state = &edge.state;
-    let started = Instant::now();
-    let deadline = edge.request_deadline();
-    let (parts, mut incoming) = req.into_parts();
-    let request_id = crate::crypto::random_id("req_", 8);
-    let authorization = parts
-        .headers
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    // The bearer token is checked (and failures counted) before any body is read.
-    let reply_of = |e: ApiError| Reply::json(e.status, &e.body(), &request_id);
-    let received = edge
-        .within(deadline, async {
-            let caller = crate::rest::authenticate(
-                state,
-                parts.method.as_str(),
-                parts.uri.path(),
-                authorization,
-                peer.ip(),
-                &request_id,
-            )
-            .await
-            .map_err(Refused::early)?;
-            let limit = state.config.max_body_bytes;
-            match edge.receive(&mut incoming, limit, deadline).await {
-                Ok(body) => Ok((caller, body)),
-                Err(e) => Err(edge.refusal(e).answer(reply_of)),
-            }
-        })
-        .await
-        .unwrap_or_else(|late| Err(late.answer(reply_of)));
-    match received {
-        Ok((caller, body)) => {
-            let request = crate::rest::RestRequest {
-                method: parts.method.as_str(),
-                path: parts.uri.path(),
-                query: parts.uri.query(),
-                body: body.bytes.clone(),
-                request_id,
-            };
-            let reply = crate::rest::handle(state, &caller, request).await;
-            drop(body);
-            crate::rest::log_request(
-                parts.method.as_str(),
-                parts.uri.path(),
-                &reply,
-                started.elapsed(),
-            );
-            reply_response(&reply, false)
+    fn close_early(&self, response: &mut HttpResponse, early: Option<Early>, body: HyperBody) {
+        let Some(early) = early else { return };
+        if early.drain {
+            body.drain(self.state.config.max_body_bytes);
         }
-        Err(refused) => {
-            let (method, path) = (parts.method.as_str(), parts.uri.path());
-            crate::rest::log_request(method, path, &refused.reply, started.elapsed());
-            edge.refused(refused, incoming)
+        let headers = response.headers_mut();
+        headers.insert("connection", HeaderValue::from_static("close"));
+        if let Some(wait) = early.retry_after {
+            headers.insert(hyper::header::RETRY_AFTER, HeaderValue::from(wait));
         }
     }
 }
 
-async fn admin(edge: &Edge, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
-    let state = &edge.state;
-    let deadline = edge.request_deadline();
-    let (parts, mut incoming) = req.into_parts();
-    let received = edge
-        .receive(&mut incoming, crate::admin::MAX_BODY_BYTES, deadline)
-        .await;
-    let page = match received {
-        Ok(body) => {
-            let request = crate::admin::AdminRequest {
-                method: parts.method.as_str(),
-                path: parts.uri.path(),
-                query: parts.uri.query(),
-                headers: &parts.headers,
-                peer: peer.ip(),
-                body: body.bytes.clone(),
-            };
-            crate::admin::handle(state, request).await
-        }
-        Err(BodyError::TooLarge) => {
-            body::drain_in_background(
-                incoming,
-                crate::admin::MAX_BODY_BYTES,
-                edge.shutdown.clone(),
-            );
-            crate::admin::body_too_large()
-        }
-        Err(e) => {
-            let refused = edge
-                .refusal(e)
-                .answer(|e| Reply::json(e.status, &e.body(), ""));
-            return edge.refused(refused, incoming);
-        }
-    };
-    let mut response = Response::new(Full::new(page.body));
-    *response.status_mut() =
-        StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in page.headers {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            response.headers_mut().append(name, value);
-        }
-    }
-    response
-}
-
-fn reply_response(reply: &Reply, close: bool) -> HttpResponse {
+fn reply_response(reply: &Reply) -> HttpResponse {
     let mut response = Response::new(Full::new(reply.body.clone()));
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     if !reply.body.is_empty() {
         headers.insert("content-type", HeaderValue::from_static(reply.content_type));
-    }
-    if let Ok(v) = HeaderValue::from_str(&reply.request_id) {
-        headers.insert("x-request-id", v);
     }
     if let Some(rate) = reply.rate {
         headers.insert("x-ratelimit-limit", HeaderValue::from(rate.limit));
@@ -580,13 +343,10 @@ fn reply_response(reply: &Reply, close: bool) -> HttpResponse {
     if reply.replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
-    if close {
-        headers.insert("connection", HeaderValue::from_static("close"));
-    }
     response
 }
 
-pub fn error_response(error: &ApiError) -> HttpResponse {
+fn error_response(error: &ApiError) -> HttpResponse {
     let body = serde_json::to_vec(&error.body()).expect("JSON values serialize");
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() =

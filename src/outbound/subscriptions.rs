@@ -65,7 +65,7 @@ pub fn parse_input(body: &[u8]) -> Result<SubscriptionInput, ApiError> {
 }
 
 pub(super) fn internal(e: StoreError) -> ApiError {
-    ApiError::internal(&e, "subscription")
+    ApiError::internal(&e)
 }
 
 /// The subscription as the API shows it (never its secrets).

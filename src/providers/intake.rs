@@ -12,14 +12,16 @@ use super::catalog::{BodyKind, Handshake, Provider, catalog};
 use super::expr::Scope;
 use super::mapping::Mapping;
 use super::{passthrough, signature};
-use crate::app::AppState;
 use crate::error::ApiError;
-use crate::ingest::{self, Reply, Trace};
+use crate::idempotency;
+use crate::ingest::{self, Trace, limit};
 use crate::keys::ApiKey;
+use crate::request::{HeaderList, Reply, payload_too_large};
+use crate::state::AppState;
 use crate::verify::{Headers, Source, VerifiedRequest};
 
 /// Where native requests arrive: `/webhooks/inbound/{provider}/{key_id}`.
-pub fn native_route(path: &str) -> Option<(&str, &str)> {
+pub(crate) fn native_route(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix("/webhooks/inbound/")?;
     let (provider, key_id) = rest.split_once('/')?;
     (!provider.is_empty() && !key_id.is_empty() && !key_id.contains('/'))
@@ -29,21 +31,21 @@ pub fn native_route(path: &str) -> Option<(&str, &str)> {
 /// Whether a request is live, or an operator's replay of a kept one (whose signature is not
 /// checked again, and which no rate limit holds back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Live,
     Replay,
 }
 
 /// What can be checked before the body is read: a blocked client address, the provider, the
 /// key in the URL and the declared size.
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     trace: &mut Trace,
     provider: &str,
     key_id: &str,
     content_length: Option<u64>,
 ) -> Result<(Arc<ApiKey>, &'static Provider), Reply> {
-    if let Some(reply) = ingest::refuse_blocked_client(state, trace) {
+    if let Some(reply) = limit::refuse_blocked_client(state, trace) {
         return Err(reply);
     }
     let Some(provider) = catalog().get(provider) else {
@@ -56,26 +58,14 @@ pub async fn authenticate(
     };
     trace.source = Some(Source::Native(&provider.name));
     if content_length.is_some_and(|n| n > state.config.max_body_bytes as u64) {
-        return Err(trace.fail(ingest::payload_too_large(state.config.max_body_bytes)));
+        return Err(trace.fail(payload_too_large(state.config.max_body_bytes)));
     }
     let key = ingest::key_for(state, trace, Some(key_id)).await?;
     Ok((key, provider))
 }
 
-/// Header access over the list of a request's headers.
-pub struct HeaderList<'a>(pub &'a [(String, String)]);
-
-impl Headers for HeaderList<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// A provider's request once its body is read.
-pub struct NativeRequest<'a> {
+pub(crate) struct NativeRequest<'a> {
     pub method: &'a str,
     /// Path and query.
     pub target: &'a str,
@@ -85,7 +75,7 @@ pub struct NativeRequest<'a> {
 }
 
 /// Everything after [`authenticate`] and reading the body.
-pub async fn process(
+pub(crate) async fn process(
     state: &AppState,
     trace: &mut Trace,
     key: Arc<ApiKey>,
@@ -131,15 +121,15 @@ pub async fn process(
                 provider.name, provider.secret, key.id, provider.name
             ),
         );
-        return provider_answer(provider, ingest::refused_signature(state, trace, &key, e));
+        return provider_answer(provider, limit::refuse_signature(state, trace, &key, e));
     };
     if mode == Mode::Live
         && let Err(e) = signature::verify(provider, &secret, &request, state.providers.now_secs())
     {
-        return provider_answer(provider, ingest::refused_signature(state, trace, &key, e));
+        return provider_answer(provider, limit::refuse_signature(state, trace, &key, e));
     }
     let rate = match mode {
-        Mode::Live => match ingest::rate_limit(state, trace, &key).await {
+        Mode::Live => match limit::count(state, trace, &key).await {
             Ok(rate) => Some(rate),
             Err(reply) => return *reply,
         },
@@ -169,11 +159,11 @@ pub async fn process(
     if mode == Mode::Live
         && let Err(e) = signature::verify_events(provider, &secret, &scopes)
     {
-        return provider_answer(provider, ingest::refused_signature(state, trace, &key, e));
+        return provider_answer(provider, limit::refuse_signature(state, trace, &key, e));
     }
     let mapping = match load_mapping(state, &key.id, &provider.name).await {
         Ok(m) => m,
-        Err(e) => return trace.fail(ApiError::internal(&e, &trace.request_id)),
+        Err(e) => return trace.internal(&e),
     };
     let mut results = Vec::with_capacity(scopes.len());
     for scope in &scopes {
@@ -199,7 +189,7 @@ pub async fn process(
         trace.event_id = first.event_id.clone();
         trace.error_code = results.iter().find_map(|(t, _)| t.error_code);
     }
-    let mut reply = combine(provider, trace, provider.event.batch.is_some(), results);
+    let mut reply = combine(provider, provider.event.batch.is_some(), results);
     reply.rate = rate;
     provider_answer(provider, reply)
 }
@@ -246,12 +236,12 @@ fn handshake(
             Value::String(s) => s,
             other => other.to_string(),
         };
-        let mut reply = Reply::json(200, &Value::Null, &trace.request_id);
+        let mut reply = Reply::json(200, &Value::Null);
         reply.body = Bytes::from(text);
         reply.content_type = "text/plain; charset=utf-8";
         reply
     } else {
-        Reply::json(200, &answer, &trace.request_id)
+        Reply::json(200, &answer)
     };
     if provider.empty_answers {
         reply.body = Bytes::new();
@@ -309,6 +299,7 @@ fn parse_body(provider: &Provider, headers: &impl Headers, body: &[u8]) -> Resul
     })
 }
 
+#[tracing::instrument(skip_all, fields(provider))]
 async fn load_mapping(
     state: &AppState,
     key_id: &str,
@@ -347,41 +338,6 @@ fn facts(provider: &Provider, scope: &Scope) -> EventFacts {
     }
 }
 
-/// The idempotency key of a provider's event: its own id, per provider.
-fn idempotency_key(provider: &Provider, facts: &EventFacts) -> Option<String> {
-    facts.id.as_ref().map(|id| {
-        format!("{}:{id}", provider.name)
-            .chars()
-            .take(255)
-            .collect()
-    })
-}
-
-/// The answer stored for the event's id, if it was a failure, is forgotten before a replay,
-/// so that the replay runs; a success stays, and the replay answers it (nothing twice).
-async fn forget_failure(
-    state: &AppState,
-    key_id: &str,
-    idem: &str,
-) -> Result<(), crate::store::StoreError> {
-    let (k, i) = (key_id.to_string(), idem.to_string());
-    state
-        .store
-        .write_single(move |tx| tx.forget_failed_idempotency_key(&k, &i))
-        .await
-}
-
-/// The request's `Idempotency-Key`, as the envelope pipeline reads it.
-struct EventIdHeader(Option<String>);
-
-impl Headers for EventIdHeader {
-    fn get(&self, name: &str) -> Option<&str> {
-        (name == "idempotency-key")
-            .then_some(self.0.as_deref())
-            .flatten()
-    }
-}
-
 async fn run_one(
     state: &AppState,
     trace: &mut Trace,
@@ -392,12 +348,15 @@ async fn run_one(
     mode: Mode,
 ) -> Reply {
     let facts = facts(provider, scope);
-    let idem = idempotency_key(provider, &facts);
+    let idem = facts
+        .id
+        .as_deref()
+        .map(|id| idempotency::provider_key(&provider.name, id));
     if mode == Mode::Replay
         && let Some(idem) = &idem
-        && let Err(e) = forget_failure(state, &key.id, idem).await
+        && let Err(e) = idempotency::forget_failure(state, &key.id, idem).await
     {
-        return trace.fail(ApiError::internal(&e, &trace.request_id));
+        return trace.internal(&e);
     }
     match mapping.and_then(|m| m.apply(&provider.name, facts.type_.as_deref(), scope)) {
         Some(Ok(mapped)) => {
@@ -408,7 +367,7 @@ async fn run_one(
                 Source::Native(&provider.name),
                 body,
             );
-            ingest::after_verification(state, trace, &EventIdHeader(idem), verified).await
+            ingest::after_verification(state, trace, idem, verified).await
         }
         Some(Err(e)) => trace.fail(e),
         None => passthrough::run(state, trace, key, provider, &facts, scope, idem).await,
@@ -418,14 +377,13 @@ async fn run_one(
 /// One event's answer is the request's; a batch's lists each event's, and fails with the first
 /// failure (the other events stand: each is its own change, deduplicated by its id, so the
 /// provider's retry or an operator's replay runs only what failed).
-fn combine(provider: &Provider, trace: &Trace, batch: bool, results: Vec<(Trace, Reply)>) -> Reply {
+fn combine(provider: &Provider, batch: bool, results: Vec<(Trace, Reply)>) -> Reply {
     let success = provider.success_status;
     if !batch && results.len() == 1 {
         let (_, mut reply) = results.into_iter().next().expect("one result");
         if reply.status == 200 {
             reply.status = success;
         }
-        reply.request_id = trace.request_id.clone();
         return reply;
     }
     let summaries: Vec<Value> = results
@@ -453,7 +411,6 @@ fn combine(provider: &Provider, trace: &Trace, batch: bool, results: Vec<(Trace,
                 "message": format!("{count} event(s) processed"),
                 "events": summaries,
             }),
-            &trace.request_id,
         ),
         Some(i) => {
             let failed = &summaries[i]["error"];
@@ -465,7 +422,7 @@ fn combine(provider: &Provider, trace: &Trace, batch: bool, results: Vec<(Trace,
                     "details": summaries,
                 },
             });
-            Reply::json(results[i].1.status, &body, &trace.request_id)
+            Reply::json(results[i].1.status, &body)
         }
     }
 }
@@ -473,7 +430,7 @@ fn combine(provider: &Provider, trace: &Trace, batch: bool, results: Vec<(Trace,
 /// What a sample request would become for a key, without storing anything: each event's id,
 /// type and, through `mapping` (or the key's stored one), its envelope and whether that
 /// envelope is valid.
-pub async fn preview(
+pub(crate) async fn preview(
     state: &AppState,
     key: &ApiKey,
     provider: &'static Provider,
@@ -494,7 +451,7 @@ pub async fn preview(
         None => {
             stored = load_mapping(state, &key.id, &provider.name)
                 .await
-                .map_err(|e| ApiError::internal(&e, "preview"))?;
+                .map_err(|e| ApiError::internal(&e))?;
             stored
         }
     };

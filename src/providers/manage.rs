@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::catalog::{Provider, catalog};
 use super::mapping::Mapping;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::clock;
 use crate::error::ApiError;
 use crate::keys::ApiKey;
@@ -55,7 +55,7 @@ fn mapping_view(row: &MappingRow) -> Value {
 }
 
 fn store_failed(e: crate::store::StoreError) -> ApiError {
-    ApiError::internal(&e, "mapping")
+    ApiError::internal(&e)
 }
 
 /// Checks and stores `key`'s mapping of `provider` events; the running server uses it within
@@ -182,6 +182,6 @@ pub async fn key_by_id(state: &AppState, key_id: &str) -> Result<Arc<ApiKey>, Ap
     match state.keys.find(key_id).await {
         Ok(Some(key)) if !key.revoked => Ok(key),
         Ok(_) => Err(ApiError::not_found(format!("no active API key {key_id}"))),
-        Err(e) => Err(ApiError::internal(&e, "cli")),
+        Err(e) => Err(ApiError::internal(&e)),
     }
 }

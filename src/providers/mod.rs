@@ -26,7 +26,7 @@ pub mod signature;
 
 pub use catalog::{Provider, catalog};
 pub use expr::Scope;
-pub use intake::{HeaderList, Mode, NativeRequest, authenticate, native_route, preview, process};
+pub(crate) use intake::{Mode, NativeRequest, authenticate, native_route, preview, process};
 
 /// State native intake keeps between requests.
 #[derive(Default)]

@@ -9,13 +9,14 @@ use serde_json::{Value, json};
 use super::catalog::Provider;
 use super::expr::Scope;
 use super::intake::EventFacts;
-use crate::app::AppState;
 use crate::clock;
 use crate::crypto;
-use crate::error::ApiError;
-use crate::ingest::{self, Reply, Trace};
+use crate::idempotency::{self, Ticket};
+use crate::ingest::Trace;
 use crate::keys::ApiKey;
-use crate::store::{Claim, IngestEntry, NewEvent, StoredResponse};
+use crate::request::Reply;
+use crate::state::AppState;
+use crate::store::{IngestEntry, NewEvent, StoredResponse};
 
 enum Outcome {
     Done(Value),
@@ -36,7 +37,8 @@ pub(super) async fn run(
     let inbound_id = crypto::sortable_id("evt_");
     trace.event_id = Some(inbound_id.clone());
     let event = serde_json::to_value(&*scope.event()).unwrap_or(Value::Null);
-    let request_hash = crypto::sha256_hex(event.to_string().as_bytes());
+    let ticket = Ticket::new(state, &key.id, idem, event.to_string().as_bytes());
+    let request_hash = ticket.request_hash.clone();
     let now_ms = clock::now_ms();
     let outbound_id = crypto::sortable_id("evt_");
     let payload = json!({
@@ -59,18 +61,11 @@ pub(super) async fn run(
         "provider_event_id": facts.id,
     });
     let entry: IngestEntry = trace.entry(200);
-    let stored_body = serde_json::to_vec(&answer).expect("JSON values serialize");
     let record_id = facts.id.clone().unwrap_or_else(|| inbound_id.clone());
     let (key_id, company_id) = (key.id.clone(), key.company_id.clone());
-    let ttl = state.config.idempotency_ttl_secs;
-    let hash = request_hash.clone();
     let job = move |tx: &crate::store::WriteTx| {
-        let now_secs = clock::now_secs();
-        if let Some(idem) = &idem {
-            match tx.claim_idempotency_key(&key_id, idem, &hash, now_secs, now_secs - ttl)? {
-                Claim::Claimed => {}
-                Claim::Answered(stored) => return Ok(Outcome::Replay(stored)),
-            }
+        if let Some(stored) = ticket.claim(tx)? {
+            return Ok(Outcome::Replay(stored));
         }
         tx.insert_event(&NewEvent {
             event_id: &outbound_id,
@@ -86,23 +81,29 @@ pub(super) async fn run(
             created_at: now_ms,
         })?;
         tx.insert_ingest_entry(&entry)?;
-        if let Some(idem) = &idem {
-            let stored = StoredResponse {
-                status: 200,
-                body: stored_body.clone(),
-                request_hash: hash.clone(),
-            };
-            tx.store_response(&key_id, idem, &stored, now_secs)?;
-        }
+        ticket.answer(tx, 200, &answer)?;
         Ok(Outcome::Done(answer.clone()))
     };
-    match state.store.write(job).await {
+    match write(state, job).await {
         Ok(Outcome::Done(answer)) => {
             state.outbound.wake.notify_one();
             trace.logged = true;
-            Reply::json(200, &answer, &trace.request_id)
+            Reply::json(200, &answer)
         }
-        Ok(Outcome::Replay(stored)) => ingest::replay(state, trace, stored, &request_hash),
-        Err(e) => trace.fail(ApiError::internal(&e, &trace.request_id)),
+        Ok(Outcome::Replay(stored)) => {
+            trace.replayed(idempotency::replay(state, stored, &request_hash))
+        }
+        Err(e) => trace.internal(&e),
     }
+}
+
+/// The pass-through event, its log row and its answer in one job of the group commit.
+#[tracing::instrument(skip_all)]
+async fn write(
+    state: &AppState,
+    job: impl FnMut(&crate::store::WriteTx) -> Result<Outcome, crate::store::StoreError>
+    + Send
+    + 'static,
+) -> Result<Outcome, crate::store::StoreError> {
+    state.store.write(job).await
 }

@@ -1,9 +1,9 @@
 //! The management REST API under `/api/v1`: routing by the OpenAPI document ([`openapi`]),
 //! bearer-token authentication (each key's own management token, never its signing secret), the
 //! seed's REST rate limits, and the operations on skills, work types, webhook subscriptions,
-//! their deliveries, the ingest log and the event catalog. Knows no hyper types: [`authenticate`] gets the
-//! method, path, Authorization header and client address (before any body is read),
-//! [`handle`] the query and body.
+//! their deliveries, the ingest log and the event catalog. Knows no hyper types: [`serve`] gets
+//! the request's head and a body reader, authenticates from the head (before any body is
+//! read), then reads the body and runs the operation.
 //!
 //! Every success is `{"success": true, "data": …}`: one object for a single thing (create,
 //! get, change, action), an array for a list, which also carries `count` (and `next_after_id`
@@ -20,11 +20,12 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::catalog::InboundEvent;
 use crate::error::ApiError;
-use crate::ingest::Reply;
 use crate::keys::ApiKey;
+use crate::request::{self, BodyReader, Head, Reply};
+use crate::state::AppState;
+use crate::verify::Headers;
 use crate::outbound::deliveries::{self, Filter, Scope};
 use crate::outbound::subscriptions as subs;
 use crate::ratelimit::RateStatus;
@@ -32,30 +33,55 @@ use crate::skills;
 use crate::views;
 use openapi::{DOCUMENT, Match, Route};
 
-pub struct RestRequest<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub body: Bytes,
-    pub request_id: String,
+struct RestRequest<'a> {
+    query: Option<&'a str>,
+    body: Bytes,
 }
 
 /// A request the headers alone admitted: the operation the OpenAPI document routes it to and,
 /// unless that operation is public, an active key within its REST rate limits. Built only by
 /// [`authenticate`], before any body is read.
-pub struct Caller {
+struct Caller {
     route: &'static Route,
     params: Vec<(String, String)>,
     /// `None` only for a public operation (the document itself).
     key: Option<(Arc<ApiKey>, RateStatus)>,
 }
 
-pub async fn handle(state: &AppState, caller: &Caller, req: RestRequest<'_>) -> Reply {
+/// Serves one call: the operation and the caller from the head, then the body, then the
+/// operation; logs one line for it, whatever answered.
+pub(crate) async fn serve<H: Headers + Sync>(
+    state: &AppState,
+    head: &Head<'_, H>,
+    body: &mut impl BodyReader,
+) -> Reply {
+    let started = Instant::now();
+    let authorization = head.headers.get("authorization");
+    let authenticated = authenticate(state, head.method, head.path, authorization, head.client);
+    let admitted = request::admit(body, state.config.max_body_bytes, authenticated).await;
+    let reply = match admitted {
+        Ok((caller, body)) => {
+            if let Some((key, _)) = &caller.key {
+                request::record_key(&key.id);
+            }
+            let req = RestRequest {
+                query: head.query,
+                body,
+            };
+            handle(state, &caller, req).await
+        }
+        Err(refused) => refused.answer(&state.config, |e| Reply::error(&e)),
+    };
+    log_request(head.method, head.path, &reply, started.elapsed());
+    reply
+}
+
+async fn handle(state: &AppState, caller: &Caller, req: RestRequest<'_>) -> Reply {
     let Some((key, rate)) = &caller.key else {
         // Only the document itself is public (a test keeps it so).
         return Reply {
             body: DOCUMENT.bytes.clone(),
-            ..Reply::json(200, &Value::Null, &req.request_id)
+            ..Reply::json(200, &Value::Null)
         };
     };
     let call = Call {
@@ -65,18 +91,18 @@ pub async fn handle(state: &AppState, caller: &Caller, req: RestRequest<'_>) -> 
         params: &caller.params,
     };
     let mut reply = match call.dispatch(&caller.route.operation_id).await {
-        Ok(answer) => Reply::json(answer.status, &answer.body, &req.request_id),
-        Err(e) => Reply::json(e.status, &e.body(), &req.request_id),
+        Ok(answer) => Reply::json(answer.status, &answer.body),
+        Err(e) => Reply::error(&e),
     };
     reply.rate = Some(*rate);
     reply
 }
 
-/// One info line per request (at most [`crate::logs::REQUESTS`] a second), whatever answered.
-pub fn log_request(method: &str, path: &str, reply: &Reply, latency: Duration) {
+/// One info line per request (at most [`crate::logs::REQUESTS`] a second), whatever answered;
+/// the request's span carries its id.
+fn log_request(method: &str, path: &str, reply: &Reply, latency: Duration) {
     if crate::logs::REQUESTS.admit() {
         tracing::info!(
-            request_id = %reply.request_id,
             method,
             path,
             status = reply.status,
@@ -90,13 +116,12 @@ pub fn log_request(method: &str, path: &str, reply: &Reply, latency: Duration) {
 /// without one. A missing, unknown or revoked token counts as a failed
 /// authentication of `client`, and a client over that limit is refused before its token is
 /// even looked up.
-pub async fn authenticate(
+async fn authenticate(
     state: &AppState,
     method: &str,
     path: &str,
     authorization: Option<&str>,
     client: IpAddr,
-    request_id: &str,
 ) -> Result<Caller, Reply> {
     let (route, params) = match DOCUMENT.find(method, path) {
         Match::Found { route, params } => (route, params),
@@ -110,13 +135,13 @@ pub async fn authenticate(
                 ),
             )
             .with_details(allowed.iter().map(|m| json!(m)).collect());
-            let mut reply = Reply::json(error.status, &error.body(), request_id);
+            let mut reply = Reply::error(&error);
             reply.allow = Some(allowed.join(", "));
             return Err(reply);
         }
         Match::NotFound => {
             let error = ApiError::new(404, "route_not_found", format!("no route for {path}"));
-            return Err(Reply::json(error.status, &error.body(), request_id));
+            return Err(Reply::error(&error));
         }
     };
     if route.public {
@@ -127,7 +152,7 @@ pub async fn authenticate(
         });
     }
     let fail = |e: ApiError, rate: RateStatus| {
-        let mut reply = Reply::json(e.status, &e.body(), request_id);
+        let mut reply = Reply::error(&e);
         reply.rate = Some(rate);
         reply
     };
@@ -164,7 +189,7 @@ pub async fn authenticate(
             Ok(None) => Err(ApiError::new(401, "token_invalid", "unknown API token")),
             Err(e) => {
                 let status = state.limits.auth_status(client);
-                return Err(fail(ApiError::internal(&e, request_id), status));
+                return Err(fail(ApiError::internal(&e), status));
             }
         },
     };
@@ -330,10 +355,11 @@ impl Call<'_> {
 
     /// Turns a storage failure into the opaque 500 carrying this request's id.
     fn store_failed(&self) -> impl Fn(crate::store::StoreError) -> ApiError + '_ {
-        move |e| ApiError::internal(&e, &self.req.request_id)
+        move |e| ApiError::internal(&e)
     }
 
     /// Runs the operation the document names `operation`.
+    #[tracing::instrument(skip(self))]
     async fn dispatch(&self, operation: &str) -> Result<Answer, ApiError> {
         let out = &*self.state.outbound;
         let (key, id) = (self.key, self.param("id"));
@@ -491,7 +517,6 @@ impl Call<'_> {
                 None => Err(ApiError::internal(
                     &format!("the OpenAPI document names operation {other}, which has no handler")
                         .as_str(),
-                    &self.req.request_id,
                 )),
             },
         }

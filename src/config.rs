@@ -1,11 +1,14 @@
 //! Configuration: the documented defaults embedded from `config/hookgate.toml`, then the
-//! config file, then `HOOKGATE_*` environment variables. Validated once, failing fast with a
-//! message that names the offending key.
+//! config file, then `HOOKGATE_*` environment variables, layered by `figment` (which remembers
+//! what set each value). Validated once, reporting every bad value at once with its key, its
+//! value (secrets hidden) and what set it.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
 const EMBEDDED_DEFAULTS: &str = include_str!("../config/hookgate.toml");
@@ -196,55 +199,56 @@ impl Config {
         path: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigErrors> {
-        let defaults: toml::Table = EMBEDDED_DEFAULTS
-            .parse()
-            .expect("embedded default config is valid TOML");
-        let mut layers = Layers {
-            merged: defaults.clone(),
-            origins: HashMap::new(),
-            errors: Vec::new(),
-        };
+        let mut figment = Figment::from(Toml::string(EMBEDDED_DEFAULTS));
         let (file, required) = match path {
             Some(p) => (p.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
         };
         match std::fs::read_to_string(&file) {
             Ok(text) => {
-                let table: toml::Table = text.parse().map_err(|source| ConfigError::Parse {
-                    path: file.clone(),
-                    source,
-                })?;
-                layers.merge_file(&file, table);
+                // Checked here so that a syntax error names the file in our words.
+                text.parse::<toml::Table>()
+                    .map_err(|source| ConfigError::Parse {
+                        path: file.clone(),
+                        source,
+                    })?;
+                figment = figment.merge(Toml::file_exact(&file));
             }
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => return Err(ConfigError::Read { path: file, source }.into()),
         }
-        layers.apply_env(&env);
-        layers.check_shape(&defaults, "");
-        let config = toml::Value::Table(layers.merged.clone()).try_into::<Config>();
-        match config {
+        let mut errors = Vec::new();
+        let figment = figment.merge(EnvOverlay::read(&env, &mut errors));
+        let mut check = Check {
+            figment: Figment::new(),
+            errors,
+        };
+        let mut merged = check.dict(&figment);
+        let defaults = check.dict(&Figment::from(Toml::string(EMBEDDED_DEFAULTS)));
+        check.figment = figment;
+        check.shape(&mut merged, &defaults, "");
+        match Value::from(merged.clone()).deserialize::<Config>() {
             Ok(config) => {
-                config.validate(&mut layers);
-                if layers.errors.is_empty() {
+                config.validate(&mut |key, reason| check.invalid(lookup(&merged, key), key, reason));
+                if check.errors.is_empty() {
                     Ok(config)
                 } else {
-                    Err(ConfigErrors(layers.errors))
+                    Err(ConfigErrors(check.errors))
                 }
             }
             Err(e) => {
-                layers.errors.push(ConfigError::Invalid {
+                check.errors.push(ConfigError::Invalid {
                     key: "config".into(),
                     value: "…".into(),
                     origin: "merged".into(),
                     reason: e.to_string(),
                 });
-                Err(ConfigErrors(layers.errors))
+                Err(ConfigErrors(check.errors))
             }
         }
     }
 
-    fn validate(&self, layers: &mut Layers) {
-        let mut invalid = |key: &str, reason: &str| layers.invalid(key, reason);
+    fn validate(&self, invalid: &mut impl FnMut(&str, &str)) {
         if let Err(e) = self.listen.parse::<SocketAddr>() {
             invalid("listen", &e.to_string());
         }
@@ -362,394 +366,235 @@ const SECRET_KEYS: &[&str] = &["master_key", "console.admin_password"];
 /// Settings whose value is one of a few words.
 const CHOICES: &[(&str, &[&str])] = &[("log_format", &["pretty", "json"])];
 
-/// The layers merged so far, where each value came from, and the problems found.
-struct Layers {
-    merged: toml::Table,
-    /// Dotted key → what set it, for keys not at their default.
-    origins: HashMap<String, String>,
+/// The layered configuration and the problems found in it.
+struct Check {
+    figment: Figment,
     errors: Vec<ConfigError>,
 }
 
-impl Layers {
-    fn merge_file(&mut self, path: &Path, overlay: toml::Table) {
-        let origin = format!("from {}", path.display());
-        merge(&mut self.merged, overlay, "", &mut |key| {
-            self.origins.insert(key, origin.clone());
-        });
-    }
-
-    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) {
-        for &(var, section, key, kind) in ENV_VARS {
-            let Some(raw) = env(var) else { continue };
-            let dotted = section.map_or(key.to_string(), |s| format!("{s}.{key}"));
-            let origin = format!("set by {var}");
-            let Some(value) = kind.parse(raw.trim()) else {
+impl Check {
+    /// Everything `figment` holds, as one table.
+    fn dict(&mut self, figment: &Figment) -> Dict {
+        match figment.data() {
+            Ok(mut data) => data.remove(&Profile::Default).unwrap_or_default(),
+            Err(e) => {
                 self.errors.push(ConfigError::Invalid {
-                    value: shown(&dotted, &toml::Value::String(raw.clone())),
-                    key: dotted,
-                    origin,
-                    reason: format!("cannot parse it as {}", kind.describe()),
+                    key: "config".into(),
+                    value: "…".into(),
+                    origin: "merged".into(),
+                    reason: e.to_string(),
                 });
-                continue;
-            };
-            let target = match section {
-                None => &mut self.merged,
-                Some(name) => self
-                    .merged
-                    .entry(name)
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                    .as_table_mut()
-                    .expect("config sections are tables"),
-            };
-            target.insert(key.to_string(), value);
-            self.origins.insert(dotted, origin);
+                Dict::new()
+            }
         }
     }
 
     /// Every key must exist in the defaults (which list every setting) with the same type,
     /// integers must not be negative, and words must be among their choices. A bad value is
     /// reported and replaced by its default, so that the other checks still run.
-    fn check_shape(&mut self, defaults: &toml::Table, prefix: &str) {
-        let keys: Vec<String> = table_at(&self.merged, prefix).keys().cloned().collect();
+    fn shape(&mut self, merged: &mut Dict, defaults: &Dict, prefix: &str) {
+        let keys: Vec<String> = merged.keys().cloned().collect();
         for key in keys {
             let dotted = if prefix.is_empty() {
                 key.clone()
             } else {
                 format!("{prefix}.{key}")
             };
-            let value = table_at(&self.merged, prefix)[&key].clone();
-            let reason = match defaults.get(&key) {
-                None => Some("unknown setting".to_string()),
-                Some(toml::Value::Table(inner)) if value.is_table() => {
-                    self.check_shape(inner, &dotted);
+            let reason = match (defaults.get(&key), merged.get_mut(&key)) {
+                (None, _) => Some("unknown setting".to_string()),
+                (Some(Value::Dict(_, inner)), Some(Value::Dict(_, given))) => {
+                    self.shape(given, inner, &dotted);
                     None
                 }
-                Some(default) if default.type_str() != value.type_str() => {
-                    Some(format!("expected {}", describe(default)))
+                (Some(default), Some(value)) if kind(default) != kind(value) => {
+                    Some(format!("expected {}", kind(default)))
                 }
-                Some(_) if value.as_integer().is_some_and(|n| n < 0) => {
+                (Some(_), Some(value)) if value.to_i128().is_some_and(|n| n < 0) => {
                     Some("must not be negative".to_string())
                 }
-                Some(_) => CHOICES
+                (Some(_), value) => CHOICES
                     .iter()
                     .find(|(k, _)| *k == dotted)
-                    .filter(|(_, words)| !words.contains(&value.as_str().unwrap_or_default()))
+                    .filter(|(_, words)| {
+                        !words.contains(&value.and_then(|v| v.as_str()).unwrap_or_default())
+                    })
                     .map(|(_, words)| format!("must be one of {}", words.join(", "))),
             };
             if let Some(reason) = reason {
-                self.invalid(&dotted, &reason);
-                let table = table_at_mut(&mut self.merged, prefix);
+                self.invalid(merged.get(&key), &dotted, &reason);
                 match defaults.get(&key) {
-                    Some(default) => table.insert(key, default.clone()),
-                    None => table.remove(&key),
+                    Some(default) => merged.insert(key, default.clone()),
+                    None => merged.remove(&key),
                 };
             }
         }
     }
 
-    fn invalid(&mut self, dotted: &str, reason: &str) {
-        let value = dotted
-            .split('.')
-            .try_fold(&toml::Value::Table(self.merged.clone()), |v, k| v.get(k))
-            .map(|v| shown(dotted, v))
-            .unwrap_or_else(|| "(missing)".to_string());
+    /// Reports `value`, the setting `dotted`, as invalid, with what set it.
+    fn invalid(&mut self, value: Option<&Value>, dotted: &str, reason: &str) {
+        let origin = self.origin(dotted, value);
         self.errors.push(ConfigError::Invalid {
             key: dotted.to_string(),
-            value,
-            origin: self
-                .origins
-                .get(dotted)
-                .cloned()
-                .unwrap_or_else(|| "the default".to_string()),
+            value: value.map_or("(missing)".to_string(), |v| shown(dotted, v)),
+            origin,
             reason: reason.to_string(),
         });
     }
-}
 
-/// A value as an error message shows it: TOML syntax, secrets hidden.
-fn shown(dotted: &str, value: &toml::Value) -> String {
-    if SECRET_KEYS.contains(&dotted) {
-        let length = value.as_str().map_or(0, |s| s.chars().count());
-        return format!("<hidden, {length} characters>");
-    }
-    value.to_string()
-}
-
-fn describe(default: &toml::Value) -> &'static str {
-    match default {
-        toml::Value::String(_) => "a string",
-        toml::Value::Integer(_) => "an integer",
-        toml::Value::Float(_) => "a number",
-        toml::Value::Boolean(_) => "true or false",
-        toml::Value::Array(_) => "a list",
-        _ => "a table",
-    }
-}
-
-fn table_at<'t>(table: &'t toml::Table, dotted: &str) -> &'t toml::Table {
-    dotted
-        .split('.')
-        .filter(|k| !k.is_empty())
-        .fold(table, |t, k| {
-            t[k].as_table().expect("checked to be a table")
-        })
-}
-
-fn table_at_mut<'t>(table: &'t mut toml::Table, dotted: &str) -> &'t mut toml::Table {
-    dotted
-        .split('.')
-        .filter(|k| !k.is_empty())
-        .fold(table, |t, k| {
-            t.get_mut(k)
-                .and_then(toml::Value::as_table_mut)
-                .expect("checked to be a table")
-        })
-}
-
-/// Overlays `overlay` on `base`, calling `set` with the dotted name of every value it sets.
-fn merge(base: &mut toml::Table, overlay: toml::Table, prefix: &str, set: &mut impl FnMut(String)) {
-    for (key, value) in overlay {
-        let dotted = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
-        match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o, &dotted, set),
-            (_, value) => {
-                base.insert(key, value);
-                set(dotted);
+    /// What set `value`: the file, an environment variable, or the defaults.
+    fn origin(&self, dotted: &str, value: Option<&Value>) -> String {
+        let metadata = value
+            .and_then(|v| self.figment.get_metadata(v.tag()))
+            .or_else(|| self.figment.find_metadata(dotted));
+        match metadata {
+            Some(Metadata {
+                source: Some(figment::Source::File(path)),
+                ..
+            }) => format!("from {}", path.display()),
+            Some(m) if m.name == ENV_NAME => {
+                let keys: Vec<&str> = dotted.split('.').collect();
+                format!("set by {}", m.interpolate(&Profile::Default, &keys))
             }
+            _ => "the default".to_string(),
         }
     }
 }
 
-/// The environment variables: `HOOKGATE_<KEY>` for top-level keys, and also for section keys
-/// whose names are unique (e.g. `HOOKGATE_ALLOW_HTTP_URLS` sets `outbound.allow_http_urls`).
-const ENV_VARS: &[(&str, Option<&str>, &str, Kind)] = &[
-    ("HOOKGATE_LISTEN", None, "listen", Kind::Str),
-    ("HOOKGATE_DATABASE", None, "database", Kind::Str),
-    ("HOOKGATE_REDIS_URL", None, "redis_url", Kind::Str),
-    ("HOOKGATE_PUBLIC_URL", None, "public_url", Kind::Str),
-    ("HOOKGATE_MASTER_KEY", None, "master_key", Kind::Str),
-    ("HOOKGATE_LOG_FORMAT", None, "log_format", Kind::Str),
-    ("HOOKGATE_MAX_BODY_BYTES", None, "max_body_bytes", Kind::Int),
-    (
-        "HOOKGATE_MAX_BODY_BYTES_IN_FLIGHT",
-        None,
-        "max_body_bytes_in_flight",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_HEADER_TIMEOUT_SECS",
-        None,
-        "header_timeout_secs",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_BODY_TIMEOUT_SECS",
-        None,
-        "body_timeout_secs",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_REQUEST_TIMEOUT_SECS",
-        None,
-        "request_timeout_secs",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_MAX_LISTED_VIOLATIONS",
-        None,
-        "max_listed_violations",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_TIMESTAMP_TOLERANCE_SECS",
-        None,
-        "timestamp_tolerance_secs",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_ROTATION_OVERLAP_SECS",
-        None,
-        "rotation_overlap_secs",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_DYNAMICS_HEADER",
-        None,
-        "dynamics_header",
-        Kind::Str,
-    ),
-    (
-        "HOOKGATE_IDEMPOTENCY_TTL_SECS",
-        None,
-        "idempotency_ttl_secs",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_SHUTDOWN_GRACE_SECS",
-        None,
-        "shutdown_grace_secs",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_INBOUND_PER_MINUTE",
-        Some("rate_limit"),
-        "inbound_per_minute",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_INBOUND_PER_HOUR",
-        Some("rate_limit"),
-        "inbound_per_hour",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_AUTH_FAILURES_PER_MINUTE",
-        Some("rate_limit"),
-        "auth_failures_per_minute",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_AUTH_FAILURE_MAX_ADDRESSES",
-        Some("rate_limit"),
-        "auth_failure_max_addresses",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_REST_PER_MINUTE",
-        Some("rate_limit"),
-        "rest_per_minute",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_REST_PER_HOUR",
-        Some("rate_limit"),
-        "rest_per_hour",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_REST_PER_DAY",
-        Some("rate_limit"),
-        "rest_per_day",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_WRITER_MAX_BATCH",
-        Some("writer"),
-        "max_batch",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_WRITER_CONNECTIONS",
-        Some("writer"),
-        "connections",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_WAL_RESTART_BYTES",
-        Some("writer"),
-        "wal_restart_bytes",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_MAX_DATABASE_BYTES",
-        Some("writer"),
-        "max_database_bytes",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_RETENTION_INGEST_LOG_DAYS",
-        Some("retention"),
-        "ingest_log_days",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_RETENTION_EVENTS_DAYS",
-        Some("retention"),
-        "events_days",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_RETENTION_REQUESTS_DAYS",
-        Some("retention"),
-        "requests_days",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_KEEP_REQUESTS",
-        Some("requests"),
-        "keep",
-        Kind::Bool,
-    ),
-    (
-        "HOOKGATE_KEEP_REQUEST_BYTES",
-        Some("requests"),
-        "max_body_bytes",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_RETENTION_DELIVERIES_DAYS",
-        Some("retention"),
-        "deliveries_days",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_ALLOW_HTTP_URLS",
-        Some("outbound"),
-        "allow_http_urls",
-        Kind::Bool,
-    ),
-    (
-        "HOOKGATE_ALLOW_PRIVATE_URLS",
-        Some("outbound"),
-        "allow_private_urls",
-        Kind::Bool,
-    ),
-    (
-        "HOOKGATE_RETRY_SCHEDULE",
-        Some("outbound"),
-        "retry_schedule",
-        Kind::IntList,
-    ),
-    (
-        "HOOKGATE_DELIVERY_TIMEOUT_SECS",
-        Some("outbound"),
-        "delivery_timeout_secs",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_DISABLE_AFTER_FAILURES",
-        Some("outbound"),
-        "disable_after_failures",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_DELIVERY_CONCURRENCY",
-        Some("outbound"),
-        "delivery_concurrency",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_PER_SUBSCRIPTION_CONCURRENCY",
-        Some("outbound"),
-        "per_subscription_concurrency",
-        Kind::Int,
-    ),
-    (
-        "HOOKGATE_ADMIN_PASSWORD",
-        Some("console"),
-        "admin_password",
-        Kind::Str,
-    ),
-    (
-        "HOOKGATE_CONSOLE_SESSION_IDLE_SECS",
-        Some("console"),
-        "session_idle_secs",
-        Kind::Int,
-    ),
+/// The value of the setting `dotted` in `table`.
+fn lookup<'t>(table: &'t Dict, dotted: &str) -> Option<&'t Value> {
+    let (first, rest) = dotted.split_once('.').unwrap_or((dotted, ""));
+    let value = table.get(first)?;
+    match rest {
+        "" => Some(value),
+        rest => lookup(value.as_dict()?, rest),
+    }
+}
+
+/// A value as an error message shows it: TOML syntax, secrets hidden.
+fn shown(dotted: &str, value: &Value) -> String {
+    if SECRET_KEYS.contains(&dotted) {
+        let length = value.as_str().map_or(0, |s| s.chars().count());
+        return format!("<hidden, {length} characters>");
+    }
+    toml::Value::try_from(value).map_or_else(|_| "…".to_string(), |v| v.to_string())
+}
+
+/// What kind of value a setting takes, as a message names it.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::String(..) | Value::Char(..) => "a string",
+        Value::Num(..) if value.to_i128().is_some() => "an integer",
+        Value::Num(..) => "a number",
+        Value::Bool(..) => "true or false",
+        Value::Array(..) => "a list",
+        _ => "a table",
+    }
+}
+
+/// The name of the environment's layer, by which an origin is recognised.
+const ENV_NAME: &str = "HOOKGATE_* environment variables";
+
+/// The `HOOKGATE_*` variables that are set, as a figment layer whose values name their
+/// variable.
+struct EnvOverlay(Dict);
+
+impl EnvOverlay {
+    /// Reads the variables; one that does not parse is reported and left out.
+    fn read(env: &impl Fn(&str) -> Option<String>, errors: &mut Vec<ConfigError>) -> EnvOverlay {
+        let mut root = Dict::new();
+        for &(var, dotted, kind) in ENV_VARS {
+            let Some(raw) = env(var) else { continue };
+            let Some(value) = kind.parse(raw.trim()) else {
+                errors.push(ConfigError::Invalid {
+                    key: dotted.to_string(),
+                    value: shown(dotted, &Value::from(raw.clone())),
+                    origin: format!("set by {var}"),
+                    reason: format!("cannot parse it as {}", kind.describe()),
+                });
+                continue;
+            };
+            let (table, key) = match dotted.split_once('.') {
+                None => (&mut root, dotted),
+                Some((section, key)) => {
+                    let section = root
+                        .entry(section.to_string())
+                        .or_insert_with(|| Value::from(Dict::new()));
+                    let Value::Dict(_, table) = section else {
+                        unreachable!("sections are tables")
+                    };
+                    (table, key)
+                }
+            };
+            table.insert(key.to_string(), value);
+        }
+        EnvOverlay(root)
+    }
+}
+
+impl Provider for EnvOverlay {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(ENV_NAME).interpolater(|_: &Profile, keys: &[&str]| {
+            let dotted = keys.join(".");
+            ENV_VARS
+                .iter()
+                .find(|(_, key, _)| *key == dotted)
+                .map_or_else(|| dotted.clone(), |(var, _, _)| var.to_string())
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.0.clone()))
+    }
+}
+
+/// The environment variables and the settings they set: `HOOKGATE_<KEY>` for top-level keys,
+/// and also for section keys whose names are unique (e.g. `HOOKGATE_ALLOW_HTTP_URLS` sets
+/// `outbound.allow_http_urls`).
+#[rustfmt::skip]
+const ENV_VARS: &[(&str, &str, Kind)] = &[
+    ("HOOKGATE_LISTEN", "listen", Kind::Str),
+    ("HOOKGATE_DATABASE", "database", Kind::Str),
+    ("HOOKGATE_REDIS_URL", "redis_url", Kind::Str),
+    ("HOOKGATE_PUBLIC_URL", "public_url", Kind::Str),
+    ("HOOKGATE_MASTER_KEY", "master_key", Kind::Str),
+    ("HOOKGATE_LOG_FORMAT", "log_format", Kind::Str),
+    ("HOOKGATE_MAX_BODY_BYTES", "max_body_bytes", Kind::Int),
+    ("HOOKGATE_MAX_BODY_BYTES_IN_FLIGHT", "max_body_bytes_in_flight", Kind::Int),
+    ("HOOKGATE_HEADER_TIMEOUT_SECS", "header_timeout_secs", Kind::Int),
+    ("HOOKGATE_BODY_TIMEOUT_SECS", "body_timeout_secs", Kind::Int),
+    ("HOOKGATE_REQUEST_TIMEOUT_SECS", "request_timeout_secs", Kind::Int),
+    ("HOOKGATE_MAX_LISTED_VIOLATIONS", "max_listed_violations", Kind::Int),
+    ("HOOKGATE_TIMESTAMP_TOLERANCE_SECS", "timestamp_tolerance_secs", Kind::Int),
+    ("HOOKGATE_ROTATION_OVERLAP_SECS", "rotation_overlap_secs", Kind::Int),
+    ("HOOKGATE_DYNAMICS_HEADER", "dynamics_header", Kind::Str),
+    ("HOOKGATE_IDEMPOTENCY_TTL_SECS", "idempotency_ttl_secs", Kind::Int),
+    ("HOOKGATE_SHUTDOWN_GRACE_SECS", "shutdown_grace_secs", Kind::Int),
+    ("HOOKGATE_INBOUND_PER_MINUTE", "rate_limit.inbound_per_minute", Kind::Int),
+    ("HOOKGATE_INBOUND_PER_HOUR", "rate_limit.inbound_per_hour", Kind::Int),
+    ("HOOKGATE_AUTH_FAILURES_PER_MINUTE", "rate_limit.auth_failures_per_minute", Kind::Int),
+    ("HOOKGATE_AUTH_FAILURE_MAX_ADDRESSES", "rate_limit.auth_failure_max_addresses", Kind::Int),
+    ("HOOKGATE_REST_PER_MINUTE", "rate_limit.rest_per_minute", Kind::Int),
+    ("HOOKGATE_REST_PER_HOUR", "rate_limit.rest_per_hour", Kind::Int),
+    ("HOOKGATE_REST_PER_DAY", "rate_limit.rest_per_day", Kind::Int),
+    ("HOOKGATE_WRITER_MAX_BATCH", "writer.max_batch", Kind::Int),
+    ("HOOKGATE_WRITER_CONNECTIONS", "writer.connections", Kind::Int),
+    ("HOOKGATE_WAL_RESTART_BYTES", "writer.wal_restart_bytes", Kind::Int),
+    ("HOOKGATE_MAX_DATABASE_BYTES", "writer.max_database_bytes", Kind::Int),
+    ("HOOKGATE_RETENTION_INGEST_LOG_DAYS", "retention.ingest_log_days", Kind::Int),
+    ("HOOKGATE_RETENTION_EVENTS_DAYS", "retention.events_days", Kind::Int),
+    ("HOOKGATE_RETENTION_REQUESTS_DAYS", "retention.requests_days", Kind::Int),
+    ("HOOKGATE_KEEP_REQUESTS", "requests.keep", Kind::Bool),
+    ("HOOKGATE_KEEP_REQUEST_BYTES", "requests.max_body_bytes", Kind::Int),
+    ("HOOKGATE_RETENTION_DELIVERIES_DAYS", "retention.deliveries_days", Kind::Int),
+    ("HOOKGATE_ALLOW_HTTP_URLS", "outbound.allow_http_urls", Kind::Bool),
+    ("HOOKGATE_ALLOW_PRIVATE_URLS", "outbound.allow_private_urls", Kind::Bool),
+    ("HOOKGATE_RETRY_SCHEDULE", "outbound.retry_schedule", Kind::IntList),
+    ("HOOKGATE_DELIVERY_TIMEOUT_SECS", "outbound.delivery_timeout_secs", Kind::Int),
+    ("HOOKGATE_DISABLE_AFTER_FAILURES", "outbound.disable_after_failures", Kind::Int),
+    ("HOOKGATE_DELIVERY_CONCURRENCY", "outbound.delivery_concurrency", Kind::Int),
+    ("HOOKGATE_PER_SUBSCRIPTION_CONCURRENCY", "outbound.per_subscription_concurrency", Kind::Int),
+    ("HOOKGATE_ADMIN_PASSWORD", "console.admin_password", Kind::Str),
+    ("HOOKGATE_CONSOLE_SESSION_IDLE_SECS", "console.session_idle_secs", Kind::Int),
 ];
 
 #[derive(Clone, Copy)]
@@ -761,18 +606,18 @@ enum Kind {
 }
 
 impl Kind {
-    fn parse(self, raw: &str) -> Option<toml::Value> {
+    fn parse(self, raw: &str) -> Option<Value> {
         Some(match self {
-            Kind::Str => toml::Value::String(raw.to_string()),
-            Kind::Int => toml::Value::Integer(raw.parse().ok()?),
-            Kind::Bool => toml::Value::Boolean(match raw.to_ascii_lowercase().as_str() {
+            Kind::Str => Value::from(raw.to_string()),
+            Kind::Int => Value::from(raw.parse::<i64>().ok()?),
+            Kind::Bool => Value::from(match raw.to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" => false,
                 _ => return None,
             }),
-            Kind::IntList => toml::Value::Array(
+            Kind::IntList => Value::from(
                 raw.split(',')
-                    .map(|s| s.trim().parse().ok().map(toml::Value::Integer))
+                    .map(|s| s.trim().parse::<i64>().ok())
                     .collect::<Option<Vec<_>>>()?,
             ),
         })

@@ -1,279 +1,328 @@
-//! Metrics, rendered in the Prometheus text format at `GET /metrics`: the gateway's own
-//! counters and histograms, its build, and the process figures of [`process`].
+//! Metrics at `GET /metrics`, kept and rendered by `prometheus-client` in the OpenMetrics
+//! text format (which Prometheus reads): the gateway's counters and histograms, its build, the
+//! figures other parts report at scrape time ([`Gauges`]), and the process figures of
+//! [`process`].
 
 mod process;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::catalog::InboundEvent;
 
 /// The media type of [`Metrics::render`]'s text.
-pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-const LATENCY_BUCKETS_SECS: &[f64] = &[
+const LATENCY_BUCKETS_SECS: [f64; 11] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InboundLabels {
+    /// `unknown` for every type the catalog does not know, so clients cannot inflate the set.
+    event_type: &'static str,
+    status: u16,
 }
 
-impl Histogram {
-    fn new() -> Histogram {
-        Histogram {
-            buckets: LATENCY_BUCKETS_SECS
-                .iter()
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            ..Default::default()
-        }
-    }
-
-    fn observe(&self, micros: u64) {
-        let secs = micros as f64 / 1e6;
-        for (bound, bucket) in LATENCY_BUCKETS_SECS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (bound, bucket) in LATENCY_BUCKETS_SECS.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(
-            out,
-            "{name}_sum{braces} {}",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count{braces} {count}");
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    /// The refusal's error code (a fixed set, so the label set is bounded).
+    reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    profile: &'static str,
+}
+
+/// The gateway's own metrics. Counters are registered without `_total`, which the encoder adds.
 pub struct Metrics {
-    /// By (event type, or None for an unknown one; status).
-    inbound: RwLock<HashMap<(Option<InboundEvent>, u16), AtomicU64>>,
+    registry: Registry,
+    inbound: Family<InboundLabels, Counter>,
     inbound_latency: Histogram,
-    rate_limited: AtomicU64,
-    /// By the refusal's error code (a fixed set of `&'static str`s, so the label set is bounded).
-    auth_failures: Mutex<BTreeMap<&'static str, u64>>,
-    idempotent_replays: AtomicU64,
-    deliveries: Mutex<BTreeMap<String, u64>>,
+    rate_limited: Counter,
+    auth_failures: Family<ReasonLabels, Counter>,
+    idempotent_replays: Counter,
+    deliveries: Family<OutcomeLabels, Counter>,
     delivery_latency: Histogram,
-    echoes_skipped: AtomicU64,
-    subscriptions_disabled: AtomicU64,
+    echoes_skipped: Counter,
+    subscriptions_disabled: Counter,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS_SECS)
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            inbound: RwLock::default(),
-            inbound_latency: Histogram::new(),
-            rate_limited: AtomicU64::new(0),
-            auth_failures: Mutex::default(),
-            idempotent_replays: AtomicU64::new(0),
-            deliveries: Mutex::default(),
-            delivery_latency: Histogram::new(),
-            echoes_skipped: AtomicU64::new(0),
-            subscriptions_disabled: AtomicU64::new(0),
-        }
+        let m = Metrics {
+            registry: Registry::default(),
+            inbound: Family::default(),
+            inbound_latency: latency_histogram(),
+            rate_limited: Counter::default(),
+            auth_failures: Family::default(),
+            idempotent_replays: Counter::default(),
+            deliveries: Family::default(),
+            delivery_latency: latency_histogram(),
+            echoes_skipped: Counter::default(),
+            subscriptions_disabled: Counter::default(),
+        };
+        // `register` ends each help text with a period.
+        let mut registry = Registry::default();
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                profile: if cfg!(debug_assertions) {
+                    "debug"
+                } else {
+                    "release"
+                },
+            })
+            .set(1);
+        registry.register("hookgate_build_info", "The running build", build);
+        registry.register(
+            "hookgate_inbound_requests",
+            "Inbound requests past authentication, by event type and HTTP status",
+            m.inbound.clone(),
+        );
+        registry.register(
+            "hookgate_inbound_latency_seconds",
+            "Time to answer an inbound request",
+            m.inbound_latency.clone(),
+        );
+        registry.register(
+            "hookgate_rate_limited",
+            "Requests refused by a rate limit",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "hookgate_idempotent_replays",
+            "Requests answered from the idempotency store",
+            m.idempotent_replays.clone(),
+        );
+        registry.register(
+            "hookgate_echoes_skipped",
+            "Deliveries skipped because the subscriber caused the event",
+            m.echoes_skipped.clone(),
+        );
+        registry.register(
+            "hookgate_subscriptions_disabled",
+            "Subscriptions disabled automatically",
+            m.subscriptions_disabled.clone(),
+        );
+        registry.register(
+            "hookgate_auth_failures",
+            "Inbound requests refused by authentication or verification, by reason (the error code)",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "hookgate_deliveries",
+            "Outbound delivery attempts by outcome",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "hookgate_delivery_latency_seconds",
+            "Duration of one delivery attempt",
+            m.delivery_latency.clone(),
+        );
+        registry.register_collector(Box::new(process::ProcessCollector));
+        Metrics { registry, ..m }
     }
 }
 
-/// Gauges read at scrape time from other parts of the program.
-pub struct Gauges {
+/// Figures read at scrape time from other parts of the program.
+#[derive(Debug)]
+pub(crate) struct Gauges {
     pub writer_batches: u64,
     pub writer_batched_jobs: u64,
     pub outbox_pending: Option<i64>,
 }
 
+impl Collector for Gauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counters = [
+            (
+                "hookgate_writer_batches",
+                "Group-commit transactions.",
+                self.writer_batches,
+            ),
+            (
+                "hookgate_writer_batched_jobs",
+                "Writes committed by group commit (divide by batches for the mean batch size).",
+                self.writer_batched_jobs,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let metric = ConstCounter::new(value);
+            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+        }
+        if let Some(pending) = self.outbox_pending {
+            let metric = ConstGauge::new(pending);
+            metric.encode(encoder.encode_descriptor(
+                "hookgate_delivery_queue_depth",
+                "Deliveries waiting to be sent.",
+                None,
+                metric.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
     /// Counts an inbound answer: refused authentications (401, 403) by their reason, every
     /// other answer by event type and status.
-    pub fn inbound(
+    pub(crate) fn inbound(
         &self,
         event_type: Option<&str>,
         status: u16,
         error_code: Option<&'static str>,
         latency_micros: u64,
     ) {
-        self.inbound_latency.observe(latency_micros);
+        self.inbound_latency.observe(latency_micros as f64 / 1e6);
         if matches!(status, 401 | 403) {
-            *self
-                .auth_failures
-                .lock()
-                .expect("metrics lock")
-                .entry(error_code.unwrap_or("unknown"))
-                .or_default() += 1;
+            self.auth_failures
+                .get_or_create(&ReasonLabels {
+                    reason: error_code.unwrap_or("unknown"),
+                })
+                .inc();
             return;
         }
         if status == 429 {
-            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+            self.rate_limited.inc();
         }
-        // Unknown event types share one label, so clients cannot inflate the label set.
-        let key = (event_type.and_then(InboundEvent::parse), status);
-        let counted = match self.inbound.read().expect("metrics lock").get(&key) {
-            Some(counter) => {
-                counter.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            None => false,
-        };
-        if !counted {
-            self.inbound
-                .write()
-                .expect("metrics lock")
-                .entry(key)
-                .or_default()
-                .fetch_add(1, Ordering::Relaxed);
-        }
+        let event_type = event_type
+            .and_then(InboundEvent::parse)
+            .map_or("unknown", InboundEvent::name);
+        self.inbound
+            .get_or_create(&InboundLabels { event_type, status })
+            .inc();
     }
 
-    pub fn idempotent_replay(&self) {
-        self.idempotent_replays.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn idempotent_replay(&self) {
+        self.idempotent_replays.inc();
     }
 
-    pub fn delivery(&self, outcome: &str, latency_micros: u64) {
-        *self
-            .deliveries
-            .lock()
-            .expect("metrics lock")
-            .entry(outcome.to_string())
-            .or_default() += 1;
-        self.delivery_latency.observe(latency_micros);
+    pub(crate) fn delivery(&self, outcome: &str, latency_micros: u64) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.delivery_latency.observe(latency_micros as f64 / 1e6);
     }
 
-    pub fn echoes_skipped(&self, n: u64) {
-        self.echoes_skipped.fetch_add(n, Ordering::Relaxed);
+    pub(crate) fn echoes_skipped(&self, n: u64) {
+        self.echoes_skipped.inc_by(n);
     }
 
-    pub fn subscription_disabled(&self) {
-        self.subscriptions_disabled.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn subscription_disabled(&self) {
+        self.subscriptions_disabled.inc();
     }
 
-    pub fn render(&self, gauges: &Gauges) -> String {
+    /// The scrape's text: every metric, then the figures of `gauges`, then `# EOF`.
+    pub(crate) fn render(&self, gauges: Gauges) -> String {
+        let mut scrape = Registry::default();
+        scrape.register_collector(Box::new(gauges));
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP hookgate_build_info The running build.\n# TYPE hookgate_build_info gauge\nhookgate_build_info{{version=\"{}\",profile=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION"),
-            if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                "release"
-            }
-        );
-        out.push_str("# HELP hookgate_inbound_requests_total Inbound requests past authentication, by event type and HTTP status.\n");
-        out.push_str("# TYPE hookgate_inbound_requests_total counter\n");
-        let counts: BTreeMap<(Option<InboundEvent>, u16), u64> = self
-            .inbound
-            .read()
-            .expect("metrics lock")
-            .iter()
-            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
-            .collect();
-        for ((event, status), n) in counts {
-            let event_type = event.map_or("unknown", InboundEvent::name);
-            let _ = writeln!(
-                out,
-                "hookgate_inbound_requests_total{{event_type=\"{event_type}\",status=\"{status}\"}} {n}"
-            );
-        }
-        out.push_str(
-            "# HELP hookgate_inbound_latency_seconds Time to answer an inbound request.\n",
-        );
-        out.push_str("# TYPE hookgate_inbound_latency_seconds histogram\n");
-        self.inbound_latency
-            .render(&mut out, "hookgate_inbound_latency_seconds", "");
-        let counters = [
-            (
-                "hookgate_rate_limited_total",
-                "Requests refused by a rate limit.",
-                &self.rate_limited,
-            ),
-            (
-                "hookgate_idempotent_replays_total",
-                "Requests answered from the idempotency store.",
-                &self.idempotent_replays,
-            ),
-            (
-                "hookgate_echoes_skipped_total",
-                "Deliveries skipped because the subscriber caused the event.",
-                &self.echoes_skipped,
-            ),
-            (
-                "hookgate_subscriptions_disabled_total",
-                "Subscriptions disabled automatically.",
-                &self.subscriptions_disabled,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP hookgate_auth_failures_total Inbound requests refused by authentication or verification, by reason (the error code).\n");
-        out.push_str("# TYPE hookgate_auth_failures_total counter\n");
-        for (reason, n) in self.auth_failures.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "hookgate_auth_failures_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
-        out.push_str("# HELP hookgate_deliveries_total Outbound delivery attempts by outcome.\n");
-        out.push_str("# TYPE hookgate_deliveries_total counter\n");
-        for (outcome, n) in self.deliveries.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "hookgate_deliveries_total{{outcome=\"{outcome}\"}} {n}"
-            );
-        }
-        out.push_str(
-            "# HELP hookgate_delivery_latency_seconds Duration of one delivery attempt.\n",
-        );
-        out.push_str("# TYPE hookgate_delivery_latency_seconds histogram\n");
-        self.delivery_latency
-            .render(&mut out, "hookgate_delivery_latency_seconds", "");
-        let _ = writeln!(
-            out,
-            "# HELP hookgate_writer_batches_total Group-commit transactions.\n# TYPE hookgate_writer_batches_total counter\nhookgate_writer_batches_total {}",
-            gauges.writer_batches
-        );
-        let _ = writeln!(
-            out,
-            "# HELP hookgate_writer_batched_jobs_total Writes committed by group commit (divide by batches for the mean batch size).\n# TYPE hookgate_writer_batched_jobs_total counter\nhookgate_writer_batched_jobs_total {}",
-            gauges.writer_batched_jobs
-        );
-        process::render(&mut out);
-        if let Some(pending) = gauges.outbox_pending {
-            let _ = writeln!(
-                out,
-                "# HELP hookgate_delivery_queue_depth Deliveries waiting to be sent.\n# TYPE hookgate_delivery_queue_depth gauge\nhookgate_delivery_queue_depth {pending}"
-            );
-        }
+        encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &scrape))
+            .and_then(|()| encode_eof(&mut out))
+            .expect("writing to a String does not fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_keeps_its_name_and_labels_and_the_text_is_openmetrics() {
+        let m = Metrics::default();
+        m.inbound(Some("test.connection"), 200, None, 1_500);
+        m.inbound(Some("no.such.type"), 400, Some("unknown_event_type"), 10);
+        m.inbound(None, 401, Some("api_key_invalid"), 10);
+        m.inbound(Some("test.connection"), 429, Some("rate_limited"), 10);
+        m.idempotent_replay();
+        m.delivery("success", 2_000);
+        m.echoes_skipped(2);
+        let text = m.render(Gauges {
+            writer_batches: 3,
+            writer_batched_jobs: 7,
+            outbox_pending: Some(4),
+        });
+        println!("{text}");
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
+        let build = format!(
+            "hookgate_build_info{{version=\"{}\",profile=\"{profile}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        for line in [
+            build.as_str(),
+            "hookgate_inbound_requests_total{event_type=\"test.connection\",status=\"200\"} 1",
+            "hookgate_inbound_requests_total{event_type=\"unknown\",status=\"400\"} 1",
+            "hookgate_inbound_requests_total{event_type=\"test.connection\",status=\"429\"} 1",
+            "hookgate_auth_failures_total{reason=\"api_key_invalid\"} 1",
+            "hookgate_rate_limited_total 1",
+            "hookgate_idempotent_replays_total 1",
+            "hookgate_echoes_skipped_total 2",
+            "hookgate_subscriptions_disabled_total 0",
+            "hookgate_deliveries_total{outcome=\"success\"} 1",
+            "hookgate_inbound_latency_seconds_bucket{le=\"0.0025\"} 4",
+            "hookgate_inbound_latency_seconds_bucket{le=\"+Inf\"} 4",
+            "hookgate_inbound_latency_seconds_count 4",
+            "hookgate_delivery_latency_seconds_sum 0.002",
+            "hookgate_writer_batches_total 3",
+            "hookgate_writer_batched_jobs_total 7",
+            "hookgate_delivery_queue_depth 4",
+            "# TYPE hookgate_inbound_requests counter",
+            "# TYPE hookgate_inbound_latency_seconds histogram",
+            "# TYPE hookgate_build_info gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+        }
+        #[cfg(target_os = "linux")]
+        for name in ["process_cpu_seconds_total", "process_resident_memory_bytes"] {
+            assert!(text.lines().any(|l| l.starts_with(name)), "{name}: {text}");
+        }
+        // OpenMetrics: every sample belongs to a family declared before it, once, and the
+        // text ends with the EOF marker.
+        let mut families: Vec<&str> = Vec::new();
+        for line in text.lines() {
+            if let Some(declared) = line.strip_prefix("# TYPE ") {
+                let family = declared.split(' ').next().unwrap();
+                assert!(!families.contains(&family), "{family} declared twice");
+                families.push(family);
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert!(
+                    families.iter().any(|f| name == *f
+                        || name
+                            .strip_prefix(f)
+                            .is_some_and(|s| ["_total", "_bucket", "_sum", "_count"]
+                                .contains(&s))),
+                    "{name} has no family"
+                );
+            }
+        }
+        assert!(text.ends_with("# EOF\n"));
     }
 }

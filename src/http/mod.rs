@@ -231,7 +231,7 @@ async fn metrics(state: &AppState) -> HttpResponse {
     };
     text(
         StatusCode::OK,
-        &state.metrics.render(&gauges),
+        &state.metrics.render(gauges),
         crate::metrics::CONTENT_TYPE,
     )
 }

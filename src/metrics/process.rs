@@ -2,7 +2,10 @@
 //! resident memory, CPU seconds, open and allowed file descriptors, start time. Elsewhere than
 //! Linux they are left out.
 
-use std::fmt::Write as _;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 /// `/proc` counts CPU time in clock ticks; USER_HZ is 100 on every Linux platform we run on
 /// (it is fixed by the kernel ABI, whatever the kernel's internal HZ).
@@ -82,54 +85,57 @@ fn read() -> Process {
     process
 }
 
-/// Appends the process metrics that could be read.
-pub(super) fn render(out: &mut String) {
-    let p = read();
-    let metrics: [(&str, &str, &str, Option<f64>); 6] = [
-        (
-            "process_cpu_seconds_total",
-            "counter",
-            "User and system CPU time spent, in seconds.",
-            p.cpu_seconds,
-        ),
-        (
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size, in bytes.",
-            p.resident_bytes.map(|v| v as f64),
-        ),
-        (
-            "process_virtual_memory_bytes",
-            "gauge",
-            "Virtual memory size, in bytes.",
-            p.virtual_bytes.map(|v| v as f64),
-        ),
-        (
-            "process_start_time_seconds",
-            "gauge",
-            "Start time of the process since the epoch, in seconds.",
-            p.start_time_seconds,
-        ),
-        (
-            "process_open_fds",
-            "gauge",
-            "Open file descriptors.",
-            p.open_fds.map(|v| v as f64),
-        ),
-        (
-            "process_max_fds",
-            "gauge",
-            "Most file descriptors the process may open.",
-            p.max_fds.map(|v| v as f64),
-        ),
-    ];
-    for (name, kind, help, value) in metrics {
-        if let Some(value) = value {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+/// The process metrics that could be read, at every scrape.
+#[derive(Debug)]
+pub(super) struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let p = read();
+        if let Some(cpu) = p.cpu_seconds {
+            let metric = ConstCounter::new(cpu);
+            metric.encode(encoder.encode_descriptor(
+                // Registered without `_total`, which the encoder adds to counters.
+                "process_cpu_seconds",
+                "User and system CPU time spent, in seconds.",
+                None,
+                metric.metric_type(),
+            )?)?;
         }
+        let gauges: [(&str, &str, Option<f64>); 5] = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size, in bytes.",
+                p.resident_bytes.map(|v| v as f64),
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size, in bytes.",
+                p.virtual_bytes.map(|v| v as f64),
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the epoch, in seconds.",
+                p.start_time_seconds,
+            ),
+            (
+                "process_open_fds",
+                "Open file descriptors.",
+                p.open_fds.map(|v| v as f64),
+            ),
+            (
+                "process_max_fds",
+                "Most file descriptors the process may open.",
+                p.max_fds.map(|v| v as f64),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(value) = value {
+                let metric = ConstGauge::new(value);
+                metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+            }
+        }
+        Ok(())
     }
 }
 

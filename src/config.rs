@@ -229,7 +229,8 @@ impl Config {
         check.shape(&mut merged, &defaults, "");
         match Value::from(merged.clone()).deserialize::<Config>() {
             Ok(config) => {
-                config.validate(&mut |key, reason| check.invalid(lookup(&merged, key), key, reason));
+                config
+                    .validate(&mut |key, reason| check.invalid(lookup(&merged, key), key, reason));
                 if check.errors.is_empty() {
                     Ok(config)
                 } else {

@@ -10,13 +10,13 @@ use crate::verify::VerifiedRequest;
 /// A parsed envelope whose event type is known. Built only by [`parse`], so a later stage
 /// holding one knows the body was JSON, an object, and named a known event type.
 #[derive(Debug, Clone)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     event_type: InboundEvent,
     data: Map<String, Value>,
 }
 
 impl Envelope {
-    pub fn event_type(&self) -> InboundEvent {
+    pub(crate) fn event_type(&self) -> InboundEvent {
         self.event_type
     }
 
@@ -33,7 +33,7 @@ impl Envelope {
 
 /// Reads the event type without building the envelope (for the ingest log of rejected
 /// requests); `None` when the body is not an object with a string `event_type`.
-pub fn peek_event_type(body: &[u8]) -> Option<String> {
+pub(crate) fn peek_event_type(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Peek {
         event_type: String,
@@ -43,7 +43,7 @@ pub fn peek_event_type(body: &[u8]) -> Option<String> {
         .map(|p| p.event_type)
 }
 
-pub fn parse(request: &VerifiedRequest) -> Result<Envelope, ApiError> {
+pub(crate) fn parse(request: &VerifiedRequest) -> Result<Envelope, ApiError> {
     let value: Value =
         serde_json::from_slice(&request.body).map_err(|e| json_error(&request.body, &e))?;
     let Value::Object(mut object) = value else {

@@ -76,7 +76,7 @@ impl ApiError {
 }
 
 /// How long a client is asked to wait after a 503 (`Retry-After`).
-pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+pub(crate) const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 
 /// The cause of an internal failure: shown only in logs, but it decides between 500 and 503.
 pub trait Cause: std::fmt::Display {

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use crate::envelope;
 use crate::error::ApiError;
-use crate::request::{LimitedBuffer, TooLarge};
 use crate::keys::ApiKey;
 use crate::normalize;
+use crate::request::{LimitedBuffer, TooLarge};
 use crate::validate::Schemas;
 use crate::verify::{self, Headers, Source, VerifySettings};
 

@@ -97,7 +97,9 @@ pub(crate) fn replay(
     Ok(Replayed {
         event_id: text(&body["event_id"]),
         record_id: text(&body["record_id"]),
-        error_code: body["error"]["code"].is_string().then_some("idempotent_replay"),
+        error_code: body["error"]["code"]
+            .is_string()
+            .then_some("idempotent_replay"),
         reply: Reply {
             status: stored.status,
             body: Bytes::from(stored.body),
@@ -120,7 +122,12 @@ pub(crate) struct Ticket {
 impl Ticket {
     /// A ticket for `idem` (if any) of key `key_id`, guarding `guarded` (the body, or a
     /// provider's event).
-    pub fn new(state: &AppState, key_id: &str, idem: Option<String>, guarded: &[u8]) -> Ticket {
+    pub(crate) fn new(
+        state: &AppState,
+        key_id: &str,
+        idem: Option<String>,
+        guarded: &[u8],
+    ) -> Ticket {
         Ticket {
             key_id: key_id.to_string(),
             request_hash: match idem {
@@ -134,7 +141,7 @@ impl Ticket {
 
     /// Claims the key (inside the write, before anything else): `Some` answer when another
     /// request already answered under it.
-    pub fn claim(&self, tx: &WriteTx) -> Result<Option<StoredResponse>, StoreError> {
+    pub(crate) fn claim(&self, tx: &WriteTx) -> Result<Option<StoredResponse>, StoreError> {
         let Some(idem) = &self.idem else {
             return Ok(None);
         };
@@ -153,7 +160,7 @@ impl Ticket {
     }
 
     /// Stores the answer under the key, for the copies that come later.
-    pub fn answer(&self, tx: &WriteTx, status: u16, body: &Value) -> Result<(), StoreError> {
+    pub(crate) fn answer(&self, tx: &WriteTx, status: u16, body: &Value) -> Result<(), StoreError> {
         let Some(idem) = &self.idem else {
             return Ok(());
         };

@@ -197,7 +197,11 @@ pub(crate) fn view(entry: &IngestEntry, rows: &[IngestEntry], kept: Option<&Kept
 }
 
 /// The log row `id` of `company` (every company when `None`: the CLI) and its request.
-pub(crate) async fn find(state: &AppState, company: Option<&str>, id: &str) -> Result<Value, ApiError> {
+pub(crate) async fn find(
+    state: &AppState,
+    company: Option<&str>,
+    id: &str,
+) -> Result<Value, ApiError> {
     let (entry, rows, kept) = load(state, company, id).await?;
     Ok(view(&entry, &rows, kept.as_ref()))
 }
@@ -361,7 +365,7 @@ async fn replay_envelope(
     {
         return trace.internal(&e);
     }
-    let verified = VerifiedRequest::authenticated_elsewhere(key, source, body);
+    let verified = VerifiedRequest::authenticated_elsewhere(key, body);
     ingest::after_verification(state, trace, idem, verified).await
 }
 

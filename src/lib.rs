@@ -30,8 +30,9 @@
 //! - [`config`], [`app`], [`cli`], [`metrics`], [`logs`], [`clock`], [`error`]: the rest;
 //!   `fuzz_targets`: the parsers as the fuzzers (`fuzz/`) and their corpus replay drive them.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
-pub mod admin;
+mod admin;
 pub mod app;
 pub mod apply;
 pub mod catalog;
@@ -39,30 +40,30 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
-pub mod envelope;
-pub mod error;
+mod envelope;
+mod error;
 #[doc(hidden)]
 pub mod fuzz_targets;
 mod http;
 mod idempotency;
 mod ingest;
-pub mod inspect;
+mod inspect;
 pub mod keys;
-pub mod logs;
+mod logs;
 pub mod master_key;
-pub mod metrics;
-pub mod normalize;
+mod metrics;
+mod normalize;
 pub mod outbound;
 mod pipeline;
 pub mod providers;
-pub mod ratelimit;
+mod ratelimit;
 mod request;
 pub mod rest;
 pub mod retention;
 pub mod shared_limits;
-pub mod skills;
+mod skills;
 mod state;
 pub mod store;
-pub mod validate;
-pub mod verify;
-pub mod views;
+mod validate;
+mod verify;
+mod views;

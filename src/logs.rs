@@ -6,10 +6,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Lines of one kind written per second at most.
-pub const LINES_PER_SECOND: u64 = 100;
+pub(crate) const LINES_PER_SECOND: u64 = 100;
 
 /// Counts lines per wall-clock second.
-pub struct Sampler {
+pub(crate) struct Sampler {
     what: &'static str,
     second: AtomicU64,
     written: AtomicU64,
@@ -18,13 +18,13 @@ pub struct Sampler {
 
 /// Whether to write a line, and how many the previous busy second left out.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Admit {
+pub(crate) struct Admit {
     pub write: bool,
     pub left_out_before: u64,
 }
 
 impl Sampler {
-    pub const fn new(what: &'static str) -> Sampler {
+    pub(crate) const fn new(what: &'static str) -> Sampler {
         Sampler {
             what,
             second: AtomicU64::new(0),
@@ -35,7 +35,7 @@ impl Sampler {
 
     /// Counts one line in second `now`. Concurrent callers may overshoot the budget by a
     /// line or two at a second's edge; that is fine for logs.
-    pub fn admit_at(&self, now: u64) -> Admit {
+    pub(crate) fn admit_at(&self, now: u64) -> Admit {
         let mut left_out_before = 0;
         let second = self.second.load(Ordering::Relaxed);
         if now != second
@@ -58,7 +58,7 @@ impl Sampler {
     }
 
     /// Counts one line now; says so in the log when an earlier second left lines out.
-    pub fn admit(&self) -> bool {
+    pub(crate) fn admit(&self) -> bool {
         let now = crate::clock::now_secs().max(0) as u64;
         let admit = self.admit_at(now);
         if admit.left_out_before > 0 {
@@ -74,10 +74,10 @@ impl Sampler {
 }
 
 /// Requests, inbound and REST.
-pub static REQUESTS: Sampler = Sampler::new("request");
+pub(crate) static REQUESTS: Sampler = Sampler::new("request");
 
 /// Delivery attempts.
-pub static DELIVERIES: Sampler = Sampler::new("delivery attempt");
+pub(crate) static DELIVERIES: Sampler = Sampler::new("delivery attempt");
 
 #[cfg(test)]
 mod tests {

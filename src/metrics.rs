@@ -317,8 +317,7 @@ mod tests {
                     families.iter().any(|f| name == *f
                         || name
                             .strip_prefix(f)
-                            .is_some_and(|s| ["_total", "_bucket", "_sum", "_count"]
-                                .contains(&s))),
+                            .is_some_and(|s| ["_total", "_bucket", "_sum", "_count"].contains(&s))),
                     "{name} has no family"
                 );
             }

@@ -129,23 +129,19 @@ const REGIONS: &[(&str, &str)] = &[
 
 /// An event whose data is in canonical form. Built only by [`normalize`].
 #[derive(Debug, Clone)]
-pub struct NormalizedEvent {
+pub(crate) struct NormalizedEvent {
     event_type: InboundEvent,
     data: Map<String, Value>,
 }
 
 impl NormalizedEvent {
-    pub fn event_type(&self) -> InboundEvent {
-        self.event_type
-    }
-
     /// The event type and canonical `data`, for validation.
     pub(crate) fn into_parts(self) -> (InboundEvent, Map<String, Value>) {
         (self.event_type, self.data)
     }
 }
 
-pub fn normalize(envelope: Envelope) -> Result<NormalizedEvent, ApiError> {
+pub(crate) fn normalize(envelope: Envelope) -> Result<NormalizedEvent, ApiError> {
     let (event, mut data) = envelope.into_parts();
     let event_type = event.name();
     let mut conflicts = Vec::new();
@@ -263,7 +259,7 @@ fn excerpt(value: &Value) -> String {
 }
 
 /// Lower snake case, then the field's synonyms.
-pub fn canonical_enum(field: &str, value: &str) -> String {
+pub(crate) fn canonical_enum(field: &str, value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.trim().chars() {
         match c {
@@ -279,7 +275,7 @@ pub fn canonical_enum(field: &str, value: &str) -> String {
 }
 
 /// 2-letter code for a known state or province name (any case); other text unchanged.
-pub fn region_code(value: &str) -> String {
+pub(crate) fn region_code(value: &str) -> String {
     let trimmed = value.trim();
     REGIONS
         .iter()

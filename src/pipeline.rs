@@ -79,8 +79,7 @@ async fn authenticate<H: Headers + Sync>(
 ) -> Result<(Arc<ApiKey>, Option<&'static Provider>), Reply> {
     match route {
         Route::Envelope => {
-            let key =
-                ingest::authenticate(state, trace, head.headers, head.content_length).await?;
+            let key = ingest::authenticate(state, trace, head.headers, head.content_length).await?;
             Ok((key, None))
         }
         Route::Native { provider, key_id } => {

@@ -62,7 +62,7 @@ impl Window {
 }
 
 /// Several windows that must all allow a request (e.g. 50/minute and 1,000/hour).
-pub struct MultiWindow {
+pub(crate) struct MultiWindow {
     windows: Vec<Window>,
     last: Mutex<Option<RateStatus>>,
 }
@@ -87,7 +87,7 @@ impl MultiWindow {
     }
 
     /// Counts one request; the answer reports the window closest to its limit.
-    pub fn check(&self) -> RateStatus {
+    pub(crate) fn check(&self) -> RateStatus {
         let now = clock::now_secs();
         let mut tightest: Option<RateStatus> = None;
         for w in &self.windows {
@@ -129,7 +129,7 @@ impl MultiWindow {
 
     /// The last reported status without counting a request (for answers that are not counted,
     /// such as a failed signature).
-    pub fn peek(&self) -> RateStatus {
+    pub(crate) fn peek(&self) -> RateStatus {
         self.last
             .lock()
             .expect("rate status lock")
@@ -145,7 +145,7 @@ impl MultiWindow {
     }
 }
 
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     config: RateLimitConfig,
     inbound: RwLock<HashMap<String, Arc<MultiWindow>>>,
     rest: RwLock<HashMap<String, Arc<MultiWindow>>>,
@@ -169,7 +169,7 @@ const DAY: Duration = Duration::from_secs(86_400);
 impl RateLimits {
     /// Per-node limits; with a `redis_url`, every node shares the keys' inbound and REST
     /// limits through Redis (failed authentications stay per node: they are per address).
-    pub fn new(config: RateLimitConfig, redis_url: &str) -> RateLimits {
+    pub(crate) fn new(config: RateLimitConfig, redis_url: &str) -> RateLimits {
         RateLimits {
             shared: (!redis_url.trim().is_empty()).then(|| SharedSlot {
                 url: redis_url.trim().to_string(),
@@ -188,7 +188,7 @@ impl RateLimits {
     }
 
     /// The inbound limiter of a key, with the key's own overrides.
-    pub fn inbound(
+    pub(crate) fn inbound(
         &self,
         key_id: &str,
         per_minute: Option<u32>,
@@ -201,7 +201,7 @@ impl RateLimits {
         get_or_insert(&self.inbound, key_id, &spec)
     }
 
-    pub fn rest(&self, key_id: &str) -> Arc<MultiWindow> {
+    pub(crate) fn rest(&self, key_id: &str) -> Arc<MultiWindow> {
         let spec = [
             (self.config.rest_per_minute, MINUTE),
             (self.config.rest_per_hour, HOUR),
@@ -212,7 +212,7 @@ impl RateLimits {
 
     /// Counts one inbound envelope of the key against its limits (shared by every node when
     /// Redis is configured).
-    pub async fn check_inbound(
+    pub(crate) async fn check_inbound(
         &self,
         key_id: &str,
         per_minute: Option<u32>,
@@ -223,7 +223,7 @@ impl RateLimits {
     }
 
     /// Counts one REST call of the key.
-    pub async fn check_rest(&self, key_id: &str) -> RateStatus {
+    pub(crate) async fn check_rest(&self, key_id: &str) -> RateStatus {
         let local = self.rest(key_id);
         self.check(&format!("rest:{key_id}"), &local).await
     }
@@ -248,7 +248,7 @@ impl RateLimits {
 
     /// Connects to the shared limiter now (at start), so that a wrong `redis_url` is found at
     /// once rather than at the first request.
-    pub async fn connect_shared(&self) -> Result<(), redis::RedisError> {
+    pub(crate) async fn connect_shared(&self) -> Result<(), redis::RedisError> {
         match &self.shared {
             Some(slot) => slot.get().await.map(|_| ()),
             None => Ok(()),
@@ -257,13 +257,13 @@ impl RateLimits {
 
     /// The failed-authentication window of this address, without counting anything: the
     /// `X-RateLimit-*` values of answers given before a key is known.
-    pub fn auth_status(&self, addr: IpAddr) -> RateStatus {
+    pub(crate) fn auth_status(&self, addr: IpAddr) -> RateStatus {
         self.auth_failures.peek(addr)
     }
 
     /// Whether this address has used up its failed-authentication budget (checked before any
     /// work is spent on its request).
-    pub fn auth_blocked(&self, addr: IpAddr) -> Option<RateStatus> {
+    pub(crate) fn auth_blocked(&self, addr: IpAddr) -> Option<RateStatus> {
         let status = self.auth_failures.peek(addr);
         // Exhausted (not only refused): the next failure would be refused anyway, so refuse
         // before spending any work on the request.
@@ -271,19 +271,14 @@ impl RateLimits {
     }
 
     /// Counts one failed authentication from `addr`.
-    pub fn auth_failed(&self, addr: IpAddr) -> RateStatus {
+    pub(crate) fn auth_failed(&self, addr: IpAddr) -> RateStatus {
         self.auth_failures.check(addr)
     }
 
     /// Forgets addresses whose failed-authentication window is full again; run periodically
     /// so that memory follows the addresses failing now, not every address ever seen.
-    pub fn forget_recovered(&self) -> usize {
+    pub(crate) fn forget_recovered(&self) -> usize {
         self.auth_failures.forget_recovered()
-    }
-
-    /// How many client addresses the failed-authentication limiter tracks now.
-    pub fn tracked_addresses(&self) -> usize {
-        self.auth_failures.len()
     }
 }
 
@@ -394,6 +389,7 @@ impl FailureLimiter {
         forgotten
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.shards
             .iter()

@@ -40,7 +40,7 @@ pub(crate) struct Early {
 }
 
 impl Reply {
-    pub fn json(status: u16, body: &Value) -> Reply {
+    pub(crate) fn json(status: u16, body: &Value) -> Reply {
         Reply {
             status,
             body: Bytes::from(serde_json::to_vec(body).expect("JSON values serialize")),
@@ -52,7 +52,7 @@ impl Reply {
         }
     }
 
-    pub fn error(error: &ApiError) -> Reply {
+    pub(crate) fn error(error: &ApiError) -> Reply {
         Reply::json(error.status, &error.body())
     }
 }
@@ -210,7 +210,7 @@ pub(crate) enum Refused {
 
 impl Refused {
     /// The answer, rendered by `render` (which may record the error) unless it is ready.
-    pub fn answer(self, config: &Config, render: impl FnOnce(ApiError) -> Reply) -> Reply {
+    pub(crate) fn answer(self, config: &Config, render: impl FnOnce(ApiError) -> Reply) -> Reply {
         let (mut reply, early) = match self {
             Refused::Early(reply) => (
                 reply,
@@ -249,16 +249,16 @@ pub(crate) async fn admit<T>(
 
 /// A body collected up to a limit: the pure part of reading, fed one chunk at a time.
 #[derive(Debug)]
-pub struct LimitedBuffer {
+pub(crate) struct LimitedBuffer {
     limit: usize,
     buf: BytesMut,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub struct TooLarge;
+pub(crate) struct TooLarge;
 
 impl LimitedBuffer {
-    pub fn new(limit: usize) -> LimitedBuffer {
+    pub(crate) fn new(limit: usize) -> LimitedBuffer {
         LimitedBuffer {
             limit,
             buf: BytesMut::new(),
@@ -267,7 +267,7 @@ impl LimitedBuffer {
 
     /// Appends `chunk`, failing (and keeping nothing more) once the total would exceed the
     /// limit.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<(), TooLarge> {
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<(), TooLarge> {
         if chunk.len() > self.limit - self.buf.len() {
             return Err(TooLarge);
         }
@@ -275,7 +275,7 @@ impl LimitedBuffer {
         Ok(())
     }
 
-    pub fn finish(self) -> Bytes {
+    pub(crate) fn finish(self) -> Bytes {
         self.buf.freeze()
     }
 }

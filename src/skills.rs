@@ -8,7 +8,7 @@ use crate::store::{Store, StoreError, WorkType, WriteTx};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WorkTypeInput {
+pub(crate) struct WorkTypeInput {
     pub code: String,
     pub name: String,
     #[serde(default)]
@@ -31,7 +31,7 @@ fn yes() -> bool {
     true
 }
 
-pub fn check_skill_names(names: &[String]) -> Result<Vec<String>, ApiError> {
+pub(crate) fn check_skill_names(names: &[String]) -> Result<Vec<String>, ApiError> {
     let cleaned: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
     if cleaned.is_empty()
         || cleaned
@@ -46,7 +46,7 @@ pub fn check_skill_names(names: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(cleaned)
 }
 
-pub fn check_work_type(input: WorkTypeInput) -> Result<WorkType, ApiError> {
+pub(crate) fn check_work_type(input: WorkTypeInput) -> Result<WorkType, ApiError> {
     let code = input.code.trim().to_ascii_uppercase();
     if code.is_empty() || code.chars().count() > 20 {
         return Err(ApiError::bad_request(
@@ -79,7 +79,7 @@ pub fn check_work_type(input: WorkTypeInput) -> Result<WorkType, ApiError> {
 }
 
 /// Adds skills to a company's library; returns how many were new.
-pub async fn add_skills(
+pub(crate) async fn add_skills(
     store: &Store,
     company_id: &str,
     names: Vec<String>,
@@ -90,7 +90,7 @@ pub async fn add_skills(
         .await
 }
 
-pub async fn save_work_type(
+pub(crate) async fn save_work_type(
     store: &Store,
     company_id: &str,
     work_type: WorkType,
@@ -115,7 +115,7 @@ const DEFAULT_WORK_TYPES: &[(&str, &str, bool, bool, f64, bool)] = &[
 ];
 
 /// Gives a new company the default work types (a company that has any keeps its own).
-pub fn ensure_default_work_types(tx: &WriteTx, company_id: &str) -> Result<(), StoreError> {
+pub(crate) fn ensure_default_work_types(tx: &WriteTx, company_id: &str) -> Result<(), StoreError> {
     let defaults: Vec<WorkType> = DEFAULT_WORK_TYPES
         .iter()
         .map(

@@ -33,7 +33,7 @@ impl ValidatedEvent {
 const DEFAULT_MAX_LISTED: usize = 100;
 
 /// The compiled schema of every inbound event type, indexed by [`InboundEvent`].
-pub struct Schemas {
+pub(crate) struct Schemas {
     validators: Vec<Validator>,
     /// Most violations listed in one answer (config `max_listed_violations`).
     max_listed: usize,
@@ -41,13 +41,13 @@ pub struct Schemas {
 
 impl Schemas {
     /// Lists at most `max` violations per answer (counting the rest).
-    pub fn with_max_listed_violations(mut self, max: usize) -> Schemas {
+    pub(crate) fn with_max_listed_violations(mut self, max: usize) -> Schemas {
         self.max_listed = max.max(1);
         self
     }
 
     /// Compiles every embedded schema; fails if one is invalid.
-    pub fn compile() -> Result<Schemas, String> {
+    pub(crate) fn compile() -> Result<Schemas, String> {
         // The envelope's schema is documentation only; compiling it keeps it correct.
         compile_one("envelope", ENVELOPE_SCHEMA)?;
         let validators = InboundEvent::ALL
@@ -60,7 +60,7 @@ impl Schemas {
         })
     }
 
-    pub fn validate(&self, event: NormalizedEvent) -> Result<ValidatedEvent, ApiError> {
+    pub(crate) fn validate(&self, event: NormalizedEvent) -> Result<ValidatedEvent, ApiError> {
         let (event_type, data) = event.into_parts();
         let validator = &self.validators[event_type as usize];
         let data = Value::Object(data);

@@ -23,7 +23,7 @@ pub(crate) trait Headers {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Custom,
     Square,
     QuickBooks,
@@ -34,7 +34,7 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn parse(name: Option<&str>) -> Result<Source, ApiError> {
+    pub(crate) fn parse(name: Option<&str>) -> Result<Source, ApiError> {
         match name.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
             None | Some("") | Some("custom") => Ok(Source::Custom),
             Some("square") => Ok(Source::Square),
@@ -50,7 +50,7 @@ impl Source {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Source::Custom => "custom",
             Source::Square => "square",
@@ -72,9 +72,8 @@ pub struct VerifySettings {
 
 /// A request whose key is valid and whose signature was checked. An unsigned request may only
 /// carry `test.connection`; [`VerifiedRequest::require_signature`] enforces that after parsing.
-pub struct VerifiedRequest {
+pub(crate) struct VerifiedRequest {
     pub key: Arc<ApiKey>,
-    pub source: Source,
     pub body: Bytes,
     unsigned_reason: Option<ApiError>,
 }
@@ -83,25 +82,20 @@ impl VerifiedRequest {
     /// A request authenticated elsewhere: a provider's native request whose signature
     /// `crate::providers` checked, or an operator's replay of a kept request (whose signature
     /// is not checked again because an authenticated operator asked; the log records it).
-    pub(crate) fn authenticated_elsewhere(
-        key: Arc<ApiKey>,
-        source: Source,
-        body: Bytes,
-    ) -> VerifiedRequest {
+    pub(crate) fn authenticated_elsewhere(key: Arc<ApiKey>, body: Bytes) -> VerifiedRequest {
         VerifiedRequest {
             key,
-            source,
             body,
             unsigned_reason: None,
         }
     }
 
-    pub fn signature_verified(&self) -> bool {
+    pub(crate) fn signature_verified(&self) -> bool {
         self.unsigned_reason.is_none()
     }
 
     /// Fails unless the request was signed or `exempt` (only `test.connection` is).
-    pub fn require_signature(&self, exempt: bool) -> Result<(), ApiError> {
+    pub(crate) fn require_signature(&self, exempt: bool) -> Result<(), ApiError> {
         match &self.unsigned_reason {
             Some(reason) if !exempt => Err(reason.clone()),
             _ => Ok(()),
@@ -174,7 +168,6 @@ pub(crate) fn verify(
     };
     Ok(VerifiedRequest {
         key,
-        source,
         body,
         unsigned_reason,
     })

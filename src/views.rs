@@ -9,7 +9,7 @@ use crate::clock;
 use crate::store::{IngestEntry, KeySummary, WorkType};
 
 /// One ingest-log entry.
-pub fn ingest_entry(e: &IngestEntry) -> Value {
+pub(crate) fn ingest_entry(e: &IngestEntry) -> Value {
     json!({
         "id": e.id,
         "received_at": clock::rfc3339_from_ms(e.received_at),
@@ -28,7 +28,7 @@ pub fn ingest_entry(e: &IngestEntry) -> Value {
 }
 
 /// An API key without its secrets.
-pub fn key_summary(k: &KeySummary) -> Value {
+pub(crate) fn key_summary(k: &KeySummary) -> Value {
     json!({
         "key_id": k.key_id,
         "company": k.company,
@@ -43,11 +43,11 @@ pub fn key_summary(k: &KeySummary) -> Value {
 }
 
 /// A skill of the company's library.
-pub fn skill(name: &str) -> Value {
+pub(crate) fn skill(name: &str) -> Value {
     json!({ "name": name })
 }
 
 /// A work type.
-pub fn work_type(w: &WorkType) -> Value {
+pub(crate) fn work_type(w: &WorkType) -> Value {
     serde_json::to_value(w).expect("work types serialize")
 }

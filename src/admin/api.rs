@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 use super::session::{self, Principal, Session};
 use super::stats::{self, Buckets};
 use super::{AdminRequest, Page};
-use crate::state::AppState;
 use crate::clock;
 use crate::error::ApiError;
 use crate::keys::{ApiKey, KeyError, KeyOptions};
 use crate::outbound::deliveries;
 use crate::outbound::subscriptions as subs;
+use crate::state::AppState;
 use crate::store::{
     DeliveryFilter, DeliveryStatus, IngestEntry, IngestFilter, KeySummary, ReadConn, StoreError,
 };
@@ -40,11 +40,7 @@ pub(super) async fn handle(state: &AppState, req: &AdminRequest<'_>) -> Page {
                 logout(state, &caller, secure)
             }
             Ok(caller) => {
-                let ctx = Ctx {
-                    state,
-                    req,
-                    caller,
-                };
+                let ctx = Ctx { state, req, caller };
                 ctx.route(&segments)
                     .await
                     .map(|(status, body)| Page::json(status, &body))
@@ -89,11 +85,7 @@ struct LoginInput {
 
 /// A key's REST token signs in to its company; anything else is tried as the admin password.
 /// Failures count against the client address like failed inbound authentications.
-async fn login(
-    state: &AppState,
-    req: &AdminRequest<'_>,
-    secure: bool,
-) -> Result<Page, ApiError> {
+async fn login(state: &AppState, req: &AdminRequest<'_>, secure: bool) -> Result<Page, ApiError> {
     same_origin(req)?;
     if let Some(rate) = state.limits.auth_blocked(req.peer) {
         return Err(too_many_failures(rate.retry_after));
@@ -165,10 +157,7 @@ fn too_many_failures(retry_after: Option<u64>) -> ApiError {
 
 /// The session of the request's cookie; a state-changing call must also carry the session's
 /// CSRF token and come from this origin.
-async fn authenticate(
-    state: &AppState,
-    req: &AdminRequest<'_>,
-) -> Result<Caller, ApiError> {
+async fn authenticate(state: &AppState, req: &AdminRequest<'_>) -> Result<Caller, ApiError> {
     let signed_out = || ApiError::new(401, "not_signed_in", "sign in to the console first");
     let cookie = session::cookie_value(req.headers.get("cookie")).ok_or_else(signed_out)?;
     let session = state.console.find(cookie).ok_or_else(signed_out)?;
@@ -187,11 +176,7 @@ async fn authenticate(
 }
 
 /// Loads the session's key, which must still be active (a revoked key's sessions end).
-async fn caller_of(
-    state: &AppState,
-    cookie: String,
-    session: Session,
-) -> Result<Caller, ApiError> {
+async fn caller_of(state: &AppState, cookie: String, session: Session) -> Result<Caller, ApiError> {
     let key = match &session.principal {
         Principal::Admin => None,
         Principal::Key { key_id, .. } => match state.keys.find(key_id).await {

@@ -10,7 +10,7 @@ pub(super) struct Asset {
 }
 
 impl Asset {
-    pub fn body(&self) -> Bytes {
+    pub(super) fn body(&self) -> Bytes {
         Bytes::from_static(self.text.as_bytes())
     }
 }

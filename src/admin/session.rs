@@ -34,13 +34,13 @@ pub(crate) struct Session {
 
 /// The signed-in sessions, by the SHA-256 of their cookie value (the value itself is kept
 /// nowhere, and lookups never compare a secret byte by byte).
-pub struct Sessions {
+pub(crate) struct Sessions {
     idle: Duration,
     map: Mutex<HashMap<String, Session>>,
 }
 
 impl Sessions {
-    pub fn new(idle_secs: u64) -> Sessions {
+    pub(crate) fn new(idle_secs: u64) -> Sessions {
         Sessions {
             idle: Duration::from_secs(idle_secs),
             map: Mutex::new(HashMap::new()),

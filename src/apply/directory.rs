@@ -60,7 +60,7 @@ fn employee_references(op: &Op, data: &Data) -> Result<(), DomainError> {
     Ok(())
 }
 
-pub fn employee_create(op: &Op, data: &Data) -> Outcome {
+pub(super) fn employee_create(op: &Op, data: &Data) -> Outcome {
     let emp = text(data, "emp_number");
     op.ensure_absent(Entity::Employee, &[emp], &format!("employee {emp}"))?;
     employee_references(op, data)?;
@@ -76,7 +76,7 @@ pub fn employee_create(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn employee_update(op: &Op, data: &Data) -> Outcome {
+pub(super) fn employee_update(op: &Op, data: &Data) -> Outcome {
     let emp = text(data, "emp_number");
     let record = op.target(Entity::Employee, &[emp], &format!("employee {emp}"))?;
     employee_references(op, data)?;
@@ -87,7 +87,7 @@ pub fn employee_update(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn employee_delete(op: &Op, data: &Data) -> Outcome {
+pub(super) fn employee_delete(op: &Op, data: &Data) -> Outcome {
     let emp = text(data, "emp_number");
     let record = op.target(Entity::Employee, &[emp], &format!("employee {emp}"))?;
     op.delete(Entity::Employee, &record)?;
@@ -99,7 +99,7 @@ pub fn employee_delete(op: &Op, data: &Data) -> Outcome {
 
 // --- vendors -----------------------------------------------------------------------------
 
-pub fn vendor_create(op: &Op, data: &Data) -> Outcome {
+pub(super) fn vendor_create(op: &Op, data: &Data) -> Outcome {
     let name = text(data, "vendor_name");
     let record = op.create(
         Entity::Vendor,
@@ -113,7 +113,7 @@ pub fn vendor_create(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn vendor_update(op: &Op, data: &Data) -> Outcome {
+pub(super) fn vendor_update(op: &Op, data: &Data) -> Outcome {
     let name = text(data, "vendor_name");
     let record = op.target(Entity::Vendor, &[name], &format!("vendor {name:?}"))?;
     op.update(Entity::Vendor, &record, data, &[name])?;
@@ -123,7 +123,7 @@ pub fn vendor_update(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn vendor_delete(op: &Op, data: &Data) -> Outcome {
+pub(super) fn vendor_delete(op: &Op, data: &Data) -> Outcome {
     let name = text(data, "vendor_name");
     let record = op.target(Entity::Vendor, &[name], &format!("vendor {name:?}"))?;
     op.delete(Entity::Vendor, &record)?;
@@ -135,7 +135,7 @@ pub fn vendor_delete(op: &Op, data: &Data) -> Outcome {
 
 // --- customers ---------------------------------------------------------------------------
 
-pub fn customer_create(op: &Op, data: &Data) -> Outcome {
+pub(super) fn customer_create(op: &Op, data: &Data) -> Outcome {
     let name = text(data, "name");
     op.ensure_absent(Entity::Customer, &[name], &format!("customer {name:?}"))?;
     op.employee_ref(data, "account_manager_emp_number")?;
@@ -151,7 +151,7 @@ pub fn customer_create(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn customer_update(op: &Op, data: &Data) -> Outcome {
+pub(super) fn customer_update(op: &Op, data: &Data) -> Outcome {
     let name = text(data, "name");
     let record = op.target(Entity::Customer, &[name], &format!("customer {name:?}"))?;
     op.employee_ref(data, "account_manager_emp_number")?;
@@ -163,7 +163,7 @@ pub fn customer_update(op: &Op, data: &Data) -> Outcome {
 }
 
 /// Refused while projects use the customer; its locations and contacts go with it.
-pub fn customer_delete(op: &Op, data: &Data) -> Outcome {
+pub(super) fn customer_delete(op: &Op, data: &Data) -> Outcome {
     let name = text(data, "name");
     let record = op.target(Entity::Customer, &[name], &format!("customer {name:?}"))?;
     let projects = op.tx.list_records(
@@ -203,7 +203,7 @@ pub fn customer_delete(op: &Op, data: &Data) -> Outcome {
 
 // --- locations ---------------------------------------------------------------------------
 
-pub fn location_create(op: &Op, data: &Data) -> Outcome {
+pub(super) fn location_create(op: &Op, data: &Data) -> Outcome {
     let (customer, name) = (text(data, "customer_name"), text(data, "name"));
     op.ensure_absent(
         Entity::Location,
@@ -227,7 +227,7 @@ pub fn location_create(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn location_update(op: &Op, data: &Data) -> Outcome {
+pub(super) fn location_update(op: &Op, data: &Data) -> Outcome {
     let (customer, name) = (text(data, "customer_name"), text(data, "name"));
     let record = op.target(
         Entity::Location,
@@ -241,7 +241,7 @@ pub fn location_update(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn location_delete(op: &Op, data: &Data) -> Outcome {
+pub(super) fn location_delete(op: &Op, data: &Data) -> Outcome {
     let (customer, name) = (text(data, "customer_name"), text(data, "name"));
     let record = op.target(
         Entity::Location,
@@ -269,7 +269,7 @@ fn contact_what(key: &[&str; 3]) -> String {
     format!("contact {} {} of customer {:?}", key[1], key[2], key[0])
 }
 
-pub fn contact_create(op: &Op, data: &Data) -> Outcome {
+pub(super) fn contact_create(op: &Op, data: &Data) -> Outcome {
     let key = contact_key(data);
     op.ensure_absent(Entity::Contact, &key, &contact_what(&key))?;
     op.reference(
@@ -291,7 +291,7 @@ pub fn contact_create(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn contact_update(op: &Op, data: &Data) -> Outcome {
+pub(super) fn contact_update(op: &Op, data: &Data) -> Outcome {
     let key = contact_key(data);
     let record = op.target(Entity::Contact, &key, &contact_what(&key))?;
     if let Some(location) = opt_text(data, "location_name") {
@@ -308,7 +308,7 @@ pub fn contact_update(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn contact_delete(op: &Op, data: &Data) -> Outcome {
+pub(super) fn contact_delete(op: &Op, data: &Data) -> Outcome {
     let key = contact_key(data);
     let record = op.target(Entity::Contact, &key, &contact_what(&key))?;
     op.delete(Entity::Contact, &record)?;

@@ -17,9 +17,9 @@ use crate::crypto;
 use crate::store::{NewEvent, Record, StoreError, WriteTx};
 
 /// `changes` of an update: `{field: {"old": ..., "new": ...}}`.
-pub type Changes = Map<String, Value>;
+pub(super) type Changes = Map<String, Value>;
 
-pub struct Op<'a> {
+pub(super) struct Op<'a> {
     pub tx: &'a WriteTx<'a>,
     pub ctx: &'a ApplyContext,
     /// Outbound events written so far (the delivery worker is woken when there are any).
@@ -39,11 +39,11 @@ pub fn natural_key(parts: &[&str]) -> String {
 }
 
 /// The string value of `field`, or "".
-pub fn text<'v>(data: &'v Map<String, Value>, field: &str) -> &'v str {
+pub(super) fn text<'v>(data: &'v Map<String, Value>, field: &str) -> &'v str {
     data.get(field).and_then(Value::as_str).unwrap_or("")
 }
 
-pub fn opt_text<'v>(data: &'v Map<String, Value>, field: &str) -> Option<&'v str> {
+pub(super) fn opt_text<'v>(data: &'v Map<String, Value>, field: &str) -> Option<&'v str> {
     data.get(field)
         .and_then(Value::as_str)
         .filter(|s| !s.trim().is_empty())
@@ -51,7 +51,10 @@ pub fn opt_text<'v>(data: &'v Map<String, Value>, field: &str) -> Option<&'v str
 
 /// Shallow merge of `update` into `existing`; returns the merged data and what changed.
 /// Arrays and objects are compared as wholes.
-pub fn merge(existing: &Value, update: &Map<String, Value>) -> (Map<String, Value>, Changes) {
+pub(super) fn merge(
+    existing: &Value,
+    update: &Map<String, Value>,
+) -> (Map<String, Value>, Changes) {
     let mut merged = existing.as_object().cloned().unwrap_or_default();
     let mut changes = Changes::new();
     for (field, new) in update {
@@ -65,7 +68,7 @@ pub fn merge(existing: &Value, update: &Map<String, Value>) -> (Map<String, Valu
 }
 
 /// The record as searched: its data with `id` first and timestamps after.
-pub fn view(record: &Record) -> Map<String, Value> {
+pub(super) fn view(record: &Record) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("id".into(), json!(record.record_id));
     if let Some(data) = record.data.as_object() {
@@ -83,7 +86,7 @@ pub fn view(record: &Record) -> Map<String, Value> {
 }
 
 impl<'a> Op<'a> {
-    pub fn new(tx: &'a WriteTx<'a>, ctx: &'a ApplyContext) -> Op<'a> {
+    pub(super) fn new(tx: &'a WriteTx<'a>, ctx: &'a ApplyContext) -> Op<'a> {
         Op {
             tx,
             ctx,
@@ -92,16 +95,16 @@ impl<'a> Op<'a> {
         }
     }
 
-    pub fn company(&self) -> &str {
+    pub(super) fn company(&self) -> &str {
         &self.ctx.company_id
     }
 
     /// Now, as the payloads write times.
-    pub fn now(&self) -> String {
+    pub(super) fn now(&self) -> String {
         clock::rfc3339_from_ms(self.ctx.now_ms)
     }
 
-    pub fn get(&self, entity: Entity, key: &[&str]) -> Result<Option<Record>, DomainError> {
+    pub(super) fn get(&self, entity: Entity, key: &[&str]) -> Result<Option<Record>, DomainError> {
         let cache_key = (entity, natural_key(key));
         if let Some(known) = self.seen.borrow().get(&cache_key) {
             return Ok(known.clone());
@@ -114,14 +117,19 @@ impl<'a> Op<'a> {
     }
 
     /// The record an update/delete/close targets: `NotFound` when missing.
-    pub fn target(&self, entity: Entity, key: &[&str], what: &str) -> Result<Record, DomainError> {
+    pub(super) fn target(
+        &self,
+        entity: Entity,
+        key: &[&str],
+        what: &str,
+    ) -> Result<Record, DomainError> {
         self.get(entity, key)?.ok_or_else(|| {
             Rejection::new(RejectionKind::NotFound, format!("{what} does not exist")).into()
         })
     }
 
     /// A record that the request refers to: `ReferenceNotFound` when missing.
-    pub fn reference(
+    pub(super) fn reference(
         &self,
         entity: Entity,
         key: &[&str],
@@ -140,7 +148,7 @@ impl<'a> Op<'a> {
     }
 
     /// Checks an optional employee reference in `field`.
-    pub fn employee_ref(
+    pub(super) fn employee_ref(
         &self,
         data: &Map<String, Value>,
         field: &str,
@@ -159,7 +167,7 @@ impl<'a> Op<'a> {
 
     /// `AlreadyExists` when a record with this natural key exists. Creates call it before
     /// checking references, so that a re-sent create is reported as a duplicate first.
-    pub fn ensure_absent(
+    pub(super) fn ensure_absent(
         &self,
         entity: Entity,
         key: &[&str],
@@ -180,7 +188,7 @@ impl<'a> Op<'a> {
 
     /// Inserts a new record (`AlreadyExists` when the natural key is taken) and announces it
     /// with the entity's created event, if it has one.
-    pub fn create(
+    pub(super) fn create(
         &self,
         entity: Entity,
         key: &[&str],
@@ -208,7 +216,7 @@ impl<'a> Op<'a> {
 
     /// Merges `update` into `record`. Writes and emits the entity's updated event only when
     /// something changed. `new_key` is the natural key after the update (it may change).
-    pub fn update(
+    pub(super) fn update(
         &self,
         entity: Entity,
         record: &Record,
@@ -219,7 +227,7 @@ impl<'a> Op<'a> {
     }
 
     /// [`Op::update`] announcing the change as `event` (or not at all).
-    pub fn update_as(
+    pub(super) fn update_as(
         &self,
         entity: Entity,
         record: &Record,
@@ -271,7 +279,7 @@ impl<'a> Op<'a> {
     }
 
     /// Deletes `record`; announces it with the entity's deleted event and identifying fields.
-    pub fn delete(&self, entity: Entity, record: &Record) -> Result<(), DomainError> {
+    pub(super) fn delete(&self, entity: Entity, record: &Record) -> Result<(), DomainError> {
         // The payload is built first: it may read records that this delete cascades from.
         let payload = match entity.deleted_event() {
             Some(event) => Some((event, payload::deleted(self, entity, record)?)),
@@ -294,7 +302,7 @@ impl<'a> Op<'a> {
     /// Writes one outbound event to the outbox, tagged with the originating key. `data` gets
     /// the inbound event that caused it (`source_event_id`) and, as null, any field its schema
     /// says every payload of this type carries but the record lacks.
-    pub fn emit(
+    pub(super) fn emit(
         &self,
         event: OutboundEvent,
         record_id: &str,

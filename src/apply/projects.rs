@@ -37,7 +37,8 @@ const LOCATION_FIELDS: &[(&str, &str)] = &[
     ("location_notes", "notes"),
 ];
 
-pub const MANAGER_FIELDS: &[&str] = &["account_manager_emp_number", "internal_manager_emp_number"];
+pub(super) const MANAGER_FIELDS: &[&str] =
+    &["account_manager_emp_number", "internal_manager_emp_number"];
 
 /// Splits a project request into the project's own fields and the customer's and location's.
 fn split(data: &Data) -> (Data, Data, Data) {
@@ -131,7 +132,7 @@ fn check_managers(op: &Op, data: &Data) -> Result<(), DomainError> {
     Ok(())
 }
 
-pub fn create(op: &Op, data: &Data) -> Outcome {
+pub(super) fn create(op: &Op, data: &Data) -> Outcome {
     let code = text(data, "project_code");
     op.ensure_absent(Entity::Project, &[code], &format!("project {code}"))?;
     check_managers(op, data)?;
@@ -160,7 +161,7 @@ pub fn create(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn update(op: &Op, data: &Data) -> Outcome {
+pub(super) fn update(op: &Op, data: &Data) -> Outcome {
     let code = text(data, "project_code");
     let record = op.target(Entity::Project, &[code], &format!("project {code}"))?;
     check_managers(op, data)?;
@@ -195,7 +196,7 @@ pub fn update(op: &Op, data: &Data) -> Outcome {
 }
 
 /// Deletes the project and, with it, its work orders.
-pub fn delete(op: &Op, data: &Data) -> Outcome {
+pub(super) fn delete(op: &Op, data: &Data) -> Outcome {
     let code = text(data, "project_code");
     let record = op.target(Entity::Project, &[code], &format!("project {code}"))?;
     for wo in op.tx.list_records(
@@ -213,7 +214,7 @@ pub fn delete(op: &Op, data: &Data) -> Outcome {
 }
 
 /// Refuses while work orders are open, unless `close_work_orders` (then completes them).
-pub fn close(op: &Op, data: &Data) -> Outcome {
+pub(super) fn close(op: &Op, data: &Data) -> Outcome {
     let code = text(data, "project_code");
     let record = op.target(Entity::Project, &[code], &format!("project {code}"))?;
     if record.data.get("status").and_then(Value::as_str) == Some("closed") {

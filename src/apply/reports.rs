@@ -46,7 +46,7 @@ fn submitted_now(op: &Op, mut report: Data) -> Data {
     report
 }
 
-pub fn daily_submitted(op: &Op, data: &Data) -> Outcome {
+pub(super) fn daily_submitted(op: &Op, data: &Data) -> Outcome {
     let wo = work_order_ref(op, data)?;
     op.employee_ref(data, "submitted_by")?;
     let report = report(data, &wo, flag(data, "is_auto_approved", false));
@@ -68,7 +68,7 @@ pub fn daily_submitted(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn completion_submitted(op: &Op, data: &Data) -> Outcome {
+pub(super) fn completion_submitted(op: &Op, data: &Data) -> Outcome {
     let wo = work_order_ref(op, data)?;
     op.employee_ref(data, "submitted_by")?;
     let number = text(data, "work_order_number");
@@ -109,7 +109,7 @@ pub fn completion_submitted(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn completion_approved(op: &Op, data: &Data) -> Outcome {
+pub(super) fn completion_approved(op: &Op, data: &Data) -> Outcome {
     let wo = work_order_ref(op, data)?;
     op.employee_ref(data, "approved_by")?;
     let number = text(data, "work_order_number");

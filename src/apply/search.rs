@@ -11,12 +11,12 @@ use crate::store::{ReadConn, Record, SearchQuery};
 
 /// What a search looks through.
 #[derive(Debug, Clone, Copy)]
-pub enum Target {
+pub(super) enum Target {
     Projects,
     WorkOrders,
 }
 
-pub fn run(
+pub(super) fn run(
     conn: &ReadConn,
     company: &str,
     target: Target,
@@ -127,7 +127,7 @@ const FIELD_WINDOW_CHARS: usize = 256;
 /// A score in (0, 1] when `term` fuzzily matches `value`, else None. Reads at most
 /// [`MAX_TERM_CHARS`] of the term and [`FIELD_WINDOW_CHARS`] of the value, so its cost is
 /// bounded by a constant.
-pub fn fuzzy_score(term: &str, value: &str) -> Option<f64> {
+pub(super) fn fuzzy_score(term: &str, value: &str) -> Option<f64> {
     let term = window(term.trim(), MAX_TERM_CHARS).to_lowercase();
     let value = window(value, FIELD_WINDOW_CHARS).to_lowercase();
     if term.is_empty() {

@@ -28,7 +28,7 @@ fn time_off_what(k: &[&str; 3]) -> String {
     format!("time off of employee {} from {} to {}", k[0], k[1], k[2])
 }
 
-pub fn time_off_create(op: &Op, data: &Data) -> Outcome {
+pub(super) fn time_off_create(op: &Op, data: &Data) -> Outcome {
     let key = time_off_key(data);
     if key[2] < key[1] {
         return Err(Rejection::new(
@@ -49,7 +49,7 @@ pub fn time_off_create(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn time_off_update(op: &Op, data: &Data) -> Outcome {
+pub(super) fn time_off_update(op: &Op, data: &Data) -> Outcome {
     let key = time_off_key(data);
     let record = op.target(Entity::TimeOff, &key, &time_off_what(&key))?;
     op.update(Entity::TimeOff, &record, data, &key)?;
@@ -59,7 +59,7 @@ pub fn time_off_update(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn time_off_delete(op: &Op, data: &Data) -> Outcome {
+pub(super) fn time_off_delete(op: &Op, data: &Data) -> Outcome {
     let key = time_off_key(data);
     let record = op.target(Entity::TimeOff, &key, &time_off_what(&key))?;
     op.delete(Entity::TimeOff, &record)?;
@@ -174,7 +174,7 @@ fn with_entries(op: &Op, date: &str, data: &Data) -> Result<Data, DomainError> {
     Ok(out)
 }
 
-pub fn timesheet_create(op: &Op, data: &Data) -> Outcome {
+pub(super) fn timesheet_create(op: &Op, data: &Data) -> Outcome {
     let key = timesheet_key(data);
     op.ensure_absent(Entity::Timesheet, &key, &timesheet_what(&key))?;
     let employee = op.reference(Entity::Employee, &[key[0]], &format!("employee {}", key[0]))?;
@@ -189,7 +189,7 @@ pub fn timesheet_create(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn timesheet_update(op: &Op, data: &Data) -> Outcome {
+pub(super) fn timesheet_update(op: &Op, data: &Data) -> Outcome {
     let key = timesheet_key(data);
     let record = op.target(Entity::Timesheet, &key, &timesheet_what(&key))?;
     let current = TimesheetStatus::of(&record);
@@ -244,7 +244,7 @@ pub fn timesheet_update(op: &Op, data: &Data) -> Outcome {
     ))
 }
 
-pub fn timesheet_delete(op: &Op, data: &Data) -> Outcome {
+pub(super) fn timesheet_delete(op: &Op, data: &Data) -> Outcome {
     let key = timesheet_key(data);
     let record = op.target(Entity::Timesheet, &key, &timesheet_what(&key))?;
     let status = TimesheetStatus::of(&record);

@@ -17,7 +17,7 @@ type Outcome = Result<Applied, DomainError>;
 /// Fields whose change reschedules a scheduled work order.
 const SCHEDULE_FIELDS: &[&str] = &["start_date", "end_date", "start_time", "end_time"];
 
-pub fn is_open(record: &Record) -> bool {
+pub(super) fn is_open(record: &Record) -> bool {
     !WorkOrderStatus::of(record).is_final()
 }
 
@@ -38,7 +38,7 @@ fn requested_status(data: &Data) -> Option<WorkOrderStatus> {
     opt_text(data, "status").and_then(WorkOrderStatus::parse)
 }
 
-pub fn create(op: &Op, data: &Data) -> Outcome {
+pub(super) fn create(op: &Op, data: &Data) -> Outcome {
     let code = text(data, "project_code");
     if let Some(number) = opt_text(data, "work_order_number") {
         op.ensure_absent(
@@ -88,7 +88,7 @@ fn next_number(op: &Op) -> Result<String, DomainError> {
     }
 }
 
-pub fn update(op: &Op, data: &Data) -> Outcome {
+pub(super) fn update(op: &Op, data: &Data) -> Outcome {
     let number = text(data, "work_order_number");
     let record = op.target(
         Entity::WorkOrder,
@@ -123,7 +123,7 @@ pub fn update(op: &Op, data: &Data) -> Outcome {
 
 /// Moves a work order to `status` (used when its project is force-closed or its completion
 /// report is approved), with the usual events.
-pub fn set_status(
+pub(super) fn set_status(
     op: &Op,
     record: &Record,
     status: WorkOrderStatus,
@@ -264,7 +264,7 @@ fn json_object(value: Value) -> Data {
     }
 }
 
-pub fn delete(op: &Op, data: &Data) -> Outcome {
+pub(super) fn delete(op: &Op, data: &Data) -> Outcome {
     let record = match opt_text(data, "work_order_number") {
         Some(number) => op.target(
             Entity::WorkOrder,

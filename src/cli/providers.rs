@@ -10,13 +10,13 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::state::AppState;
 use crate::clock;
 use crate::config::Config;
 use crate::inspect;
 use crate::keys::ApiKey;
 use crate::outbound::{catalog as events, signing};
 use crate::providers::{self, catalog, manage, signature};
+use crate::state::AppState;
 use crate::store::KeptFilter;
 
 /// The CLI has no client address of its own in the log.

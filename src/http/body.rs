@@ -32,7 +32,7 @@ pub(crate) struct Deadline {
 
 impl Deadline {
     /// The earlier of the two; ties go to `self`.
-    pub fn min(self, other: Deadline) -> Deadline {
+    pub(super) fn min(self, other: Deadline) -> Deadline {
         if other.at < self.at { other } else { self }
     }
 }
@@ -42,11 +42,11 @@ impl Deadline {
 pub(crate) struct ShutdownSignal(watch::Receiver<bool>);
 
 impl ShutdownSignal {
-    pub fn new(receiver: watch::Receiver<bool>) -> ShutdownSignal {
+    pub(super) fn new(receiver: watch::Receiver<bool>) -> ShutdownSignal {
         ShutdownSignal(receiver)
     }
 
-    pub async fn begun(&self) {
+    pub(super) async fn begun(&self) {
         let mut receiver = self.0.clone();
         if receiver.wait_for(|begun| *begun).await.is_err() {
             // The sender is gone only when the server is gone.
@@ -66,7 +66,7 @@ impl ShutdownSignal {
 pub(crate) struct BodyBudget(Arc<Semaphore>);
 
 impl BodyBudget {
-    pub fn new(bytes: usize) -> BodyBudget {
+    pub(super) fn new(bytes: usize) -> BodyBudget {
         BodyBudget(Arc::new(Semaphore::new(bytes.div_ceil(BUDGET_UNIT))))
     }
 
@@ -146,7 +146,7 @@ pub(crate) struct HyperBody {
 }
 
 impl HyperBody {
-    pub fn new(
+    pub(super) fn new(
         incoming: Incoming,
         budget: BodyBudget,
         shutdown: ShutdownSignal,
@@ -168,7 +168,7 @@ impl HyperBody {
 
     /// Keeps reading what the client still sends after an early answer (see
     /// [`drain_in_background`]).
-    pub fn drain(self, limit: usize) {
+    pub(super) fn drain(self, limit: usize) {
         drain_in_background(self.incoming, limit, self.shutdown);
     }
 }

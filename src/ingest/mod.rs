@@ -64,7 +64,9 @@ pub(crate) async fn key_for(
     key_id: Option<&str>,
 ) -> Result<Arc<ApiKey>, Reply> {
     let refused = match key_id.map(str::trim) {
-        None | Some("") => ApiError::new(401, "api_key_missing", "the X-API-Key header is required"),
+        None | Some("") => {
+            ApiError::new(401, "api_key_missing", "the X-API-Key header is required")
+        }
         Some(id) => match state.keys.find(id).await {
             Ok(Some(key)) if !key.revoked => return Ok(key),
             Ok(Some(_)) => ApiError::new(401, "api_key_revoked", "this API key has been revoked"),
@@ -120,7 +122,8 @@ pub(crate) async fn process(
         Ok(rate) => rate,
         Err(reply) => return *reply,
     };
-    let mut reply = after_verification(state, trace, idempotency::key_from(headers), verified).await;
+    let mut reply =
+        after_verification(state, trace, idempotency::key_from(headers), verified).await;
     if reply.rate.is_none() {
         reply.rate = Some(rate);
     }
@@ -192,7 +195,10 @@ fn check(schemas: &Schemas, verified: &VerifiedRequest) -> Checked {
 }
 
 /// Stages 6-8, on the blocking pool for a large body.
-async fn checked(state: &AppState, verified: VerifiedRequest) -> Result<(VerifiedRequest, Checked), tokio::task::JoinError> {
+async fn checked(
+    state: &AppState,
+    verified: VerifiedRequest,
+) -> Result<(VerifiedRequest, Checked), tokio::task::JoinError> {
     if verified.body.len() <= INLINE_CHECK_BYTES {
         let checked = check(&state.schemas, &verified);
         return Ok((verified, checked));

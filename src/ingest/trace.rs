@@ -39,7 +39,7 @@ pub(crate) struct Trace {
 
 impl Trace {
     /// The trace of the request being served (see [`request::run_as`]).
-    pub fn start(client: IpAddr) -> Trace {
+    pub(crate) fn start(client: IpAddr) -> Trace {
         Trace {
             request_id: request::current_id().unwrap_or_else(request::new_id),
             client,
@@ -57,7 +57,7 @@ impl Trace {
         }
     }
 
-    pub fn entry(&self, status: u16) -> IngestEntry {
+    pub(crate) fn entry(&self, status: u16) -> IngestEntry {
         IngestEntry {
             id: 0,
             received_at: self.received_at_ms,
@@ -79,18 +79,18 @@ impl Trace {
     }
 
     /// The error reply for `error`, remembering its code for the log.
-    pub fn fail(&mut self, error: ApiError) -> Reply {
+    pub(crate) fn fail(&mut self, error: ApiError) -> Reply {
         self.error_code = Some(error.code);
         Reply::error(&error)
     }
 
     /// The opaque answer to an internal failure (logged with the request's span).
-    pub fn internal(&mut self, cause: &dyn crate::error::Cause) -> Reply {
+    pub(crate) fn internal(&mut self, cause: &dyn crate::error::Cause) -> Reply {
         self.fail(ApiError::internal(cause))
     }
 
     /// A stored answer given again (or the refusal of a reused key), recorded on the trace.
-    pub fn replayed(&mut self, replayed: Result<Replayed, ApiError>) -> Reply {
+    pub(crate) fn replayed(&mut self, replayed: Result<Replayed, ApiError>) -> Reply {
         match replayed {
             Ok(r) => {
                 self.event_id = r.event_id;

@@ -132,7 +132,12 @@ impl Collector for ProcessCollector {
         for (name, help, value) in gauges {
             if let Some(value) = value {
                 let metric = ConstGauge::new(value);
-                metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+                metric.encode(encoder.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    metric.metric_type(),
+                )?)?;
             }
         }
         Ok(())

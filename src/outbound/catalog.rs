@@ -9,7 +9,7 @@ use crate::error::ApiError;
 
 /// Events the gateway sends to one subscription only (test sends, URL verification), never
 /// fanned out.
-pub fn is_internal(event_type: &str) -> bool {
+pub(crate) fn is_internal(event_type: &str) -> bool {
     matches!(event_type, "webhook.test" | "webhook.verification")
 }
 
@@ -23,7 +23,7 @@ fn canonical(pattern: &str) -> String {
 }
 
 /// Validates and canonicalizes a subscription's event list.
-pub fn parse_patterns(input: &[String]) -> Result<Vec<String>, ApiError> {
+pub(crate) fn parse_patterns(input: &[String]) -> Result<Vec<String>, ApiError> {
     if input.is_empty() {
         return Err(ApiError::bad_request(
             "events_required",
@@ -70,7 +70,7 @@ pub fn parse_patterns(input: &[String]) -> Result<Vec<String>, ApiError> {
 
 /// Whether one of the patterns takes the event type. `*` means every record event, not the
 /// providers' pass-through events: those are asked for by name (`source.*`).
-pub fn matches(patterns: &[String], event_type: &str) -> bool {
+pub(crate) fn matches(patterns: &[String], event_type: &str) -> bool {
     let pass_through = event_type.starts_with("source.");
     patterns.iter().any(|p| {
         (p == "*" && !pass_through)

@@ -57,7 +57,7 @@ fn in_v6_block(ip: Ipv6Addr, (net, len): (u128, u8)) -> bool {
 
 /// Whether `ip` is a globally routable unicast address (directly, or through every IPv4
 /// address it embeds).
-pub fn is_public(ip: IpAddr) -> bool {
+pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => match embedded_v4(v6) {
@@ -99,7 +99,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Vec<Ipv4Addr>> {
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0} resolves to a non-public address; set allow_private_urls to allow it")]
-pub struct PrivateAddress(pub String);
+pub(crate) struct PrivateAddress(pub String);
 
 struct GuardedResolver {
     allow_private: bool,
@@ -126,7 +126,7 @@ impl Resolve for GuardedResolver {
     }
 }
 
-pub fn build(timeout: Duration, allow_private: bool) -> reqwest::Client {
+pub(crate) fn build(timeout: Duration, allow_private: bool) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
@@ -139,7 +139,10 @@ pub fn build(timeout: Duration, allow_private: bool) -> reqwest::Client {
 }
 
 /// Refuses a URL whose host is a literal non-public IP (those bypass the resolver).
-pub fn check_literal_host(url: &reqwest::Url, allow_private: bool) -> Result<(), PrivateAddress> {
+pub(crate) fn check_literal_host(
+    url: &reqwest::Url,
+    allow_private: bool,
+) -> Result<(), PrivateAddress> {
     let ip = match url.host() {
         Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
         Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),

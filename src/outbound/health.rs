@@ -7,7 +7,7 @@ use crate::store::SubscriptionStatus;
 
 /// What the subscription's state is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Health {
+pub(super) struct Health {
     pub status: SubscriptionStatus,
     pub consecutive_failures: u32,
     pub disabled_reason: Option<String>,
@@ -15,7 +15,7 @@ pub struct Health {
 
 /// What an attempt said about the receiver.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Signal {
+pub(super) enum Signal {
     Succeeded,
     Failed {
         reason: String,
@@ -27,7 +27,7 @@ pub enum Signal {
 impl Health {
     /// The state after `signal`; `disable_after` is the configured failure threshold. A
     /// disabled subscription stays disabled (only an operator enables it again).
-    pub fn after(&self, signal: &Signal, disable_after: u32) -> Health {
+    pub(super) fn after(&self, signal: &Signal, disable_after: u32) -> Health {
         if self.status == SubscriptionStatus::Disabled {
             return self.clone();
         }
@@ -64,7 +64,7 @@ impl Health {
     }
 
     /// Whether this state disables a subscription that `before` left enabled.
-    pub fn disables(&self, before: &Health) -> bool {
+    pub(super) fn disables(&self, before: &Health) -> bool {
         self.status == SubscriptionStatus::Disabled && before.status != SubscriptionStatus::Disabled
     }
 }

@@ -5,14 +5,14 @@
 //! **Architecture invariant:** the request path never waits for delivery; the only link is the
 //! `events` table (the transactional outbox) and a wake-up notification.
 
-pub mod catalog;
-pub mod client;
+pub(crate) mod catalog;
+pub(crate) mod client;
 pub mod deliveries;
 mod health;
 mod recorder;
-pub mod sender;
-pub mod signing;
-pub mod subscriptions;
+pub(crate) mod sender;
+pub(crate) mod signing;
+pub(crate) mod subscriptions;
 mod worker;
 
 use std::sync::Arc;

@@ -20,7 +20,7 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
 
 /// Something to write.
 #[derive(Debug, Clone)]
-pub enum Item {
+pub(super) enum Item {
     /// A new delivery row (sent once, queued, or skipped as an echo), with its attempt.
     NewDelivery {
         delivery: DeliveryRow,
@@ -57,7 +57,7 @@ pub enum Item {
 
 /// An event to append, owning its fields.
 #[derive(Debug, Clone)]
-pub struct OwnedEvent {
+pub(super) struct OwnedEvent {
     pub event_id: String,
     pub company_id: String,
     pub about_subscription_id: String,
@@ -71,7 +71,7 @@ pub struct OwnedEvent {
 /// The answer to a [`Item::CheckRecord`]: the record has no unfinished deliveries left, as of
 /// every item up to `ticket` (the check's own).
 #[derive(Debug)]
-pub struct RecordClear {
+pub(super) struct RecordClear {
     pub subscription_id: String,
     pub record_id: String,
     pub ticket: u64,
@@ -79,7 +79,7 @@ pub struct RecordClear {
 
 /// The sending side; cheap to clone.
 #[derive(Clone)]
-pub struct Recorder {
+pub(super) struct Recorder {
     items: mpsc::UnboundedSender<(u64, Item)>,
     submitted: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
@@ -87,7 +87,10 @@ pub struct Recorder {
 
 impl Recorder {
     /// Starts the writing task; record checks are answered on `clears`.
-    pub fn spawn(out: Arc<Outbound>, clears: mpsc::UnboundedSender<RecordClear>) -> Recorder {
+    pub(super) fn spawn(
+        out: Arc<Outbound>,
+        clears: mpsc::UnboundedSender<RecordClear>,
+    ) -> Recorder {
         let (items, queue) = mpsc::unbounded_channel();
         let written = Arc::new(AtomicU64::new(0));
         tokio::spawn(write_loop(out, queue, clears, written.clone()));
@@ -99,7 +102,7 @@ impl Recorder {
     }
 
     /// Queues `item`; returns its ticket (items are written in ticket order).
-    pub fn submit(&self, item: Item) -> u64 {
+    pub(super) fn submit(&self, item: Item) -> u64 {
         let ticket = self.submitted.fetch_add(1, Ordering::SeqCst) + 1;
         if self.items.send((ticket, item)).is_err() {
             tracing::error!("the delivery recorder stopped; an item was not written");
@@ -108,14 +111,14 @@ impl Recorder {
     }
 
     /// Items submitted and not yet written (the worker slows down when this grows).
-    pub fn backlog(&self) -> u64 {
+    pub(super) fn backlog(&self) -> u64 {
         self.submitted
             .load(Ordering::SeqCst)
             .saturating_sub(self.written.load(Ordering::SeqCst))
     }
 
     /// Waits until everything submitted so far is written (shutdown, tests).
-    pub async fn flush(&self) {
+    pub(super) async fn flush(&self) {
         let target = self.submitted.load(Ordering::SeqCst);
         while self.written.load(Ordering::SeqCst) < target && !self.items.is_closed() {
             tokio::time::sleep(Duration::from_millis(2)).await;

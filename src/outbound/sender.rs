@@ -16,7 +16,7 @@ const KEPT_BODY_BYTES: usize = 4096;
 
 /// What an attempt did.
 #[derive(Debug, Clone)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     pub outcome: AttemptOutcome,
     /// The attempt as recorded (`delivery_id` and `attempt` are filled in by the caller).
     pub record: AttemptRecord,
@@ -24,7 +24,7 @@ pub struct Exchange {
 
 /// The secrets a subscription signs with now: the current one, and during a rotation's
 /// overlap the previous one too. `None` when they cannot be unsealed (wrong master key).
-pub fn signing_secrets(out: &Outbound, sub: &SubscriptionRow) -> Option<Vec<String>> {
+pub(crate) fn signing_secrets(out: &Outbound, sub: &SubscriptionRow) -> Option<Vec<String>> {
     let open = |sealed: &[u8]| {
         out.keys
             .unseal(sealed, &sub.id)
@@ -40,7 +40,7 @@ pub fn signing_secrets(out: &Outbound, sub: &SubscriptionRow) -> Option<Vec<Stri
 }
 
 /// Sends `event` to the subscription (attempt number `attempt`, 0 for the first).
-pub async fn deliver(
+pub(crate) async fn deliver(
     out: &Outbound,
     sub: &SubscriptionRow,
     event: &EventRow,
@@ -63,7 +63,7 @@ pub async fn deliver(
 }
 
 /// POSTs a signed body to the subscription's URL (deliveries, test sends, URL verification).
-pub async fn send(
+pub(crate) async fn send(
     out: &Outbound,
     sub: &SubscriptionRow,
     meta: &signing::DeliveryMeta<'_>,

@@ -6,7 +6,12 @@ use serde_json::json;
 use crate::crypto;
 
 /// The body sent for an event: the stored envelope (`full`) or `{"entity", "id"}` (`thin`).
-pub fn body(payload_mode: &str, stored_payload: &str, entity: &str, record_id: &str) -> Vec<u8> {
+pub(crate) fn body(
+    payload_mode: &str,
+    stored_payload: &str,
+    entity: &str,
+    record_id: &str,
+) -> Vec<u8> {
     if payload_mode == "thin" {
         serde_json::to_vec(&json!({"entity": entity, "id": record_id}))
             .expect("JSON values serialize")
@@ -17,14 +22,14 @@ pub fn body(payload_mode: &str, stored_payload: &str, entity: &str, record_id: &
 
 /// The key Standard Webhooks signs with: the base64-decoded part of a `whsec_` secret, or the
 /// raw bytes of any other secret.
-pub fn standard_webhooks_key(secret: &str) -> Vec<u8> {
+pub(crate) fn standard_webhooks_key(secret: &str) -> Vec<u8> {
     secret
         .strip_prefix("whsec_")
         .and_then(crypto::base64_decode)
         .unwrap_or_else(|| secret.as_bytes().to_vec())
 }
 
-pub struct DeliveryMeta<'a> {
+pub(crate) struct DeliveryMeta<'a> {
     pub webhook_id: &'a str,
     pub event_type: &'a str,
     pub subscription_name: &'a str,
@@ -35,7 +40,7 @@ pub struct DeliveryMeta<'a> {
 /// Every header of a delivery except `Content-Type` and authorization. With several secrets
 /// (a rotation's overlap, current first) each header carries one signature per secret,
 /// space-separated, so that receivers holding either secret verify.
-pub fn headers(
+pub(crate) fn headers(
     secrets: &[String],
     meta: &DeliveryMeta,
     body: &[u8],

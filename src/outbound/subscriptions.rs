@@ -17,14 +17,14 @@ use crate::store::{
 };
 
 /// Every status a subscription can be in (`failing`: active, with failed attempts).
-pub const STATUSES: &[&str] = &["active", "failing", "disabled"];
+pub(crate) const STATUSES: &[&str] = &["active", "failing", "disabled"];
 
 const MIN_SECRET_LEN: usize = 24;
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BasicAuth {
+pub(crate) struct BasicAuth {
     pub username: String,
     pub password: String,
 }
@@ -32,7 +32,7 @@ pub struct BasicAuth {
 /// A create or update request. On update, absent fields keep their value.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SubscriptionInput {
+pub(crate) struct SubscriptionInput {
     pub name: Option<String>,
     pub url: Option<String>,
     pub events: Option<Vec<String>>,
@@ -58,7 +58,7 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-pub fn parse_input(body: &[u8]) -> Result<SubscriptionInput, ApiError> {
+pub(crate) fn parse_input(body: &[u8]) -> Result<SubscriptionInput, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid_request", format!("invalid subscription JSON: {e}"))
     })
@@ -69,7 +69,7 @@ pub(super) fn internal(e: StoreError) -> ApiError {
 }
 
 /// The subscription as the API shows it (never its secrets).
-pub fn view(s: &SubscriptionRow, out: &Outbound) -> Value {
+pub(crate) fn view(s: &SubscriptionRow, out: &Outbound) -> Value {
     let basic_auth = s
         .basic_auth_enc
         .as_ref()
@@ -181,7 +181,7 @@ fn check_payload(mode: &str) -> Result<String, ApiError> {
 }
 
 /// The delivery rate a subscription may ask for, in deliveries per second.
-pub const RATE_LIMIT_RANGE: std::ops::RangeInclusive<f64> = 0.001..=10_000.0;
+pub(crate) const RATE_LIMIT_RANGE: std::ops::RangeInclusive<f64> = 0.001..=10_000.0;
 
 fn check_rate(rate: Option<f64>) -> Result<Option<f64>, ApiError> {
     match rate {
@@ -207,7 +207,7 @@ fn seal_basic_auth(out: &Outbound, id: &str, auth: &BasicAuth) -> Vec<u8> {
 }
 
 /// Creates a subscription owned by `key`; returns its view with the secret (shown once).
-pub async fn create(
+pub(crate) async fn create(
     out: &Outbound,
     key: &ApiKey,
     input: SubscriptionInput,
@@ -284,7 +284,11 @@ fn duplicate_name(name: &str) -> ApiError {
     )
 }
 
-pub async fn get(out: &Outbound, key: &ApiKey, id: &str) -> Result<SubscriptionRow, ApiError> {
+pub(crate) async fn get(
+    out: &Outbound,
+    key: &ApiKey,
+    id: &str,
+) -> Result<SubscriptionRow, ApiError> {
     let (company, id_owned) = (key.company_id.clone(), id.to_string());
     out.store
         .read(move |r| r.subscription(&company, &id_owned))
@@ -293,7 +297,7 @@ pub async fn get(out: &Outbound, key: &ApiKey, id: &str) -> Result<SubscriptionR
         .ok_or_else(|| ApiError::not_found(format!("no subscription {id}")))
 }
 
-pub async fn list(out: &Outbound, key: &ApiKey) -> Result<Vec<SubscriptionRow>, ApiError> {
+pub(crate) async fn list(out: &Outbound, key: &ApiKey) -> Result<Vec<SubscriptionRow>, ApiError> {
     let company = key.company_id.clone();
     out.store
         .read(move |r| r.list_subscriptions(Some(&company)))
@@ -301,7 +305,7 @@ pub async fn list(out: &Outbound, key: &ApiKey) -> Result<Vec<SubscriptionRow>, 
         .map_err(internal)
 }
 
-pub async fn update(
+pub(crate) async fn update(
     out: &Outbound,
     key: &ApiKey,
     id: &str,
@@ -388,7 +392,7 @@ fn disable_fields(sub: &mut SubscriptionRow, reason: &str) {
     sub.disabled_reason = Some(reason.into());
 }
 
-pub async fn set_enabled(
+pub(crate) async fn set_enabled(
     out: &Outbound,
     key: &ApiKey,
     id: &str,
@@ -406,7 +410,7 @@ pub async fn set_enabled(
     .await
 }
 
-pub async fn delete(out: &Outbound, key: &ApiKey, id: &str) -> Result<(), ApiError> {
+pub(crate) async fn delete(out: &Outbound, key: &ApiKey, id: &str) -> Result<(), ApiError> {
     let (company, id_owned) = (key.company_id.clone(), id.to_string());
     let deleted = out
         .store
@@ -459,7 +463,7 @@ async fn verify(out: &Outbound, sub: &SubscriptionRow) -> Result<(), ApiError> {
 }
 
 /// Queues a `webhook.test` event for this subscription only; returns the delivery id.
-pub async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<Value, ApiError> {
+pub(crate) async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<Value, ApiError> {
     let sub = get(out, key, id).await?;
     if sub.status == SubscriptionStatus::Disabled {
         return Err(ApiError::conflict(
@@ -518,7 +522,7 @@ pub async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<Value, 
 }
 
 /// Puts a delivery back in the queue at once.
-pub async fn retry(
+pub(crate) async fn retry(
     out: &Outbound,
     company_id: &str,
     subscription_id: Option<&str>,
@@ -550,7 +554,7 @@ pub async fn retry(
 /// Replaces the subscription's secret, keeping the old one signing beside it for
 /// `overlap_secs` so that receivers can switch without missing a delivery. Returns the new
 /// secret (shown once).
-pub async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     out: &Outbound,
     key: &ApiKey,
     id: &str,
@@ -594,7 +598,7 @@ fn new_secret_value() -> String {
 
 /// Re-sends, in order, every event since `since` that the subscription wants and did not
 /// receive (never delivered, or failed). Returns how many were queued.
-pub async fn recover(
+pub(crate) async fn recover(
     out: &Outbound,
     key: &ApiKey,
     id: &str,

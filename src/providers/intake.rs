@@ -362,11 +362,7 @@ async fn run_one(
         Some(Ok(mapped)) => {
             let body =
                 Bytes::from(serde_json::to_vec(&mapped.envelope).expect("JSON values serialize"));
-            let verified = VerifiedRequest::authenticated_elsewhere(
-                key.clone(),
-                Source::Native(&provider.name),
-                body,
-            );
+            let verified = VerifiedRequest::authenticated_elsewhere(key.clone(), body);
             ingest::after_verification(state, trace, idem, verified).await
         }
         Some(Err(e)) => trace.fail(e),
@@ -478,11 +474,8 @@ pub(crate) async fn preview(
                 item["becomes"] = mapped.envelope["event_type"].clone();
                 item["rule"] = json!(mapped.rule);
                 let body = Bytes::from(mapped.envelope.to_string());
-                let verified = VerifiedRequest::authenticated_elsewhere(
-                    Arc::new(key.clone()),
-                    Source::Native(&provider.name),
-                    body,
-                );
+                let verified =
+                    VerifiedRequest::authenticated_elsewhere(Arc::new(key.clone()), body);
                 let checked = crate::envelope::parse(&verified)
                     .and_then(crate::normalize::normalize)
                     .and_then(|n| state.schemas.validate(n));

@@ -7,14 +7,14 @@ use serde_json::{Value, json};
 
 use super::catalog::{Provider, catalog};
 use super::mapping::Mapping;
-use crate::state::AppState;
 use crate::clock;
 use crate::error::ApiError;
 use crate::keys::ApiKey;
+use crate::state::AppState;
 use crate::store::MappingRow;
 
 /// A provider as `GET /api/v1/providers` and `hookgate providers list` show it.
-pub fn provider_view(state: &AppState, provider: &Provider, key: Option<&ApiKey>) -> Value {
+pub(crate) fn provider_view(state: &AppState, provider: &Provider, key: Option<&ApiKey>) -> Value {
     let mut view = json!({
         "name": provider.name,
         "title": provider.title,
@@ -35,7 +35,7 @@ pub fn provider_view(state: &AppState, provider: &Provider, key: Option<&ApiKey>
     view
 }
 
-pub fn known(name: &str) -> Result<&'static Provider, ApiError> {
+pub(crate) fn known(name: &str) -> Result<&'static Provider, ApiError> {
     catalog().get(name).ok_or_else(|| {
         ApiError::not_found(format!(
             "unknown provider {name:?}; see details for the known ones"
@@ -60,7 +60,7 @@ fn store_failed(e: crate::store::StoreError) -> ApiError {
 
 /// Checks and stores `key`'s mapping of `provider` events; the running server uses it within
 /// seconds.
-pub async fn put_mapping(
+pub(crate) async fn put_mapping(
     state: &AppState,
     key: &ApiKey,
     provider: &str,
@@ -83,7 +83,7 @@ pub async fn put_mapping(
     get_mapping(state, key, &provider.name).await
 }
 
-pub async fn get_mapping(
+pub(crate) async fn get_mapping(
     state: &AppState,
     key: &ApiKey,
     provider: &str,
@@ -103,7 +103,7 @@ pub async fn get_mapping(
     })
 }
 
-pub async fn delete_mapping(
+pub(crate) async fn delete_mapping(
     state: &AppState,
     key: &ApiKey,
     provider: &str,
@@ -126,7 +126,7 @@ pub async fn delete_mapping(
     }
 }
 
-pub async fn list_mappings(
+pub(crate) async fn list_mappings(
     state: &AppState,
     company_id: &str,
     key_id: Option<&str>,
@@ -142,7 +142,7 @@ pub async fn list_mappings(
 
 /// What a sample request would become: `{"body": …, "headers": {…}, "mapping": {…}}` (the
 /// mapping defaults to the key's stored one).
-pub async fn preview_input(
+pub(crate) async fn preview_input(
     state: &AppState,
     key: &ApiKey,
     provider: &str,
@@ -178,7 +178,7 @@ pub async fn preview_input(
 }
 
 /// The key a CLI command names.
-pub async fn key_by_id(state: &AppState, key_id: &str) -> Result<Arc<ApiKey>, ApiError> {
+pub(crate) async fn key_by_id(state: &AppState, key_id: &str) -> Result<Arc<ApiKey>, ApiError> {
     match state.keys.find(key_id).await {
         Ok(Some(key)) if !key.revoked => Ok(key),
         Ok(_) => Err(ApiError::not_found(format!("no active API key {key_id}"))),

@@ -31,7 +31,7 @@ const MAX_RULES: usize = 200;
 
 /// Event types a mapping may produce: the inbound changes (searches answer the sender, which a
 /// provider would not read; `test.connection` changes nothing).
-pub fn mappable_event_type(name: &str) -> Option<&'static str> {
+pub(crate) fn mappable_event_type(name: &str) -> Option<&'static str> {
     use crate::catalog::InboundEvent;
     InboundEvent::parse(name)
         .filter(|e| !e.is_read_only() && *e != InboundEvent::TestConnection)
@@ -39,7 +39,7 @@ pub fn mappable_event_type(name: &str) -> Option<&'static str> {
 }
 
 #[derive(Debug)]
-pub struct Rule {
+pub(crate) struct Rule {
     on: Option<String>,
     when: Option<Expr>,
     event_type: &'static str,

@@ -19,8 +19,8 @@
 pub mod catalog;
 mod expr;
 mod intake;
-pub mod manage;
-pub mod mapping;
+pub(crate) mod manage;
+pub(crate) mod mapping;
 mod passthrough;
 pub mod signature;
 

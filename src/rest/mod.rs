@@ -23,13 +23,13 @@ use serde_json::{Value, json};
 use crate::catalog::InboundEvent;
 use crate::error::ApiError;
 use crate::keys::ApiKey;
-use crate::request::{self, BodyReader, Head, Reply};
-use crate::state::AppState;
-use crate::verify::Headers;
 use crate::outbound::deliveries::{self, Filter, Scope};
 use crate::outbound::subscriptions as subs;
 use crate::ratelimit::RateStatus;
+use crate::request::{self, BodyReader, Head, Reply};
 use crate::skills;
+use crate::state::AppState;
+use crate::verify::Headers;
 use crate::views;
 use openapi::{DOCUMENT, Match, Route};
 

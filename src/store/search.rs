@@ -33,7 +33,7 @@ fn text_of(value: Option<&Value>) -> Option<String> {
 const INDEXED_CHARS: usize = 512;
 
 /// How a search value is compared: trimmed, lower case, at most [`INDEXED_CHARS`].
-pub fn search_key(value: &str) -> String {
+pub(super) fn search_key(value: &str) -> String {
     value
         .trim()
         .chars()

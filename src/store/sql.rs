@@ -9,7 +9,7 @@ use super::StoreError;
 
 /// A value bound to a statement parameter. Borrowed, so binding never copies text or bytes.
 #[derive(Debug, Clone, Copy)]
-pub enum Param<'a> {
+pub(crate) enum Param<'a> {
     Null,
     Int(i64),
     Real(f64),
@@ -123,7 +123,7 @@ pub(crate) use sql_params;
 
 /// A value read from a result column.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
+pub(crate) enum Cell {
     Null,
     Int(i64),
     Real(f64),
@@ -283,7 +283,7 @@ impl Dialect {
 }
 
 /// A connection as the table modules see it: statements with `?N` placeholders.
-pub trait Conn {
+pub(crate) trait Conn {
     fn dialect(&self) -> Dialect;
 
     /// Runs a statement; returns how many rows it changed.

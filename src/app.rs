@@ -39,7 +39,7 @@ pub enum StartError {
 
 /// Where the generated development master key lives: next to a SQLite database, or in
 /// `data/` beside a PostgreSQL one.
-pub fn master_key_path(config: &Config) -> PathBuf {
+pub(crate) fn master_key_path(config: &Config) -> PathBuf {
     if is_postgres_url(&config.database) {
         return PathBuf::from("data/master.key");
     }
@@ -51,7 +51,7 @@ pub fn master_key_path(config: &Config) -> PathBuf {
 }
 
 /// How the configuration asks for the store to be opened.
-pub fn store_options(config: &Config) -> StoreOptions {
+pub(crate) fn store_options(config: &Config) -> StoreOptions {
     StoreOptions {
         database: config.database.clone(),
         max_batch: config.writer.max_batch,
@@ -63,7 +63,7 @@ pub fn store_options(config: &Config) -> StoreOptions {
 
 /// Opens the store and loads the master key, refusing a key that is not the one the stored
 /// secrets are sealed with: what both the server and the CLI need.
-pub fn open_store(config: &Config) -> Result<(Store, Keys), StartError> {
+pub(crate) fn open_store(config: &Config) -> Result<(Store, Keys), StartError> {
     let store = Store::open(&store_options(config))?;
     let key_file = master_key_path(config);
     let (master, from_file) = MasterKey::load_or_generate(&config.master_key.0, &key_file)?;
@@ -112,7 +112,7 @@ impl AppState {
 
     /// On a database with no key at all, creates a `dev` company with a `dev` key so that a
     /// newcomer can send a first request. Returns it (the caller prints it once).
-    pub async fn create_dev_key_if_empty(&self) -> Result<Option<CreatedKey>, StartError> {
+    pub(crate) async fn create_dev_key_if_empty(&self) -> Result<Option<CreatedKey>, StartError> {
         let count = self.store.read(|r| r.count_keys()).await?;
         if count > 0 {
             return Ok(None);
@@ -126,7 +126,7 @@ impl AppState {
 }
 
 /// Binds the configured address and serves until `shutdown` resolves.
-pub async fn serve(
+pub(crate) async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {

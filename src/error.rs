@@ -16,7 +16,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -25,24 +25,24 @@ impl ApiError {
         }
     }
 
-    pub fn with_details(mut self, details: Vec<Value>) -> ApiError {
+    pub(crate) fn with_details(mut self, details: Vec<Value>) -> ApiError {
         self.details = details;
         self
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(400, code, message)
     }
 
-    pub fn not_found(message: impl Into<String>) -> ApiError {
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(404, "not_found", message)
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(409, code, message)
     }
 
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(422, code, message)
     }
 
@@ -50,7 +50,7 @@ impl ApiError {
     /// `storage_unavailable` when the database cannot take the request now (a full disk, an
     /// I/O error; the answer carries `Retry-After`), else the opaque 500 that quotes the id of
     /// the request being served (outside a request, the CLI's operator sees the cause).
-    pub fn internal(cause: &dyn Cause) -> ApiError {
+    pub(crate) fn internal(cause: &dyn Cause) -> ApiError {
         if cause.storage_unavailable() {
             tracing::warn!(error = %cause, "storage unavailable");
             return ApiError::new(
@@ -67,7 +67,7 @@ impl ApiError {
         ApiError::new(500, "internal_error", message)
     }
 
-    pub fn body(&self) -> Value {
+    pub(crate) fn body(&self) -> Value {
         json!({
             "success": false,
             "error": {"code": self.code, "message": self.message, "details": self.details},
@@ -79,7 +79,7 @@ impl ApiError {
 pub(crate) const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 
 /// The cause of an internal failure: shown only in logs, but it decides between 500 and 503.
-pub trait Cause: std::fmt::Display {
+pub(crate) trait Cause: std::fmt::Display {
     /// Whether the storage cannot take the request now (trying later may work).
     fn storage_unavailable(&self) -> bool {
         false

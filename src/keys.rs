@@ -142,14 +142,14 @@ pub struct KeyOptions {
 
 /// Changes to an existing key's provider secrets, in the clear (sealed before storing).
 #[derive(Debug, Clone)]
-pub struct ProviderSecrets {
+pub(crate) struct ProviderSecrets {
     pub square_signature_key: SecretChange,
     pub quickbooks_verifier_token: SecretChange,
     pub dynamics_key: SecretChange,
 }
 
 impl ProviderSecrets {
-    pub fn is_unchanged(&self) -> bool {
+    pub(crate) fn is_unchanged(&self) -> bool {
         [
             &self.square_signature_key,
             &self.quickbooks_verifier_token,
@@ -175,7 +175,7 @@ pub fn hash_api_token(token: &str) -> String {
 }
 
 impl Keys {
-    pub fn new(store: Store, master: MasterKey) -> Keys {
+    pub(crate) fn new(store: Store, master: MasterKey) -> Keys {
         Keys {
             store,
             master,
@@ -267,7 +267,7 @@ impl Keys {
     }
 
     /// Issues a new management (REST) token for the key, invalidating the previous one.
-    pub async fn issue_api_token(&self, key_id: &str) -> Result<String, KeyError> {
+    pub(crate) async fn issue_api_token(&self, key_id: &str) -> Result<String, KeyError> {
         let token = crypto::random_token("hkt_");
         let hash = hash_api_token(&token);
         let id = key_id.to_string();
@@ -284,7 +284,7 @@ impl Keys {
 
     /// Sets, replaces or removes the provider secrets of an active key; returns the key as the
     /// server will see it (at once here; within [`KEY_CACHE_TTL`] in a running server).
-    pub async fn update_provider_secrets(
+    pub(crate) async fn update_provider_secrets(
         &self,
         key_id: &str,
         secrets: ProviderSecrets,
@@ -312,7 +312,7 @@ impl Keys {
             .ok_or_else(|| KeyError::NotFound(key_id.to_string()))
     }
 
-    pub async fn list(&self, company: Option<&str>) -> Result<Vec<KeySummary>, KeyError> {
+    pub(crate) async fn list(&self, company: Option<&str>) -> Result<Vec<KeySummary>, KeyError> {
         let company = company.map(str::to_string);
         Ok(self
             .store
@@ -345,7 +345,10 @@ impl Keys {
     }
 
     /// The active key whose management token this is.
-    pub async fn find_by_api_token(&self, token: &str) -> Result<Option<Arc<ApiKey>>, KeyError> {
+    pub(crate) async fn find_by_api_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<Arc<ApiKey>>, KeyError> {
         let hash = hash_api_token(token);
         let record = self
             .store
@@ -366,12 +369,12 @@ impl Keys {
         self.master.encrypt(plaintext, owner_id)
     }
 
-    pub fn unseal(&self, sealed: &[u8], owner_id: &str) -> Option<Vec<u8>> {
+    pub(crate) fn unseal(&self, sealed: &[u8], owner_id: &str) -> Option<Vec<u8>> {
         self.master.decrypt(sealed, owner_id)
     }
 
     /// Whether this process's master key is the one of the database's check value.
-    pub fn opens_master_key_check(&self, check: &[u8]) -> bool {
+    pub(crate) fn opens_master_key_check(&self, check: &[u8]) -> bool {
         crate::master_key::opens_check(&self.master, check)
     }
 

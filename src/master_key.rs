@@ -24,7 +24,7 @@ pub enum CheckError {
 }
 
 /// Where the key came from, for the message of a mismatch.
-pub fn origin(configured: bool, file: &Path) -> String {
+pub(crate) fn origin(configured: bool, file: &Path) -> String {
     if configured {
         "HOOKGATE_MASTER_KEY, or config `master_key`".to_string()
     } else {
@@ -36,19 +36,23 @@ pub fn origin(configured: bool, file: &Path) -> String {
 }
 
 /// Whether `sealed` is the check value of `master`.
-pub fn opens_check(master: &MasterKey, sealed: &[u8]) -> bool {
+pub(crate) fn opens_check(master: &MasterKey, sealed: &[u8]) -> bool {
     master.decrypt(sealed, CHECK_AAD).as_deref() == Some(CHECK_TEXT)
 }
 
 /// The stored check value, if the database has one yet.
-pub async fn stored_check(store: &Store) -> Result<Option<Vec<u8>>, StoreError> {
+pub(crate) async fn stored_check(store: &Store) -> Result<Option<Vec<u8>>, StoreError> {
     store.read(|r| r.meta_value(CHECK_NAME)).await
 }
 
 /// Refuses `master` unless it opens the database's check value. A database without one (new,
 /// or from before check values) gets one, once every secret already stored opens with
 /// `master`.
-pub async fn verify(store: &Store, master: &MasterKey, origin: &str) -> Result<(), CheckError> {
+pub(crate) async fn verify(
+    store: &Store,
+    master: &MasterKey,
+    origin: &str,
+) -> Result<(), CheckError> {
     let mismatch = || CheckError::Mismatch {
         origin: origin.to_string(),
     };
@@ -76,7 +80,11 @@ pub async fn verify(store: &Store, master: &MasterKey, origin: &str) -> Result<(
 
 /// [`verify`] for start-up code that is not async (and may run inside a runtime or not): on
 /// a thread of its own with a runtime of its own, waited for.
-pub fn verify_blocking(store: &Store, master: &MasterKey, origin: &str) -> Result<(), CheckError> {
+pub(crate) fn verify_blocking(
+    store: &Store,
+    master: &MasterKey,
+    origin: &str,
+) -> Result<(), CheckError> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {

@@ -48,7 +48,7 @@ struct BuildLabels {
 }
 
 /// The gateway's own metrics. Counters are registered without `_total`, which the encoder adds.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     inbound: Family<InboundLabels, Counter>,
     inbound_latency: Histogram,

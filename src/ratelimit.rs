@@ -30,7 +30,7 @@ pub struct RateStatus {
 }
 
 impl RateStatus {
-    pub fn is_limited(&self) -> bool {
+    pub(crate) fn is_limited(&self) -> bool {
         self.retry_after.is_some()
     }
 }

@@ -15,17 +15,17 @@ const ENVELOPE_SCHEMA: &str = include_str!("../schemas/envelope.json");
 /// An event whose data passed its schema. Built only by [`Schemas::validate`], the only input
 /// `apply` accepts.
 #[derive(Debug, Clone)]
-pub struct ValidatedEvent {
+pub(crate) struct ValidatedEvent {
     event_type: InboundEvent,
     data: Map<String, Value>,
 }
 
 impl ValidatedEvent {
-    pub fn event_type(&self) -> InboundEvent {
+    pub(crate) fn event_type(&self) -> InboundEvent {
         self.event_type
     }
 
-    pub fn data(&self) -> &Map<String, Value> {
+    pub(crate) fn data(&self) -> &Map<String, Value> {
         &self.data
     }
 }

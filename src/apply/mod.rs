@@ -25,12 +25,11 @@ use crate::validate::ValidatedEvent;
 use op::Op;
 
 pub use op::natural_key;
-pub use rejection::{Rejection, RejectionKind};
-pub use status::{TimesheetStatus, WorkOrderStatus};
+pub(crate) use rejection::{Rejection, RejectionKind};
 
 /// Who is applying the event, and the ids it gets.
 #[derive(Debug, Clone)]
-pub struct ApplyContext {
+pub(crate) struct ApplyContext {
     pub company_id: String,
     pub key_id: String,
     /// The integration's name (e.g. `erp`): who did it, as payloads' `*_by_name` say.
@@ -44,7 +43,7 @@ pub struct ApplyContext {
 
 /// A successful apply: the success body's message, record id and extra fields.
 #[derive(Debug, Clone)]
-pub struct Applied {
+pub(crate) struct Applied {
     pub message: &'static str,
     pub record_id: String,
     pub extra: Map<String, Value>,
@@ -69,7 +68,7 @@ impl Applied {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum DomainError {
+pub(crate) enum DomainError {
     #[error("{}", .0.message)]
     Rejected(Rejection),
     #[error(transparent)]
@@ -100,7 +99,7 @@ pub struct Change {
 }
 
 impl Change {
-    pub fn event_type(&self) -> InboundEvent {
+    pub(crate) fn event_type(&self) -> InboundEvent {
         self.event.event_type()
     }
 }
@@ -112,7 +111,7 @@ pub struct Search {
 }
 
 /// Dispatch: the one place that says which operation each inbound event type runs.
-pub fn route(event: ValidatedEvent) -> Route {
+pub(crate) fn route(event: ValidatedEvent) -> Route {
     use InboundEvent::*;
     let handler: Handler = match event.event_type() {
         WorkOrderCreated => work_orders::create,
@@ -174,7 +173,11 @@ fn test_connection(op: &Op, _: &Data) -> Outcome {
 
 /// Applies a change. On an error, the caller must undo the job's writes
 /// ([`WriteTx::undo_job_writes`]): a failing operation may have written part of its change.
-pub fn apply(tx: &WriteTx, ctx: &ApplyContext, change: &Change) -> Result<Applied, DomainError> {
+pub(crate) fn apply(
+    tx: &WriteTx,
+    ctx: &ApplyContext,
+    change: &Change,
+) -> Result<Applied, DomainError> {
     let op = Op::new(tx, ctx);
     (change.handler)(&op, change.event.data()).map(|mut applied| {
         applied.events = op.emitted.get();
@@ -183,6 +186,10 @@ pub fn apply(tx: &WriteTx, ctx: &ApplyContext, change: &Change) -> Result<Applie
 }
 
 /// `project.search` and `work_order.search`, on a read connection.
-pub fn search(conn: &ReadConn, company_id: &str, search: &Search) -> Result<Value, DomainError> {
+pub(crate) fn search(
+    conn: &ReadConn,
+    company_id: &str,
+    search: &Search,
+) -> Result<Value, DomainError> {
     search::run(conn, company_id, search.target, search.event.data())
 }

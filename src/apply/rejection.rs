@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// What kind of rule refused the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RejectionKind {
+pub(crate) enum RejectionKind {
     /// The record to update, close or delete does not exist.
     NotFound,
     /// A record the request refers to (project, employee, work order, customer) is missing.
@@ -41,14 +41,14 @@ pub enum RejectionKind {
 
 /// A refused request: the rule, a message naming what is wrong, and machine-readable details.
 #[derive(Debug, Clone)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     pub kind: RejectionKind,
     pub message: String,
     pub details: Vec<Value>,
 }
 
 impl Rejection {
-    pub fn new(kind: RejectionKind, message: impl Into<String>) -> Rejection {
+    pub(crate) fn new(kind: RejectionKind, message: impl Into<String>) -> Rejection {
         Rejection {
             kind,
             message: message.into(),
@@ -56,7 +56,7 @@ impl Rejection {
         }
     }
 
-    pub fn with_details(mut self, details: Vec<Value>) -> Rejection {
+    pub(crate) fn with_details(mut self, details: Vec<Value>) -> Rejection {
         self.details = details;
         self
     }

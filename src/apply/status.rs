@@ -17,7 +17,7 @@ fn stored<T>(record: &Record, parse: fn(&str) -> Option<T>) -> Option<T> {
 
 /// SPEC section 7: a work order's statuses; `completed` and `cancelled` are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkOrderStatus {
+pub(crate) enum WorkOrderStatus {
     Draft,
     Scheduled,
     InProgress,
@@ -27,7 +27,7 @@ pub enum WorkOrderStatus {
 }
 
 impl WorkOrderStatus {
-    pub const ALL: &'static [WorkOrderStatus] = &[
+    pub(crate) const ALL: &'static [WorkOrderStatus] = &[
         WorkOrderStatus::Draft,
         WorkOrderStatus::Scheduled,
         WorkOrderStatus::InProgress,
@@ -36,7 +36,7 @@ impl WorkOrderStatus {
         WorkOrderStatus::Cancelled,
     ];
 
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             WorkOrderStatus::Draft => "draft",
             WorkOrderStatus::Scheduled => "scheduled",
@@ -47,16 +47,16 @@ impl WorkOrderStatus {
         }
     }
 
-    pub fn parse(text: &str) -> Option<WorkOrderStatus> {
+    pub(crate) fn parse(text: &str) -> Option<WorkOrderStatus> {
         Self::ALL.iter().copied().find(|s| s.as_str() == text)
     }
 
     /// The work order's status (`draft` when it has none).
-    pub fn of(record: &Record) -> WorkOrderStatus {
+    pub(crate) fn of(record: &Record) -> WorkOrderStatus {
         stored(record, Self::parse).unwrap_or(WorkOrderStatus::Draft)
     }
 
-    pub const fn is_final(self) -> bool {
+    pub(crate) const fn is_final(self) -> bool {
         matches!(
             self,
             WorkOrderStatus::Completed | WorkOrderStatus::Cancelled
@@ -64,13 +64,13 @@ impl WorkOrderStatus {
     }
 
     /// Any status may move to any other, except out of a final one.
-    pub fn allows(self, next: WorkOrderStatus) -> bool {
+    pub(crate) fn allows(self, next: WorkOrderStatus) -> bool {
         self == next || !self.is_final()
     }
 
     /// The catalog's event for entering this status, and the verb of its payload's
     /// `<verb>_at` / `<verb>_by` fields.
-    pub const fn entered(self) -> Option<(OutboundEvent, &'static str)> {
+    pub(crate) const fn entered(self) -> Option<(OutboundEvent, &'static str)> {
         match self {
             WorkOrderStatus::Scheduled => Some((OutboundEvent::WorkOrderScheduled, "scheduled")),
             WorkOrderStatus::InProgress => Some((OutboundEvent::WorkOrderStarted, "started")),
@@ -84,7 +84,7 @@ impl WorkOrderStatus {
 /// A daily timesheet's workflow: draft → submitted → locked → processed, with a manager's
 /// unlock (locked → draft or submitted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimesheetStatus {
+pub(crate) enum TimesheetStatus {
     Draft,
     Submitted,
     Locked,
@@ -92,14 +92,14 @@ pub enum TimesheetStatus {
 }
 
 impl TimesheetStatus {
-    pub const ALL: &'static [TimesheetStatus] = &[
+    pub(crate) const ALL: &'static [TimesheetStatus] = &[
         TimesheetStatus::Draft,
         TimesheetStatus::Submitted,
         TimesheetStatus::Locked,
         TimesheetStatus::Processed,
     ];
 
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             TimesheetStatus::Draft => "draft",
             TimesheetStatus::Submitted => "submitted",
@@ -108,27 +108,27 @@ impl TimesheetStatus {
         }
     }
 
-    pub fn parse(text: &str) -> Option<TimesheetStatus> {
+    pub(crate) fn parse(text: &str) -> Option<TimesheetStatus> {
         Self::ALL.iter().copied().find(|s| s.as_str() == text)
     }
 
     /// The timesheet's status (`draft` when it has none).
-    pub fn of(record: &Record) -> TimesheetStatus {
+    pub(crate) fn of(record: &Record) -> TimesheetStatus {
         stored(record, Self::parse).unwrap_or(TimesheetStatus::Draft)
     }
 
     /// Locked and processed timesheets accept no edits.
-    pub const fn is_frozen(self) -> bool {
+    pub(crate) const fn is_frozen(self) -> bool {
         matches!(self, TimesheetStatus::Locked | TimesheetStatus::Processed)
     }
 
     /// A manager's unlock: locked back to draft or submitted.
-    pub fn is_unlock(self, next: TimesheetStatus) -> bool {
+    pub(crate) fn is_unlock(self, next: TimesheetStatus) -> bool {
         self == TimesheetStatus::Locked
             && matches!(next, TimesheetStatus::Draft | TimesheetStatus::Submitted)
     }
 
-    pub fn allows(self, next: TimesheetStatus) -> bool {
+    pub(crate) fn allows(self, next: TimesheetStatus) -> bool {
         use TimesheetStatus::*;
         self == next
             || self.is_unlock(next)
@@ -140,7 +140,7 @@ impl TimesheetStatus {
 
     /// The catalog's event for the move from `self` to `next`, if it has one, and the verb
     /// of its payload's `<verb>_at` / `<verb>_by` / `<verb>_by_name` fields.
-    pub fn event_for(self, next: TimesheetStatus) -> Option<(OutboundEvent, &'static str)> {
+    pub(crate) fn event_for(self, next: TimesheetStatus) -> Option<(OutboundEvent, &'static str)> {
         if self == next {
             return None;
         }

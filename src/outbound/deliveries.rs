@@ -22,7 +22,7 @@ pub const STATUSES: &[&str] = &[
 ];
 
 /// The statuses a delivery can be sent again from (not while in flight, never an echo).
-pub const RETRYABLE: &[&str] = &[
+pub(crate) const RETRYABLE: &[&str] = &[
     DeliveryStatus::Failed.as_str(),
     DeliveryStatus::Succeeded.as_str(),
     DeliveryStatus::Pending.as_str(),
@@ -30,10 +30,10 @@ pub const RETRYABLE: &[&str] = &[
 ];
 
 /// The most deliveries one bulk retry queues.
-pub const BULK_RETRY_LIMIT: usize = 100_000;
+pub(crate) const BULK_RETRY_LIMIT: usize = 100_000;
 
 /// The test send's event type, delivered like any other.
-pub const TEST_EVENT: &str = "webhook.test";
+pub(crate) const TEST_EVENT: &str = "webhook.test";
 
 /// Every event type a delivery can carry: the emitted catalog and the test send.
 pub fn event_types() -> Vec<&'static str> {
@@ -46,7 +46,7 @@ pub fn event_types() -> Vec<&'static str> {
 
 /// A checked filter over the delivery log.
 #[derive(Debug, Clone, Default)]
-pub struct Filter {
+pub(crate) struct Filter {
     pub status: Option<&'static str>,
     pub event_type: Option<String>,
     pub since_ms: Option<i64>,
@@ -54,7 +54,7 @@ pub struct Filter {
 
 impl Filter {
     /// Parses a filter's text forms (query parameters, JSON fields, CLI flags).
-    pub fn parse(
+    pub(crate) fn parse(
         status: Option<&str>,
         event_type: Option<&str>,
         since: Option<&str>,
@@ -81,7 +81,11 @@ impl Filter {
 }
 
 /// `value` if it is one of `allowed`; else a 400 that lists them (in `details` too).
-pub fn one_of<'a>(name: &str, value: &str, allowed: &[&'a str]) -> Result<&'a str, ApiError> {
+pub(crate) fn one_of<'a>(
+    name: &str,
+    value: &str,
+    allowed: &[&'a str],
+) -> Result<&'a str, ApiError> {
     allowed
         .iter()
         .find(|a| **a == value)
@@ -106,14 +110,14 @@ fn parse_since(text: &str) -> Result<i64, ApiError> {
 
 /// Whose deliveries: one company's (the REST API), one subscription's, or every one (the CLI).
 #[derive(Debug, Clone, Default)]
-pub struct Scope {
+pub(crate) struct Scope {
     pub company_id: Option<String>,
     pub subscription_id: Option<String>,
 }
 
 /// A delivery as the API (`getDelivery`, lists) and `--json` show it; [`attempts`] adds its
 /// history.
-pub fn view(d: &DeliveryRow) -> Value {
+pub(crate) fn view(d: &DeliveryRow) -> Value {
     json!({
         "id": d.id,
         "subscription_id": d.subscription_id,
@@ -132,7 +136,7 @@ pub fn view(d: &DeliveryRow) -> Value {
 }
 
 /// Newest first, at most `limit`.
-pub async fn list(
+pub(crate) async fn list(
     out: &Outbound,
     scope: &Scope,
     filter: &Filter,
@@ -146,7 +150,7 @@ pub async fn list(
 }
 
 /// One delivery within `scope` (404 outside it).
-pub async fn find(out: &Outbound, scope: &Scope, id: &str) -> Result<DeliveryRow, ApiError> {
+pub(crate) async fn find(out: &Outbound, scope: &Scope, id: &str) -> Result<DeliveryRow, ApiError> {
     let owned = id.to_string();
     let found = out
         .store
@@ -169,7 +173,7 @@ pub async fn find(out: &Outbound, scope: &Scope, id: &str) -> Result<DeliveryRow
 
 /// Queues again every delivery in `scope` that matches `filter` (status `failed` unless the
 /// filter names another retryable one); returns how many.
-pub async fn retry_matching(
+pub(crate) async fn retry_matching(
     out: &Outbound,
     scope: &Scope,
     filter: &Filter,
@@ -203,7 +207,10 @@ pub async fn retry_matching(
 
 /// Every attempt of a delivery, oldest first: when, how long, what was sent (secrets
 /// removed), what came back, and what kind of failure it was.
-pub async fn attempts(out: &Outbound, delivery: &DeliveryRow) -> Result<Vec<Value>, ApiError> {
+pub(crate) async fn attempts(
+    out: &Outbound,
+    delivery: &DeliveryRow,
+) -> Result<Vec<Value>, ApiError> {
     let id = delivery.id.clone();
     let attempts = out
         .store
@@ -213,7 +220,7 @@ pub async fn attempts(out: &Outbound, delivery: &DeliveryRow) -> Result<Vec<Valu
     Ok(attempts.iter().map(attempt_view).collect())
 }
 
-pub fn attempt_view(a: &AttemptRecord) -> Value {
+pub(crate) fn attempt_view(a: &AttemptRecord) -> Value {
     let parse = |text: Option<&str>| text.and_then(|t| serde_json::from_str::<Value>(t).ok());
     json!({
         "attempt": a.attempt,

@@ -26,11 +26,11 @@ use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::store::{EventRow, Store, SubscriptionRow};
 
-pub use worker::run;
+pub(crate) use worker::run;
 
 /// Whether the subscription wants the event: its types and its project filter; never an
 /// operational event about itself.
-pub fn wants(sub: &SubscriptionRow, event: &EventRow) -> bool {
+pub(crate) fn wants(sub: &SubscriptionRow, event: &EventRow) -> bool {
     catalog::matches(&sub.events, &event.event_type)
         && event.about_subscription_id.as_deref() != Some(sub.id.as_str())
         && match &sub.projects {
@@ -45,7 +45,7 @@ pub fn wants(sub: &SubscriptionRow, event: &EventRow) -> bool {
 
 /// What an attempt's answer means for the delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttemptOutcome {
+pub(crate) enum AttemptOutcome {
     Succeeded,
     /// Try again (5xx, 408, 429, timeouts, connection errors), after at least `retry_after`.
     Temporary {
@@ -61,7 +61,7 @@ pub enum AttemptOutcome {
 }
 
 /// Classifies an HTTP answer (or a transport error when `status` is None).
-pub fn classify(
+pub(crate) fn classify(
     status: Option<u16>,
     retry_after: Option<u64>,
     error: Option<&str>,
@@ -88,7 +88,7 @@ pub fn classify(
 
 /// Delay before the next attempt after `attempts_made` attempts, or None when the schedule is
 /// used up. A receiver's `Retry-After` can lengthen the wait, up to the schedule's longest delay.
-pub fn next_delay(
+pub(crate) fn next_delay(
     schedule: &[u64],
     attempts_made: u32,
     retry_after: Option<u64>,
@@ -103,7 +103,7 @@ pub fn next_delay(
 }
 
 /// Shared by the worker and the management API.
-pub struct Outbound {
+pub(crate) struct Outbound {
     pub store: Store,
     pub keys: Keys,
     pub config: OutboundConfig,
@@ -120,7 +120,7 @@ pub struct Outbound {
 
 impl Outbound {
     /// Tells the worker that subscriptions changed (and wakes it).
-    pub fn subscriptions_changed(&self) {
+    pub(crate) fn subscriptions_changed(&self) {
         self.subscriptions_changed
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.wake.notify_one();
@@ -128,7 +128,7 @@ impl Outbound {
 }
 
 impl Outbound {
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         keys: Keys,
         config: OutboundConfig,

@@ -165,7 +165,7 @@ struct Worker {
 }
 
 /// Runs until `shutdown` turns true.
-pub async fn run(out: Arc<Outbound>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn run(out: Arc<Outbound>, mut shutdown: watch::Receiver<bool>) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let (clear_tx, mut clear_rx) = mpsc::unbounded_channel();
     let recorder = Recorder::spawn(out.clone(), clear_tx);

@@ -29,7 +29,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Algorithm::Sha256 => "HMAC-SHA256",
             Algorithm::Sha1 => "HMAC-SHA1",
@@ -118,7 +118,7 @@ impl Template {
         })
     }
 
-    pub fn uses(&self, part: &Part) -> bool {
+    pub(crate) fn uses(&self, part: &Part) -> bool {
         self.parts.contains(part)
     }
 }
@@ -213,7 +213,7 @@ impl Provider {
     }
 
     /// What a refused request is told of the scheme (never a secret or an expected value).
-    pub fn scheme_summary(&self) -> serde_json::Value {
+    pub(crate) fn scheme_summary(&self) -> serde_json::Value {
         use serde_json::json;
         match &self.scheme {
             Scheme::Hmac(h) => json!({
@@ -284,7 +284,7 @@ impl Catalog {
         &self.providers
     }
 
-    pub fn names(&self) -> Vec<&str> {
+    pub(crate) fn names(&self) -> Vec<&str> {
         self.providers.iter().map(|p| p.name.as_str()).collect()
     }
 }

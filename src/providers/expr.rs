@@ -16,7 +16,7 @@ pub struct Expr {
 
 impl Expr {
     /// Compiles `text`; the error says where the expression is wrong.
-    pub fn compile(text: &str) -> Result<Expr, String> {
+    pub(crate) fn compile(text: &str) -> Result<Expr, String> {
         jmespath::compile(text)
             .map(|compiled| Expr {
                 text: text.to_string(),
@@ -25,12 +25,12 @@ impl Expr {
             .map_err(|e| e.to_string())
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.text
     }
 
     /// The expression's value in `scope`, as JSON (`null` when it names nothing).
-    pub fn eval(&self, scope: &Scope) -> Result<Value, String> {
+    pub(crate) fn eval(&self, scope: &Scope) -> Result<Value, String> {
         let found = self
             .compiled
             .search(&scope.root)
@@ -40,7 +40,7 @@ impl Expr {
 
     /// Whether the expression is truthy in `scope` (JMESPath's truthiness: not null, false,
     /// or an empty string, array or object). An evaluation error counts as false.
-    pub fn holds(&self, scope: &Scope) -> bool {
+    pub(crate) fn holds(&self, scope: &Scope) -> bool {
         self.compiled
             .search(&scope.root)
             .map(|v| v.is_truthy())
@@ -49,7 +49,7 @@ impl Expr {
 
     /// The expression's value as text: strings as they are, numbers and booleans as JSON,
     /// nothing for null or an empty string.
-    pub fn text(&self, scope: &Scope) -> Option<String> {
+    pub(crate) fn text(&self, scope: &Scope) -> Option<String> {
         match self.eval(scope).ok()? {
             Value::Null => None,
             Value::String(s) if s.is_empty() => None,
@@ -67,7 +67,7 @@ impl fmt::Debug for Expr {
 
 /// What expressions see of one request (and, per event, the event).
 #[derive(Clone)]
-pub struct Scope {
+pub(crate) struct Scope {
     root: Rcvar,
 }
 
@@ -78,7 +78,7 @@ fn var(value: &Value) -> Rcvar {
 impl Scope {
     /// The request: its method, headers (lower-case names; the last value of a repeated
     /// header), query parameters and parsed body (`null` when not parsed yet).
-    pub fn request(
+    pub(crate) fn request(
         method: &str,
         headers: &[(String, String)],
         query: &[(String, String)],
@@ -114,7 +114,7 @@ impl Scope {
     }
 
     /// The same request with `event` as the current event.
-    pub fn with_event(&self, event: &Rcvar) -> Scope {
+    pub(crate) fn with_event(&self, event: &Rcvar) -> Scope {
         let mut root = self.root.as_object().cloned().unwrap_or_default();
         root.insert("event".to_string(), event.clone());
         Scope {
@@ -124,7 +124,7 @@ impl Scope {
 
     /// The list `expr` gives, as events (an expression giving null gives none; anything else
     /// that is not a list is one event).
-    pub fn events(&self, expr: &Expr) -> Result<Vec<Rcvar>, String> {
+    pub(crate) fn events(&self, expr: &Expr) -> Result<Vec<Rcvar>, String> {
         let found = expr
             .compiled
             .search(&self.root)
@@ -137,7 +137,7 @@ impl Scope {
     }
 
     /// The current event (the body without a batch).
-    pub fn event(&self) -> Rcvar {
+    pub(crate) fn event(&self) -> Rcvar {
         self.root.get_field("event")
     }
 }

@@ -47,7 +47,7 @@ pub(crate) struct Rule {
 }
 
 #[derive(Debug, Default)]
-pub struct Mapping {
+pub(crate) struct Mapping {
     rules: Vec<Rule>,
 }
 
@@ -67,14 +67,14 @@ struct RawRule {
 }
 
 /// The envelope a rule made, and which rule.
-pub struct Mapped {
+pub(crate) struct Mapped {
     pub rule: usize,
     pub envelope: Value,
 }
 
 impl Mapping {
     /// Parses and compiles a mapping document; every problem is listed with its place.
-    pub fn compile(document: &Value) -> Result<Mapping, ApiError> {
+    pub(crate) fn compile(document: &Value) -> Result<Mapping, ApiError> {
         let invalid = |message: String, details: Vec<Value>| {
             ApiError::bad_request("invalid_mapping", message).with_details(details)
         };
@@ -151,7 +151,7 @@ impl Mapping {
 
     /// The envelope the first matching rule makes of the event, `None` when no rule matches,
     /// or why the matching rule cannot make one.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         provider: &str,
         event_type: Option<&str>,
@@ -220,13 +220,13 @@ pub struct MappingCache {
 }
 
 impl MappingCache {
-    pub fn get(&self, key_id: &str, provider: &str) -> Option<Option<Arc<Mapping>>> {
+    pub(crate) fn get(&self, key_id: &str, provider: &str) -> Option<Option<Arc<Mapping>>> {
         let entries = self.entries.read().expect("mapping cache");
         let (at, mapping) = entries.get(&(key_id.to_string(), provider.to_string()))?;
         (at.elapsed() < CACHE_TTL).then(|| mapping.clone())
     }
 
-    pub fn put(&self, key_id: &str, provider: &str, mapping: Option<Arc<Mapping>>) {
+    pub(crate) fn put(&self, key_id: &str, provider: &str, mapping: Option<Arc<Mapping>>) {
         let mut entries = self.entries.write().expect("mapping cache");
         if entries.len() > 10_000 {
             entries.clear();
@@ -237,7 +237,7 @@ impl MappingCache {
         );
     }
 
-    pub fn forget(&self, key_id: &str, provider: &str) {
+    pub(crate) fn forget(&self, key_id: &str, provider: &str) {
         self.entries
             .write()
             .expect("mapping cache")

@@ -25,7 +25,6 @@ mod passthrough;
 pub mod signature;
 
 pub use catalog::{Provider, catalog};
-pub use expr::Scope;
 pub(crate) use intake::{Mode, NativeRequest, authenticate, native_route, preview, process};
 
 /// State native intake keeps between requests.
@@ -39,7 +38,7 @@ pub struct Providers {
 
 impl Providers {
     /// Now, for signed timestamps.
-    pub fn now_secs(&self) -> i64 {
+    pub(crate) fn now_secs(&self) -> i64 {
         crate::clock::now_secs()
             + self
                 .clock_offset_secs
@@ -56,7 +55,7 @@ impl Providers {
 }
 
 /// The outbound type of a provider event that no mapping takes.
-pub fn pass_through_type(provider: &str, provider_type: Option<&str>) -> String {
+pub(crate) fn pass_through_type(provider: &str, provider_type: Option<&str>) -> String {
     format!(
         "source.{provider}.{}",
         provider_type
@@ -89,7 +88,7 @@ fn clean_type(raw: &str) -> String {
 
 /// Whether a subscription pattern names pass-through events (`source.*`, `source.stripe.*`,
 /// `source.stripe.invoice.paid`) of a provider in the catalog.
-pub fn is_pass_through_pattern(pattern: &str) -> bool {
+pub(crate) fn is_pass_through_pattern(pattern: &str) -> bool {
     let Some(rest) = pattern.strip_prefix("source.") else {
         return false;
     };

@@ -27,24 +27,24 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn query(&self) -> Vec<(String, String)> {
+    pub(crate) fn query(&self) -> Vec<(String, String)> {
         form_pairs(self.target.split_once('?').map(|(_, q)| q).unwrap_or(""))
     }
 
     /// The URL the provider was told to call: the public base URL and the request target.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}{}", self.public_url.trim_end_matches('/'), self.target)
     }
 }
 
-pub fn form_pairs(text: &str) -> Vec<(String, String)> {
+pub(crate) fn form_pairs(text: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(text.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
@@ -97,7 +97,11 @@ pub fn verify(
 }
 
 /// Body-secret schemes: every event must carry the secret.
-pub fn verify_events(provider: &Provider, secret: &[u8], events: &[Scope]) -> Result<(), ApiError> {
+pub(crate) fn verify_events(
+    provider: &Provider,
+    secret: &[u8],
+    events: &[Scope],
+) -> Result<(), ApiError> {
     let Scheme::BodySecret { field } = &provider.scheme else {
         return Ok(());
     };
@@ -139,7 +143,7 @@ fn query_value(req: &Request, name: &str) -> Option<String> {
 }
 
 /// An error in the provider's refusal status, with the scheme in its details.
-pub fn refusal(provider: &Provider, code: &'static str, message: String) -> ApiError {
+pub(crate) fn refusal(provider: &Provider, code: &'static str, message: String) -> ApiError {
     ApiError::new(provider.reject_status, code, message)
         .with_details(vec![provider.scheme_summary()])
 }
@@ -509,7 +513,7 @@ pub fn sign(
 }
 
 /// The signature of `value` as a handshake answer needs it (Zoom's encryptedToken).
-pub fn handshake_mac(provider: &Provider, secret: &[u8], value: &str) -> String {
+pub(crate) fn handshake_mac(provider: &Provider, secret: &[u8], value: &str) -> String {
     let (algorithm, encoding) = match &provider.scheme {
         Scheme::Hmac(h) => (h.algorithm, h.encoding),
         _ => (Algorithm::Sha256, Encoding::Hex),

@@ -18,7 +18,7 @@ use crate::outbound::{deliveries, subscriptions};
 const SOURCE: &str = include_str!("../../openapi/openapi.json");
 
 /// Where the management API lives; other documented paths are served by `http/`.
-pub const PREFIX: &str = "/api/v1";
+pub(crate) const PREFIX: &str = "/api/v1";
 
 /// The loaded document and its routes.
 pub struct Document {
@@ -46,7 +46,7 @@ enum Segment {
 
 /// The result of matching a request against the routes.
 #[derive(Debug)]
-pub enum Match<'d> {
+pub(crate) enum Match<'d> {
     Found {
         route: &'d Route,
         params: Vec<(String, String)>,
@@ -156,7 +156,7 @@ impl Document {
     /// The route for `method` and `path` (which starts with `/api/v1`). The most specific
     /// template that fits the path is the resource (literal segments beat parameters); its
     /// methods are the ones allowed.
-    pub fn find(&self, method: &str, path: &str) -> Match<'_> {
+    pub(crate) fn find(&self, method: &str, path: &str) -> Match<'_> {
         let local = path.strip_prefix(PREFIX).unwrap_or(path);
         let parts: Vec<&str> = local.split('/').filter(|s| !s.is_empty()).collect();
         let Some((template, _)) = self

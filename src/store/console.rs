@@ -24,7 +24,7 @@ const CLOCK_SLACK_MS: i64 = 60_000;
 impl ReadConn<'_> {
     /// How many requests were answered with each status in each bucket of `bucket_ms` from
     /// `start_ms` on (of one company, or all): `(bucket index, status, count)`.
-    pub fn ingest_outcome_counts(
+    pub(crate) fn ingest_outcome_counts(
         &self,
         company: Option<&str>,
         start_ms: i64,
@@ -68,7 +68,7 @@ impl ReadConn<'_> {
     /// company, or all), the lag running from the event's creation to the receiver's 2xx; at
     /// most `cap`. Walks the attempts back from the newest, a page of ids at a time, and stops
     /// at the first page older than the window.
-    pub fn delivery_lags_since(
+    pub(crate) fn delivery_lags_since(
         &self,
         company: Option<&str>,
         since_ms: i64,
@@ -111,7 +111,7 @@ impl ReadConn<'_> {
 
     /// The subscription's `n` newest deliveries, newest first (one walk of the
     /// `(subscription_id, event_seq)` index).
-    pub fn latest_delivery_outcomes(
+    pub(crate) fn latest_delivery_outcomes(
         &self,
         subscription_id: &str,
         n: usize,

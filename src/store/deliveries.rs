@@ -27,7 +27,7 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 6] = [
+    pub(crate) const ALL: [DeliveryStatus; 6] = [
         DeliveryStatus::Pending,
         DeliveryStatus::InFlight,
         DeliveryStatus::Paused,
@@ -36,7 +36,7 @@ impl DeliveryStatus {
         DeliveryStatus::SkippedEcho,
     ];
 
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::InFlight => "in_flight",
@@ -47,7 +47,7 @@ impl DeliveryStatus {
         }
     }
 
-    pub fn parse(text: &str) -> Option<DeliveryStatus> {
+    pub(crate) fn parse(text: &str) -> Option<DeliveryStatus> {
         DeliveryStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
@@ -184,7 +184,11 @@ fn conditions<'f>(f: &'f DeliveryFilter, params: &mut Vec<Param<'f>>) -> String 
 
 impl WriteTx<'_> {
     /// Inserts a delivery as it stands (queued, skipped, or already attempted).
-    pub fn insert_delivery(&self, d: &DeliveryRow, company_id: &str) -> Result<(), StoreError> {
+    pub(crate) fn insert_delivery(
+        &self,
+        d: &DeliveryRow,
+        company_id: &str,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             &format!(
                 "INSERT INTO deliveries ({DELIVERY_COLUMNS}, company_id)
@@ -212,7 +216,7 @@ impl WriteTx<'_> {
     }
 
     /// Records where a claimed delivery stands after an attempt.
-    pub fn update_delivery(&self, d: &DeliveryRow) -> Result<(), StoreError> {
+    pub(crate) fn update_delivery(&self, d: &DeliveryRow) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4,
                 lease_until = NULL, last_status_code = ?5, last_error = ?6,
@@ -232,7 +236,7 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    pub fn insert_attempt(&self, a: &AttemptRecord) -> Result<(), StoreError> {
+    pub(crate) fn insert_attempt(&self, a: &AttemptRecord) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO delivery_attempts (delivery_id, attempt, at, response_ms, outcome,
                 status_code, error_kind, error, request_headers, response_headers, response_body)
@@ -255,7 +259,7 @@ impl WriteTx<'_> {
     }
 
     /// The latest delivery of the event (`seq`) to the subscription, if any.
-    pub fn delivery_for_event(
+    pub(crate) fn delivery_for_event(
         &self,
         subscription_id: &str,
         event_seq: i64,
@@ -278,7 +282,7 @@ impl WriteTx<'_> {
     /// delivery waits while an earlier one of the same record to the same subscription is
     /// unfinished, so each subscriber sees a record's changes in order. Rows another node is
     /// claiming at the same moment are skipped, not waited for.
-    pub fn claim_due(
+    pub(crate) fn claim_due(
         &self,
         now: i64,
         lease_ms: i64,
@@ -331,7 +335,7 @@ impl WriteTx<'_> {
     }
 
     /// Gives a claimed delivery back, due again at `at` (it was throttled, not attempted).
-    pub fn release_delivery(&self, id: &str, at: i64) -> Result<(), StoreError> {
+    pub(crate) fn release_delivery(&self, id: &str, at: i64) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, lease_until = NULL
              WHERE id = ?1 AND status = 'in_flight'",
@@ -341,7 +345,7 @@ impl WriteTx<'_> {
     }
 
     /// Whether the subscription still has an unfinished delivery of the record.
-    pub fn record_has_unfinished(
+    pub(crate) fn record_has_unfinished(
         &self,
         subscription_id: &str,
         record_id: &str,
@@ -357,7 +361,7 @@ impl WriteTx<'_> {
     }
 
     /// The records of which the subscription has unfinished deliveries.
-    pub fn records_with_unfinished(
+    pub(crate) fn records_with_unfinished(
         &self,
         subscription_id: &str,
     ) -> Result<Vec<String>, StoreError> {
@@ -373,7 +377,7 @@ impl WriteTx<'_> {
     }
 
     /// Puts a finished delivery back in the queue (manual retry or recover).
-    pub fn requeue_delivery(
+    pub(crate) fn requeue_delivery(
         &self,
         company: &str,
         delivery_id: &str,
@@ -391,7 +395,11 @@ impl WriteTx<'_> {
 
     /// Puts every finished delivery matching the filter back in the queue (bulk retry; at
     /// most `filter.limit`); returns how many.
-    pub fn requeue_deliveries(&self, f: &DeliveryFilter, now: i64) -> Result<usize, StoreError> {
+    pub(crate) fn requeue_deliveries(
+        &self,
+        f: &DeliveryFilter,
+        now: i64,
+    ) -> Result<usize, StoreError> {
         let mut params = vec![Param::Int(now)];
         let filter = conditions(f, &mut params);
         params.push(Param::from(f.limit.max(1)));
@@ -411,7 +419,11 @@ impl WriteTx<'_> {
 
     /// Drops up to `limit` finished deliveries (and their attempts) created before
     /// `before_ms`; returns how many deliveries.
-    pub fn prune_deliveries(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+    pub(crate) fn prune_deliveries(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
         let old = "SELECT id FROM deliveries WHERE created_at < ?1
                    AND status IN ('succeeded', 'failed', 'skipped_echo')
                    ORDER BY created_at LIMIT ?2";
@@ -428,7 +440,10 @@ impl WriteTx<'_> {
 
 impl ReadConn<'_> {
     /// Deliveries matching the filter, newest first.
-    pub fn list_deliveries(&self, f: &DeliveryFilter) -> Result<Vec<DeliveryRow>, StoreError> {
+    pub(crate) fn list_deliveries(
+        &self,
+        f: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
         let mut params = Vec::new();
         let filter = conditions(f, &mut params);
         params.push(Param::from(f.limit.max(1)));
@@ -447,7 +462,7 @@ impl ReadConn<'_> {
     }
 
     /// The delivery and its company.
-    pub fn delivery(&self, id: &str) -> Result<Option<(DeliveryRow, String)>, StoreError> {
+    pub(crate) fn delivery(&self, id: &str) -> Result<Option<(DeliveryRow, String)>, StoreError> {
         self.conn
             .query_opt(
                 &format!("SELECT {DELIVERY_COLUMNS}, company_id FROM deliveries WHERE id = ?1"),
@@ -461,7 +476,10 @@ impl ReadConn<'_> {
     }
 
     /// Every attempt of a delivery, oldest first.
-    pub fn delivery_attempts(&self, delivery_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+    pub(crate) fn delivery_attempts(
+        &self,
+        delivery_id: &str,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
         self.conn
             .query(
                 "SELECT delivery_id, attempt, at, response_ms, outcome, status_code, error_kind,
@@ -490,7 +508,7 @@ impl ReadConn<'_> {
 
     /// When the retry queue next has something to do: the earliest pending attempt or lease
     /// expiry (unix ms), or `None` when it is empty.
-    pub fn next_delivery_due(&self) -> Result<Option<i64>, StoreError> {
+    pub(crate) fn next_delivery_due(&self) -> Result<Option<i64>, StoreError> {
         let pending = self
             .conn
             .query_one(

@@ -92,7 +92,7 @@ impl WriteTx<'_> {
 
     /// The newest published position of a company's events (where a new or re-enabled
     /// subscription starts).
-    pub fn latest_position(&self, company: &str) -> Result<i64, StoreError> {
+    pub(crate) fn latest_position(&self, company: &str) -> Result<i64, StoreError> {
         self.conn
             .query_one(
                 "SELECT COALESCE(MAX(position), 0) FROM events WHERE company_id = ?1",
@@ -103,7 +103,7 @@ impl WriteTx<'_> {
 
     /// Drops up to `limit` events created before `before_ms` that no delivery waits for;
     /// returns how many.
-    pub fn prune_events(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+    pub(crate) fn prune_events(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
         self.conn.execute(
             "DELETE FROM events WHERE seq IN (
                 SELECT e.seq FROM events e WHERE e.created_at < ?1 AND e.position IS NOT NULL
@@ -115,7 +115,7 @@ impl WriteTx<'_> {
     }
 
     /// Events of a company since `since_ms`, oldest first (for `recover`).
-    pub fn company_events_since(
+    pub(crate) fn company_events_since(
         &self,
         company: &str,
         since_ms: i64,
@@ -157,7 +157,7 @@ impl ReadConn<'_> {
     }
 
     /// Whether any committed event waits to be published.
-    pub fn has_unpublished_events(&self) -> Result<bool, StoreError> {
+    pub(crate) fn has_unpublished_events(&self) -> Result<bool, StoreError> {
         Ok(self
             .conn
             .query_opt("SELECT 1 FROM events WHERE position IS NULL LIMIT 1", &[])?

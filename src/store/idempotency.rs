@@ -84,7 +84,11 @@ impl WriteTx<'_> {
     }
 
     /// Drops up to `limit` entries older than `not_before`; returns how many.
-    pub fn expire_idempotency(&self, not_before: i64, limit: usize) -> Result<usize, StoreError> {
+    pub(crate) fn expire_idempotency(
+        &self,
+        not_before: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
         self.conn.execute(
             "DELETE FROM idempotency WHERE (key_id, idem_key) IN (
                 SELECT key_id, idem_key FROM idempotency WHERE created_at < ?1 LIMIT ?2)",
@@ -94,7 +98,7 @@ impl WriteTx<'_> {
 }
 
 impl ReadConn<'_> {
-    pub fn stored_response(
+    pub(crate) fn stored_response(
         &self,
         key_id: &str,
         idem_key: &str,

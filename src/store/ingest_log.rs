@@ -82,7 +82,11 @@ impl WriteTx<'_> {
     }
 
     /// Drops up to `limit` entries received before `before_ms`; returns how many.
-    pub fn prune_ingest_log(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+    pub(crate) fn prune_ingest_log(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
         self.conn.execute(
             "DELETE FROM ingest_log WHERE id IN (
                 SELECT id FROM ingest_log WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)",
@@ -187,7 +191,7 @@ impl ReadConn<'_> {
     }
 
     /// The id a follower that wants no history starts after.
-    pub fn last_ingest_id(&self) -> Result<i64, StoreError> {
+    pub(crate) fn last_ingest_id(&self) -> Result<i64, StoreError> {
         let last = self
             .conn
             .query_one("SELECT COALESCE(MAX(id), 0) FROM ingest_log", &[])?

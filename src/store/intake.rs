@@ -47,7 +47,7 @@ pub struct KeptRequest {
 
 impl KeptRequest {
     /// Whether the whole body was kept (a replay needs it).
-    pub fn body_complete(&self) -> bool {
+    pub(crate) fn body_complete(&self) -> bool {
         self.body.len() as i64 == self.body_bytes
     }
 }
@@ -102,7 +102,7 @@ const MAPPING_COLUMNS: &str = "key_id, provider, company_id, mapping, created_at
 
 impl WriteTx<'_> {
     /// Whether `key_id` names a key that is not revoked.
-    pub fn key_is_active(&self, key_id: &str) -> Result<bool, StoreError> {
+    pub(crate) fn key_is_active(&self, key_id: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn
             .query_opt(
@@ -114,7 +114,7 @@ impl WriteTx<'_> {
 
     /// Sets (`Some`) or removes (`None`) the key's sealed secret for `provider`; `owner` is
     /// what it was sealed to (the row's `id`, which master-key rotation re-seals it to).
-    pub fn set_provider_secret(
+    pub(crate) fn set_provider_secret(
         &self,
         key_id: &str,
         provider: &str,
@@ -138,7 +138,12 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    pub fn set_keep_requests(&self, key_id: &str, keep: bool, now: i64) -> Result<(), StoreError> {
+    pub(crate) fn set_keep_requests(
+        &self,
+        key_id: &str,
+        keep: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO key_intake_settings (key_id, keep_requests, updated_at)
              VALUES (?1, ?2, ?3)
@@ -150,7 +155,7 @@ impl WriteTx<'_> {
     }
 
     /// Stores the mapping of `key_id`'s events from `provider`, replacing any earlier one.
-    pub fn put_mapping(
+    pub(crate) fn put_mapping(
         &self,
         key_id: &str,
         provider: &str,
@@ -170,14 +175,14 @@ impl WriteTx<'_> {
     }
 
     /// Removes a mapping; false when there was none.
-    pub fn delete_mapping(&self, key_id: &str, provider: &str) -> Result<bool, StoreError> {
+    pub(crate) fn delete_mapping(&self, key_id: &str, provider: &str) -> Result<bool, StoreError> {
         Ok(self.conn.execute(
             "DELETE FROM provider_mappings WHERE key_id = ?1 AND provider = ?2",
             sql_params![key_id, provider],
         )? == 1)
     }
 
-    pub fn insert_kept_request(&self, k: &KeptRequest) -> Result<(), StoreError> {
+    pub(crate) fn insert_kept_request(&self, k: &KeptRequest) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO ingest_requests (request_id, received_at, company_id, key_id, provider,
                 method, target, headers, body, body_bytes, response_status, response_body,
@@ -205,7 +210,11 @@ impl WriteTx<'_> {
     }
 
     /// Drops up to `limit` kept requests received before `before_ms`; returns how many.
-    pub fn prune_kept_requests(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+    pub(crate) fn prune_kept_requests(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
         self.conn.execute(
             "DELETE FROM ingest_requests WHERE request_id IN (
                 SELECT request_id FROM ingest_requests WHERE received_at < ?1
@@ -216,7 +225,7 @@ impl WriteTx<'_> {
 
     /// Forgets a failure's answer stored under (key, idempotency key), so that a replay
     /// applies the request again and stores its new answer there. A success's answer stays.
-    pub fn forget_failed_idempotency_key(
+    pub(crate) fn forget_failed_idempotency_key(
         &self,
         key_id: &str,
         idem_key: &str,
@@ -231,7 +240,7 @@ impl WriteTx<'_> {
 
 impl ReadConn<'_> {
     /// The key's provider secrets (sealed) and intake settings.
-    pub fn key_intake(&self, key_id: &str) -> Result<KeyIntake, StoreError> {
+    pub(crate) fn key_intake(&self, key_id: &str) -> Result<KeyIntake, StoreError> {
         let provider_secrets = self
             .conn
             .query(
@@ -256,7 +265,11 @@ impl ReadConn<'_> {
         })
     }
 
-    pub fn mapping(&self, key_id: &str, provider: &str) -> Result<Option<MappingRow>, StoreError> {
+    pub(crate) fn mapping(
+        &self,
+        key_id: &str,
+        provider: &str,
+    ) -> Result<Option<MappingRow>, StoreError> {
         self.conn
             .query_opt(
                 &format!(
@@ -270,7 +283,7 @@ impl ReadConn<'_> {
     }
 
     /// The company's mappings (of one key, when given), by key and provider.
-    pub fn list_mappings(
+    pub(crate) fn list_mappings(
         &self,
         company_id: &str,
         key_id: Option<&str>,
@@ -307,7 +320,7 @@ impl ReadConn<'_> {
             .collect()
     }
 
-    pub fn kept_request(&self, request_id: &str) -> Result<Option<KeptRequest>, StoreError> {
+    pub(crate) fn kept_request(&self, request_id: &str) -> Result<Option<KeptRequest>, StoreError> {
         self.conn
             .query_opt(
                 &format!("SELECT {KEPT_COLUMNS} FROM ingest_requests WHERE request_id = ?1"),
@@ -319,7 +332,7 @@ impl ReadConn<'_> {
 
     /// The ingest-log rows of one request (a batch of provider events has one per event),
     /// found through the `received_at` index.
-    pub fn ingest_entries_of_request(
+    pub(crate) fn ingest_entries_of_request(
         &self,
         request_id: &str,
         received_at: i64,
@@ -331,7 +344,7 @@ impl ReadConn<'_> {
     }
 
     /// One ingest-log row by id.
-    pub fn ingest_entry(&self, id: i64) -> Result<Option<super::IngestEntry>, StoreError> {
+    pub(crate) fn ingest_entry(&self, id: i64) -> Result<Option<super::IngestEntry>, StoreError> {
         Ok(self
             .ingest_entries_where("id = ?1", &[Param::Int(id)])?
             .into_iter()
@@ -341,7 +354,7 @@ impl ReadConn<'_> {
     /// Kept requests matching the filter whose replay has not yet succeeded (a request that
     /// was replayed successfully is not replayed again by a filter), oldest first. A request
     /// matches when one of its log rows does.
-    pub fn kept_requests_to_replay<'f>(
+    pub(crate) fn kept_requests_to_replay<'f>(
         &self,
         f: &'f KeptFilter,
     ) -> Result<Vec<String>, StoreError> {

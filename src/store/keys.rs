@@ -127,7 +127,7 @@ impl WriteTx<'_> {
     }
 
     /// Marks the key revoked; false when there is no such active key.
-    pub fn revoke_key(&self, key_id: &str, now: i64) -> Result<bool, StoreError> {
+    pub(crate) fn revoke_key(&self, key_id: &str, now: i64) -> Result<bool, StoreError> {
         Ok(self.conn.execute(
             "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             sql_params![key_id, now],
@@ -135,7 +135,7 @@ impl WriteTx<'_> {
     }
 
     /// Makes `new_secret_enc` current and keeps the current one verifying until `overlap_until`.
-    pub fn rotate_key(
+    pub(crate) fn rotate_key(
         &self,
         key_id: &str,
         new_secret_enc: &[u8],
@@ -149,7 +149,7 @@ impl WriteTx<'_> {
         )? == 1)
     }
 
-    pub fn set_api_token_hash(&self, key_id: &str, hash: &str) -> Result<bool, StoreError> {
+    pub(crate) fn set_api_token_hash(&self, key_id: &str, hash: &str) -> Result<bool, StoreError> {
         Ok(self.conn.execute(
             "UPDATE api_keys SET api_token_hash = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             sql_params![key_id, hash],
@@ -158,7 +158,7 @@ impl WriteTx<'_> {
 
     /// Sets or removes a key's sealed provider secrets (Square signature key, QuickBooks
     /// verifier token, Dynamics 365 key). False if there is no such active key.
-    pub fn set_provider_secrets(
+    pub(crate) fn set_provider_secrets(
         &self,
         key_id: &str,
         square: &SecretChange,
@@ -208,15 +208,15 @@ fn one_key(r: &ReadConn, condition: &str, value: &str) -> Result<Option<ApiKeyRe
 }
 
 impl ReadConn<'_> {
-    pub fn key_by_id(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+    pub(crate) fn key_by_id(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         one_key(self, "k.id = ?1", key_id)
     }
 
-    pub fn key_by_token_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+    pub(crate) fn key_by_token_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         one_key(self, "k.api_token_hash = ?1", hash)
     }
 
-    pub fn list_keys(&self, company: Option<&str>) -> Result<Vec<KeySummary>, StoreError> {
+    pub(crate) fn list_keys(&self, company: Option<&str>) -> Result<Vec<KeySummary>, StoreError> {
         self.conn
             .query(
                 "SELECT k.id, c.name, c.id, k.name, k.created_at, k.revoked_at, k.per_minute,
@@ -243,7 +243,7 @@ impl ReadConn<'_> {
             .collect()
     }
 
-    pub fn company_id_by_name(&self, name: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn company_id_by_name(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.conn
             .query_opt(
                 "SELECT id FROM companies WHERE name = ?1",
@@ -253,7 +253,7 @@ impl ReadConn<'_> {
             .transpose()
     }
 
-    pub fn count_keys(&self) -> Result<i64, StoreError> {
+    pub(crate) fn count_keys(&self) -> Result<i64, StoreError> {
         self.conn
             .query_one("SELECT COUNT(*) FROM api_keys", &[])?
             .i64(0)

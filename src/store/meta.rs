@@ -8,7 +8,7 @@ use super::{ReadConn, StoreError, WriteTx};
 
 /// Every column sealed with the master key, as `(table, column)`. Each row's `id` is the
 /// associated data it was sealed with.
-pub const SEALED_COLUMNS: &[(&str, &str)] = &[
+pub(crate) const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("api_keys", "secret_enc"),
     ("api_keys", "previous_secret_enc"),
     ("api_keys", "square_key_enc"),
@@ -61,12 +61,12 @@ fn meta_value(conn: &dyn Conn, name: &str) -> Result<Option<Vec<u8>>, StoreError
 }
 
 impl ReadConn<'_> {
-    pub fn meta_value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn meta_value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         meta_value(self.conn, name)
     }
 
     /// One sealed value of each sealed column that has any (a sample to check a key against).
-    pub fn sealed_samples(&self) -> Result<Vec<SealedValue>, StoreError> {
+    pub(crate) fn sealed_samples(&self) -> Result<Vec<SealedValue>, StoreError> {
         let mut samples = Vec::new();
         for (table, column) in SEALED_COLUMNS {
             samples.extend(sealed_in(self.conn, table, column, Some(1))?);
@@ -76,7 +76,7 @@ impl ReadConn<'_> {
 }
 
 impl WriteTx<'_> {
-    pub fn set_meta_value(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn set_meta_value(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO meta (name, value) VALUES (?1, ?2)
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -86,7 +86,11 @@ impl WriteTx<'_> {
     }
 
     /// Stores `value` under `name` unless there is a value already; returns the one stored.
-    pub fn insert_meta_if_absent(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+    pub(crate) fn insert_meta_if_absent(
+        &self,
+        name: &str,
+        value: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
         self.conn.execute(
             "INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
             sql_params![name, value],
@@ -96,7 +100,7 @@ impl WriteTx<'_> {
     }
 
     /// Every sealed value in the database.
-    pub fn sealed_values(&self) -> Result<Vec<SealedValue>, StoreError> {
+    pub(crate) fn sealed_values(&self) -> Result<Vec<SealedValue>, StoreError> {
         let mut all = Vec::new();
         for (table, column) in SEALED_COLUMNS {
             all.extend(sealed_in(self.conn, table, column, None)?);
@@ -105,7 +109,7 @@ impl WriteTx<'_> {
     }
 
     /// Stores `value.sealed` where `value` was read from.
-    pub fn replace_sealed_value(&self, value: &SealedValue) -> Result<(), StoreError> {
+    pub(crate) fn replace_sealed_value(&self, value: &SealedValue) -> Result<(), StoreError> {
         let sql = format!(
             "UPDATE {} SET {} = ?2 WHERE id = ?1",
             value.table, value.column

@@ -39,7 +39,7 @@ pub use ingest_log::{IngestEntry, IngestFilter};
 pub use intake::{KeptFilter, KeptRequest, KeyIntake, MappingRow};
 pub use keys::SecretChange;
 pub use keys::{ApiKeyRecord, KeySummary, NewKey};
-pub use meta::{SEALED_COLUMNS, SealedValue};
+pub use meta::SealedValue;
 pub use migrations::latest_version;
 pub use records::{NewEvent, Record, WorkType};
 pub use search::SearchQuery;
@@ -76,7 +76,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the failure means "the database cannot take writes now" rather than a bug.
-    pub fn is_unavailable(&self) -> bool {
+    pub(crate) fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::WriterGone)
     }
 }
@@ -97,13 +97,13 @@ pub struct StoreOptions {
 }
 
 impl StoreOptions {
-    pub fn is_postgres(&self) -> bool {
+    pub(crate) fn is_postgres(&self) -> bool {
         is_postgres_url(&self.database)
     }
 }
 
 /// Whether `database` names a PostgreSQL server rather than a SQLite file.
-pub fn is_postgres_url(database: &str) -> bool {
+pub(crate) fn is_postgres_url(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
 }
 
@@ -149,7 +149,7 @@ impl Store {
         }
     }
 
-    pub fn dialect(&self) -> Dialect {
+    pub(crate) fn dialect(&self) -> Dialect {
         self.dialect
     }
 
@@ -167,7 +167,7 @@ impl Store {
 
     /// [`Store::write`] for a job that makes at most one write, which needs no savepoint of
     /// its own (a single statement is atomic). Saves two statements on the hottest path.
-    pub async fn write_single<R, F>(&self, job: F) -> Result<R, StoreError>
+    pub(crate) async fn write_single<R, F>(&self, job: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnMut(&WriteTx) -> Result<R, StoreError> + Send + 'static,
@@ -197,7 +197,7 @@ impl Store {
 
     /// Queues `job` without waiting for its commit (log rows of rejected requests). Like
     /// [`Store::write_single`], it must make at most one write.
-    pub fn write_detached<F>(&self, work: F)
+    pub(crate) fn write_detached<F>(&self, work: F)
     where
         F: FnMut(&WriteTx) -> Result<(), StoreError> + Send + 'static,
     {
@@ -285,7 +285,7 @@ impl Store {
     /// `Ok` when the database answers reads and takes writes; else why not. While writes were
     /// failing, a small probe write decides, so that readiness comes back by itself when the
     /// database has room again.
-    pub async fn check_ready(&self) -> Result<(), String> {
+    pub(crate) async fn check_ready(&self) -> Result<(), String> {
         self.read(|r| r.ping()).await.map_err(|e| e.to_string())?;
         if self.health.unwritable_reason().is_some() {
             self.write(|tx| tx.probe_write())
@@ -320,7 +320,7 @@ pub struct WriteTx<'c> {
 }
 
 impl WriteTx<'_> {
-    pub fn dialect(&self) -> Dialect {
+    pub(crate) fn dialect(&self) -> Dialect {
         self.conn.dialect()
     }
 
@@ -368,12 +368,12 @@ pub struct ReadConn<'c> {
 }
 
 impl ReadConn<'_> {
-    pub fn dialect(&self) -> Dialect {
+    pub(crate) fn dialect(&self) -> Dialect {
         self.conn.dialect()
     }
 
     /// Confirms the database answers (readiness probe).
-    pub fn ping(&self) -> Result<(), StoreError> {
+    pub(crate) fn ping(&self) -> Result<(), StoreError> {
         self.conn.query_one("SELECT 1", &[])?;
         Ok(())
     }

@@ -121,7 +121,7 @@ fn work_type_from_row(mut r: Row) -> Result<WorkType, StoreError> {
 
 impl WriteTx<'_> {
     /// The record, locked against concurrent changes until the transaction ends.
-    pub fn get_record(
+    pub(crate) fn get_record(
         &self,
         company: &str,
         kind: &str,
@@ -136,7 +136,7 @@ impl WriteTx<'_> {
         )
     }
 
-    pub fn list_records(
+    pub(crate) fn list_records(
         &self,
         company: &str,
         kind: &str,
@@ -172,7 +172,7 @@ impl WriteTx<'_> {
     }
 
     /// Replaces the data, natural key and `updated_at` of an existing record with `record`'s.
-    pub fn update_record(
+    pub(crate) fn update_record(
         &self,
         company: &str,
         kind: &str,
@@ -193,7 +193,7 @@ impl WriteTx<'_> {
         self.index_record(company, kind, &record.record_id, &record.data)
     }
 
-    pub fn delete_record(&self, record_id: &str) -> Result<(), StoreError> {
+    pub(crate) fn delete_record(&self, record_id: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "DELETE FROM records WHERE record_id = ?1",
             sql_params![record_id],
@@ -241,7 +241,7 @@ impl WriteTx<'_> {
     }
 
     /// Names among `names` that are not in the company's skill library, in the given order.
-    pub fn missing_skills(
+    pub(crate) fn missing_skills(
         &self,
         company: &str,
         names: &[String],
@@ -280,7 +280,7 @@ impl WriteTx<'_> {
     }
 
     /// Gives a company `defaults` as its work types if it has none.
-    pub fn ensure_work_types(
+    pub(crate) fn ensure_work_types(
         &self,
         company: &str,
         defaults: &[WorkType],
@@ -301,7 +301,7 @@ impl WriteTx<'_> {
     }
 
     /// Inserts or replaces a work type; a new default replaces the previous one.
-    pub fn upsert_work_type(&self, company: &str, w: &WorkType) -> Result<(), StoreError> {
+    pub(crate) fn upsert_work_type(&self, company: &str, w: &WorkType) -> Result<(), StoreError> {
         if w.is_default {
             self.conn.execute(
                 "UPDATE work_types SET is_default = FALSE WHERE company_id = ?1",
@@ -332,7 +332,7 @@ impl WriteTx<'_> {
     }
 
     /// The active work type with this code (any case).
-    pub fn work_type_by_code(
+    pub(crate) fn work_type_by_code(
         &self,
         company: &str,
         code: &str,
@@ -341,7 +341,7 @@ impl WriteTx<'_> {
     }
 
     /// The active work type with this name (any case).
-    pub fn work_type_by_name(
+    pub(crate) fn work_type_by_name(
         &self,
         company: &str,
         name: &str,
@@ -350,7 +350,7 @@ impl WriteTx<'_> {
     }
 
     /// The company's active default work type.
-    pub fn default_work_type(&self, company: &str) -> Result<Option<WorkType>, StoreError> {
+    pub(crate) fn default_work_type(&self, company: &str) -> Result<Option<WorkType>, StoreError> {
         self.active_work_type(company, "is_default", None)
     }
 
@@ -392,7 +392,7 @@ impl ReadConn<'_> {
         list(self.conn, company, kind, field_eq)
     }
 
-    pub fn list_skills(&self, company: &str) -> Result<Vec<String>, StoreError> {
+    pub(crate) fn list_skills(&self, company: &str) -> Result<Vec<String>, StoreError> {
         self.conn
             .query(
                 "SELECT name FROM skills WHERE company_id = ?1 ORDER BY name_key",
@@ -403,7 +403,7 @@ impl ReadConn<'_> {
             .collect()
     }
 
-    pub fn list_work_types(&self, company: &str) -> Result<Vec<WorkType>, StoreError> {
+    pub(crate) fn list_work_types(&self, company: &str) -> Result<Vec<WorkType>, StoreError> {
         self.conn
             .query(
                 &format!(

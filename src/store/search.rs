@@ -125,7 +125,7 @@ fn record_from_row(mut r: Row) -> Result<Record, StoreError> {
 impl ReadConn<'_> {
     /// Records whose field equals the term (ignoring case and surrounding spaces), oldest
     /// first, one page of them.
-    pub fn search_exact(&self, q: &SearchQuery) -> Result<Vec<Record>, StoreError> {
+    pub(crate) fn search_exact(&self, q: &SearchQuery) -> Result<Vec<Record>, StoreError> {
         let key = search_key(&q.term);
         let mut params: Vec<Param> = vec![
             Param::Text(&q.company_id),
@@ -156,7 +156,7 @@ impl ReadConn<'_> {
     /// Up to `q.limit` records whose field shares the most letter triples with the term (or,
     /// for terms too short for triples, contains it), best first: the candidates a fuzzy
     /// search ranks.
-    pub fn search_candidates(&self, q: &SearchQuery) -> Result<Vec<Record>, StoreError> {
+    pub(crate) fn search_candidates(&self, q: &SearchQuery) -> Result<Vec<Record>, StoreError> {
         let key = search_key(&q.term);
         let grams = fts_query(&key);
         if grams.is_empty() {

@@ -165,18 +165,18 @@ impl Row {
             .ok_or_else(|| wrong_type(index, "an integer", &Cell::Null))
     }
 
-    pub fn opt_u32(&self, index: usize) -> Result<Option<u32>, StoreError> {
+    pub(crate) fn opt_u32(&self, index: usize) -> Result<Option<u32>, StoreError> {
         self.opt_i64(index)?
             .map(|v| u32::try_from(v).map_err(|_| wrong_type(index, "a u32", &Cell::Int(v))))
             .transpose()
     }
 
-    pub fn u32(&self, index: usize) -> Result<u32, StoreError> {
+    pub(crate) fn u32(&self, index: usize) -> Result<u32, StoreError> {
         let v = self.i64(index)?;
         u32::try_from(v).map_err(|_| wrong_type(index, "a u32", &Cell::Int(v)))
     }
 
-    pub fn opt_u16(&self, index: usize) -> Result<Option<u16>, StoreError> {
+    pub(crate) fn opt_u16(&self, index: usize) -> Result<Option<u16>, StoreError> {
         self.opt_i64(index)?
             .map(|v| u16::try_from(v).map_err(|_| wrong_type(index, "a u16", &Cell::Int(v))))
             .transpose()
@@ -191,7 +191,7 @@ impl Row {
         Ok(self.i64(index)? != 0)
     }
 
-    pub fn opt_f64(&self, index: usize) -> Result<Option<f64>, StoreError> {
+    pub(crate) fn opt_f64(&self, index: usize) -> Result<Option<f64>, StoreError> {
         match self.cell(index) {
             Cell::Null => Ok(None),
             Cell::Real(v) => Ok(Some(*v)),
@@ -200,7 +200,7 @@ impl Row {
         }
     }
 
-    pub fn f64(&self, index: usize) -> Result<f64, StoreError> {
+    pub(crate) fn f64(&self, index: usize) -> Result<f64, StoreError> {
         self.opt_f64(index)?
             .ok_or_else(|| wrong_type(index, "a number", &Cell::Null))
     }
@@ -248,7 +248,7 @@ impl Dialect {
     /// Appended to a `SELECT` in a write transaction that reads a row it may then change, so
     /// that two concurrent transactions cannot both read the old value (PostgreSQL; SQLite
     /// transactions are serialized anyway).
-    pub fn for_update(self) -> &'static str {
+    pub(crate) fn for_update(self) -> &'static str {
         match self {
             Dialect::Sqlite => "",
             Dialect::Postgres => " FOR UPDATE",
@@ -265,7 +265,7 @@ impl Dialect {
     }
 
     /// [`Dialect::skip_locked`] for the rows of one table (`alias`) of a join.
-    pub fn skip_locked_of(self, alias: &str) -> String {
+    pub(crate) fn skip_locked_of(self, alias: &str) -> String {
         match self {
             Dialect::Sqlite => String::new(),
             Dialect::Postgres => format!(" FOR UPDATE OF {alias} SKIP LOCKED"),
@@ -273,7 +273,7 @@ impl Dialect {
     }
 
     /// The text of JSON field `field` of a JSON document column `column`.
-    pub fn json_text(self, column: &str, field: &str) -> String {
+    pub(crate) fn json_text(self, column: &str, field: &str) -> String {
         debug_assert!(field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
         match self {
             Dialect::Sqlite => format!("json_extract({column}, '$.{field}')"),

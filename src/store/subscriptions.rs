@@ -16,7 +16,7 @@ pub enum SubscriptionStatus {
 }
 
 impl SubscriptionStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SubscriptionStatus::Active => "active",
             SubscriptionStatus::Failing => "failing",
@@ -24,7 +24,7 @@ impl SubscriptionStatus {
         }
     }
 
-    pub fn parse(text: &str) -> Option<SubscriptionStatus> {
+    pub(crate) fn parse(text: &str) -> Option<SubscriptionStatus> {
         Some(match text {
             "active" => SubscriptionStatus::Active,
             "failing" => SubscriptionStatus::Failing,
@@ -198,7 +198,7 @@ impl WriteTx<'_> {
 
     /// Records a subscription's state as decided by the outbound rules (and pauses or resumes
     /// its waiting deliveries with it).
-    pub fn set_subscription_state(
+    pub(crate) fn set_subscription_state(
         &self,
         id: &str,
         status: SubscriptionStatus,
@@ -244,7 +244,7 @@ impl WriteTx<'_> {
         get_subscription(self.conn, company, id)
     }
 
-    pub fn subscription_name_taken(
+    pub(crate) fn subscription_name_taken(
         &self,
         company: &str,
         name: &str,
@@ -260,7 +260,7 @@ impl WriteTx<'_> {
     }
 
     /// Deletes the subscription and the deliveries not yet made to it.
-    pub fn delete_subscription(&self, company: &str, id: &str) -> Result<bool, StoreError> {
+    pub(crate) fn delete_subscription(&self, company: &str, id: &str) -> Result<bool, StoreError> {
         let deleted = self.conn.execute(
             "DELETE FROM subscriptions WHERE id = ?1 AND company_id = ?2",
             sql_params![id, company],
@@ -299,7 +299,7 @@ impl WriteTx<'_> {
     }
 
     /// Gives up `node`'s leases (on shutdown), so that another node takes over at once.
-    pub fn release_subscriptions(&self, node: &str) -> Result<usize, StoreError> {
+    pub(crate) fn release_subscriptions(&self, node: &str) -> Result<usize, StoreError> {
         self.conn.execute(
             "UPDATE subscriptions SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?1",
             sql_params![node],
@@ -308,7 +308,7 @@ impl WriteTx<'_> {
 
     /// Voids every lease (a SQLite file has one process dispatching; its earlier runs' leases
     /// would otherwise hold its subscriptions until they expire).
-    pub fn release_all_leases(&self) -> Result<usize, StoreError> {
+    pub(crate) fn release_all_leases(&self) -> Result<usize, StoreError> {
         self.conn.execute(
             "UPDATE subscriptions SET lease_owner = NULL, lease_until = NULL
              WHERE lease_owner IS NOT NULL",
@@ -330,7 +330,7 @@ impl WriteTx<'_> {
 
 impl ReadConn<'_> {
     /// Whether any subscription is enabled (one a delivery worker would lease).
-    pub fn any_enabled_subscription(&self) -> Result<bool, StoreError> {
+    pub(crate) fn any_enabled_subscription(&self) -> Result<bool, StoreError> {
         Ok(self
             .conn
             .query_opt(
@@ -341,7 +341,10 @@ impl ReadConn<'_> {
     }
 
     /// A subscription of any company (the operator's view).
-    pub fn subscription_by_id(&self, id: &str) -> Result<Option<SubscriptionRow>, StoreError> {
+    pub(crate) fn subscription_by_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<SubscriptionRow>, StoreError> {
         self.conn
             .query_opt(
                 &format!("SELECT {SUB_COLUMNS} FROM subscriptions WHERE id = ?1"),
@@ -359,7 +362,7 @@ impl ReadConn<'_> {
         get_subscription(self.conn, company, id)
     }
 
-    pub fn list_subscriptions(
+    pub(crate) fn list_subscriptions(
         &self,
         company: Option<&str>,
     ) -> Result<Vec<SubscriptionRow>, StoreError> {

@@ -138,3 +138,26 @@ impl From<Rejection> for ApiError {
         ApiError::new(status, code, rejection.message).with_details(rejection.details)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_500_quotes_the_id_of_the_request_being_served() {
+        let id = crate::request::new_id();
+        let error = crate::request::run_as(id.clone(), "test", async {
+            ApiError::internal(&"the disk caught fire")
+        })
+        .await;
+        assert_eq!((error.status, error.code), (500, "internal_error"));
+        assert_eq!(
+            error.message,
+            format!("internal error; quote request id {id} when reporting it")
+        );
+        assert!(!error.message.contains("fire"), "the cause is not shown");
+        // Outside a request (the CLI), the operator sees the cause.
+        let error = ApiError::internal(&"the disk caught fire");
+        assert_eq!(error.message, "internal error: the disk caught fire");
+    }
+}

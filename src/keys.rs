@@ -321,6 +321,7 @@ impl Keys {
     }
 
     /// The key with this public id, if it exists (revoked keys are returned with `revoked`).
+    #[tracing::instrument(skip_all)]
     pub async fn find(&self, key_id: &str) -> Result<Option<Arc<ApiKey>>, KeyError> {
         if let Some((at, cached)) = self.cache.read().expect("key cache").get(key_id)
             && at.elapsed() < KEY_CACHE_TTL
@@ -345,6 +346,7 @@ impl Keys {
     }
 
     /// The active key whose management token this is.
+    #[tracing::instrument(skip_all)]
     pub(crate) async fn find_by_api_token(
         &self,
         token: &str,

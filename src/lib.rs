@@ -5,30 +5,32 @@
 //! other subscribed system of the change, never the one that caused it.
 //!
 //! # Layout
-//! Modules follow the request path, and imports flow one way (later stages may use earlier
-//! ones, never the reverse):
+//! Modules follow the request path, and imports flow one way, down it (`ARCHITECTURE.md`
+//! states the rule; `tests/architecture.rs` checks it).
 //!
+//! The public modules, what `hookgate`'s binary, tests, benchmark and fuzzers use:
+//!
+//! - [`cli`]: the command line (`main.rs` calls [`cli::main`]); [`app`]: start-up, the server as
+//!   a library function (`AppState::build`, [`app::run`]); [`config`]: defaults, file and
+//!   `HOOKGATE_*` environment.
 //! - [`catalog`]: every inbound and outbound event type and record kind, with their schemas;
 //!   the one list that everything naming event types reads.
-//! - [`http`]: hyper server, routing, body limits; the only module that knows hyper.
-//! - [`ingest`]: the inbound pipeline, calling the stages below in order.
-//! - [`verify`] (authentication and signatures) → [`ratelimit`] → idempotency (in [`ingest`]) →
-//!   [`envelope`] (parse) → [`normalize`] → [`validate`] → [`apply`].
-//! - [`store`]: SQLite behind a narrow interface; one group-commit writer, pooled readers.
-//! - [`outbound`]: beside the pipeline, fan-out of the event log to subscriptions (never
-//!   back to the key that caused the event), signed deliveries with retries, SSRF guard.
-//! - [`providers`]: native intake (`/webhooks/inbound/{provider}/{key_id}`): a catalog of
-//!   providers' signatures, handshakes and events, operators' mappings onto envelopes, and
-//!   pass-through events; [`inspect`]: kept requests, `inspect` and `replay`.
-//! - [`rest`]: the management API (`/api/v1`: skills, work types, webhooks).
-//! - [`admin`]: the operator's console at `/admin` (embedded page, session login, thin JSON
-//!   calls into the same operations as [`rest`] and the CLI).
-//! - [`keys`], [`crypto`]: tenancy, API keys and the secrets they hold; [`master_key`]: the
-//!   check that the configured key is the database's, and re-sealing under a new one; [`skills`]: the
-//!   skill library and work types.
-//! - [`views`]: the JSON shapes the REST API and the CLI's `--json` share.
-//! - [`config`], [`app`], [`cli`], [`metrics`], [`logs`], [`clock`], [`error`]: the rest;
-//!   `fuzz_targets`: the parsers as the fuzzers (`fuzz/`) and their corpus replay drive them.
+//! - [`apply`]: the business rules; [`store`]: SQLite or PostgreSQL behind one interface, one
+//!   group-commit writer, pooled readers.
+//! - [`outbound`]: beside the pipeline, the cursor-based delivery of the event log to
+//!   subscriptions, signed, with retries and the SSRF guard.
+//! - [`providers`]: native intake's catalog of providers' signatures, handshakes and events.
+//! - [`rest`]: the management API's OpenAPI router.
+//! - [`keys`], [`crypto`], [`master_key`]: tenancy, API keys, sealed secrets and the master key.
+//! - [`retention`], [`shared_limits`], [`clock`]; `fuzz_targets`: the parsers as the fuzzers
+//!   (`fuzz/`) and their corpus replay drive them.
+//!
+//! Inside the crate: `http` (hyper, the only module that knows it) → `pipeline` (an inbound
+//! request from the edge to its answer) → `ingest` (the envelope stages: `verify` →
+//! `ingest::limit` → `idempotency` → `envelope` → `normalize` → `validate` → [`apply`]),
+//! `inspect` (kept requests, replay), `admin` (the console), with `request` (the edge's
+//! contract: reply, head, body reader, request id and span), `state`, `error`, `metrics`,
+//! `logs`, `ratelimit`, `skills` and `views` beside them.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 

@@ -40,6 +40,10 @@ pub(crate) fn signing_secrets(out: &Outbound, sub: &SubscriptionRow) -> Option<V
 }
 
 /// Sends `event` to the subscription (attempt number `attempt`, 0 for the first).
+#[tracing::instrument(
+    skip_all,
+    fields(subscription_id = %sub.id, event_id = %event.event_id, attempt)
+)]
 pub(crate) async fn deliver(
     out: &Outbound,
     sub: &SubscriptionRow,

@@ -359,7 +359,7 @@ impl Call<'_> {
     }
 
     /// Runs the operation the document names `operation`.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(skip(self), name = "rest_operation")]
     async fn dispatch(&self, operation: &str) -> Result<Answer, ApiError> {
         let out = &*self.state.outbound;
         let (key, id) = (self.key, self.param("id"));

@@ -27,3 +27,12 @@ pub struct AppState {
     /// Native provider intake's loaded mappings and the clock its signatures are held to.
     pub providers: crate::providers::Providers,
 }
+
+impl AppState {
+    /// Moves the retry queue's clock forward by `by` and wakes the delivery worker: what tests
+    /// do instead of sleeping through a retry schedule.
+    pub fn advance_retry_clock(&self, by: std::time::Duration) {
+        self.outbound.retry_clock.advance(by);
+        self.outbound.wake.notify_one();
+    }
+}

@@ -116,6 +116,27 @@ pub(crate) struct Outbound {
     pub metrics: Arc<Metrics>,
     /// This process, as the holder of subscription and delivery leases.
     pub node_id: String,
+    /// The clock the retry queue runs on.
+    pub retry_clock: RetryClock,
+}
+
+/// Now, as the retry queue sees it: the wall clock, plus however far tests moved it forward
+/// (`AppState::advance_retry_clock`), so that a test passes a retry schedule without sleeping
+/// through it, and sees what is pending for as long as it looks.
+#[derive(Default)]
+pub(crate) struct RetryClock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl RetryClock {
+    pub(crate) fn now_ms(&self) -> i64 {
+        crate::clock::now_ms() + self.offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as i64, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Outbound {
@@ -147,6 +168,7 @@ impl Outbound {
             subscriptions_changed: AtomicBool::new(true),
             metrics,
             node_id: crate::crypto::random_id("node_", 8),
+            retry_clock: RetryClock::default(),
         }
     }
 }

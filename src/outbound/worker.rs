@@ -234,7 +234,7 @@ impl Worker {
                 break;
             }
         }
-        if woken || clock::now_ms() >= self.next_retry_due {
+        if woken || self.out.retry_clock.now_ms() >= self.next_retry_due {
             self.claim_retries().await?;
         }
         Ok(())
@@ -479,7 +479,7 @@ impl Worker {
 
     /// Claims due rows of the retry queue and sends them.
     async fn claim_retries(&mut self) -> Result<(), StoreError> {
-        let now = clock::now_ms();
+        let now = self.out.retry_clock.now_ms();
         let next_due = self.out.store.read(|r| r.next_delivery_due()).await?;
         match next_due {
             Some(due) if due <= now => {}
@@ -506,7 +506,7 @@ impl Worker {
         let claimed = self
             .out
             .store
-            .write(move |tx| tx.claim_due(clock::now_ms(), lease, free))
+            .write(move |tx| tx.claim_due(now, lease, free))
             .await?;
         // Whatever is left is due at once.
         self.next_retry_due = if claimed.len() == free {
@@ -536,7 +536,7 @@ impl Worker {
         if *in_flight >= self.out.config.per_subscription_concurrency || throttled {
             self.recorder.submit(Item::Released {
                 delivery_id: delivery.id,
-                at: clock::now_ms() + 1_000,
+                at: self.out.retry_clock.now_ms() + 1_000,
             });
             return;
         }
@@ -564,7 +564,7 @@ impl Worker {
             claimed,
             subscription,
         } = done;
-        let now = clock::now_ms();
+        let now = self.out.retry_clock.now_ms();
         let schedule = &self.out.config.retry_schedule;
         let attempts_before = claimed.as_ref().map_or(0, |d| d.attempts);
         let (next, signal) = match &exchange.outcome {

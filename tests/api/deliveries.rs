@@ -52,7 +52,7 @@ async fn every_attempt_is_on_record_without_secrets() {
         .await;
     let sub_id = sub["id"].as_str().unwrap();
     assert_eq!(app.post(&erp, &vendor("Bolt")).await.status, 200);
-    receiver.wait_for(2).await;
+    receiver.wait_retried(&app.state, 2).await;
     let items = deliveries_until(&app, &crm.api_token, sub_id, |d| {
         d.first().is_some_and(|d| d["status"] == "succeeded")
     })

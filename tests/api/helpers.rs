@@ -49,7 +49,9 @@ pub fn test_config(database: &str, env: &[(&str, &str)]) -> Config {
         ),
         ("HOOKGATE_ALLOW_HTTP_URLS".into(), "true".into()),
         ("HOOKGATE_ALLOW_PRIVATE_URLS".into(), "true".into()),
-        ("HOOKGATE_RETRY_SCHEDULE".into(), "0,1,1".into()),
+        // Retries an hour apart: a test sees what is pending for as long as it looks, and moves
+        // the retry clock forward (`wait_retried`) instead of sleeping through the schedule.
+        ("HOOKGATE_RETRY_SCHEDULE".into(), "0,3600,3600".into()),
     ];
     for (k, v) in env {
         vars.retain(|(name, _)| name != k);
@@ -269,6 +271,9 @@ impl TestApp {
             .url
     }
 }
+
+/// One step of the tests' retry schedule (`HOOKGATE_RETRY_SCHEDULE` above).
+pub const RETRY_STEP: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl TestApp {
     /// A REST call with `token` as the bearer token.

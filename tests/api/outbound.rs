@@ -169,7 +169,7 @@ async fn temporary_failures_retry_with_a_stable_id_and_permanent_ones_do_not() {
         &envelope("vendor.created", json!({"vendor_name": "Bolt"})),
     )
     .await;
-    let got = rb.wait_for(2).await;
+    let got = rb.wait_retried(&app.state, 2).await;
     assert_eq!(got.len(), 2, "500 then 200 gives two attempts");
     assert_eq!(got[0].header("x-webhook-id"), got[1].header("x-webhook-id"));
     assert_eq!(
@@ -198,14 +198,26 @@ async fn temporary_failures_retry_with_a_stable_id_and_permanent_ones_do_not() {
     )
     .await;
     rc.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(rc.events().len(), 1, "a 400 is not retried");
     let path = format!(
         "/api/v1/webhooks/{}/deliveries?status=failed",
         sub["id"].as_str().unwrap()
     );
-    let failed = app.rest(&c.api_token, "GET", &path, None).await;
+    // A 400 is final: recorded as failed with no next attempt, and nothing is sent again once
+    // the retry clock has passed the whole schedule.
+    let mut failed = app.rest(&c.api_token, "GET", &path, None).await;
+    for _ in 0..100 {
+        if failed.body["count"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        failed = app.rest(&c.api_token, "GET", &path, None).await;
+    }
     assert_eq!(failed.body["count"], 1);
+    assert_eq!(failed.body["data"][0]["next_attempt_at"], Value::Null);
+    app.state.advance_retry_clock(RETRY_STEP * 3);
+    let still = app.rest(&c.api_token, "GET", &path, None).await;
+    assert_eq!(still.body["count"], 1, "{}", still.body);
+    assert_eq!(rc.events().len(), 1, "a 400 is not retried");
     assert_eq!(failed.body["data"][0]["response_code"], 400);
 
     // A manual retry sends it again.
@@ -325,7 +337,7 @@ async fn gone_disables_and_consecutive_failures_disable_then_recover_resends() {
         ),
     )
     .await;
-    failing.wait_for(3).await;
+    failing.wait_retried(&app.state, 3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let view = app
         .rest(
@@ -355,7 +367,10 @@ async fn pending_deliveries_survive_a_restart() {
         .local_addr()
         .unwrap()
         .port();
-    let env = [("HOOKGATE_RETRY_SCHEDULE", "0,1,1,1,1,1,1,1")];
+    let env = [(
+        "HOOKGATE_RETRY_SCHEDULE",
+        "0,3600,3600,3600,3600,3600,3600,3600",
+    )];
     let app = spawn_app_with(&env).await;
     let a = app.create_key("acme", "erp").await;
     let b = app.create_key("acme", "crm").await;
@@ -369,7 +384,7 @@ async fn pending_deliveries_survive_a_restart() {
     let db = app.stop().await;
     let receiver = Receiver::start_on(port).await;
     let app = start(db, &env).await;
-    let got = receiver.wait_for(1).await;
+    let got = receiver.wait_retried(&app.state, 1).await;
     assert_eq!(
         got.len(),
         1,
@@ -692,7 +707,7 @@ async fn one_records_changes_reach_a_subscriber_in_order_even_across_retries() {
             .await;
         assert_eq!(sent.status, 200);
     }
-    let got = receiver.wait_for(5).await;
+    let got = receiver.wait_retried(&app.state, 5).await;
     let seen: Vec<String> = got
         .iter()
         .map(|r| {

@@ -99,31 +99,6 @@ impl Default for Metrics {
             m.inbound.clone(),
         );
         registry.register(
-            "hookgate_inbound_latency_seconds",
-            "Time to answer an inbound request",
-            m.inbound_latency.clone(),
-        );
-        registry.register(
-            "hookgate_rate_limited",
-            "Requests refused by a rate limit",
-            m.rate_limited.clone(),
-        );
-        registry.register(
-            "hookgate_idempotent_replays",
-            "Requests answered from the idempotency store",
-            m.idempotent_replays.clone(),
-        );
-        registry.register(
-            "hookgate_echoes_skipped",
-            "Deliveries skipped because the subscriber caused the event",
-            m.echoes_skipped.clone(),
-        );
-        registry.register(
-            "hookgate_subscriptions_disabled",
-            "Subscriptions disabled automatically",
-            m.subscriptions_disabled.clone(),
-        );
-        registry.register(
             "hookgate_auth_failures",
             "Inbound requests refused by authentication or verification, by reason (the error code)",
             m.auth_failures.clone(),
@@ -133,11 +108,46 @@ impl Default for Metrics {
             "Outbound delivery attempts by outcome",
             m.deliveries.clone(),
         );
-        registry.register(
-            "hookgate_delivery_latency_seconds",
-            "Duration of one delivery attempt",
-            m.delivery_latency.clone(),
-        );
+        let counters = [
+            (
+                "hookgate_rate_limited",
+                "Requests refused by a rate limit",
+                &m.rate_limited,
+            ),
+            (
+                "hookgate_idempotent_replays",
+                "Requests answered from the idempotency store",
+                &m.idempotent_replays,
+            ),
+            (
+                "hookgate_echoes_skipped",
+                "Deliveries skipped because the subscriber caused the event",
+                &m.echoes_skipped,
+            ),
+            (
+                "hookgate_subscriptions_disabled",
+                "Subscriptions disabled automatically",
+                &m.subscriptions_disabled,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        let histograms = [
+            (
+                "hookgate_inbound_latency_seconds",
+                "Time to answer an inbound request",
+                &m.inbound_latency,
+            ),
+            (
+                "hookgate_delivery_latency_seconds",
+                "Duration of one delivery attempt",
+                &m.delivery_latency,
+            ),
+        ];
+        for (name, help, histogram) in histograms {
+            registry.register(name, help, histogram.clone());
+        }
         registry.register_collector(Box::new(process::ProcessCollector));
         Metrics { registry, ..m }
     }
@@ -166,20 +176,27 @@ impl Collector for Gauges {
             ),
         ];
         for (name, help, value) in counters {
-            let metric = ConstCounter::new(value);
-            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+            encode_const(&mut encoder, name, help, ConstCounter::new(value))?;
         }
         if let Some(pending) = self.outbox_pending {
-            let metric = ConstGauge::new(pending);
-            metric.encode(encoder.encode_descriptor(
-                "hookgate_delivery_queue_depth",
-                "Deliveries waiting to be sent.",
-                None,
-                metric.metric_type(),
-            )?)?;
+            let help = "Deliveries waiting to be sent.";
+            let depth = ConstGauge::new(pending);
+            encode_const(&mut encoder, "hookgate_delivery_queue_depth", help, depth)?;
         }
         Ok(())
     }
+}
+
+/// Writes one figure read at scrape time (a counter is named without `_total`, which the
+/// encoder adds).
+fn encode_const(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    let kind = metric.metric_type();
+    metric.encode(encoder.encode_descriptor(name, help, None, kind)?)
 }
 
 impl Metrics {

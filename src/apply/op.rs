@@ -123,9 +123,7 @@ impl<'a> Op<'a> {
         key: &[&str],
         what: &str,
     ) -> Result<Record, DomainError> {
-        self.get(entity, key)?.ok_or_else(|| {
-            Rejection::new(RejectionKind::NotFound, format!("{what} does not exist")).into()
-        })
+        self.required(entity, key, what, RejectionKind::NotFound, false)
     }
 
     /// A record that the request refers to: `ReferenceNotFound` when missing.
@@ -135,14 +133,26 @@ impl<'a> Op<'a> {
         key: &[&str],
         what: &str,
     ) -> Result<Record, DomainError> {
+        self.required(entity, key, what, RejectionKind::ReferenceNotFound, true)
+    }
+
+    /// The record, or a `kind` rejection saying `what` does not exist (with the record's kind
+    /// and key as details when `detailed`).
+    fn required(
+        &self,
+        entity: Entity,
+        key: &[&str],
+        what: &str,
+        kind: RejectionKind,
+        detailed: bool,
+    ) -> Result<Record, DomainError> {
         self.get(entity, key)?.ok_or_else(|| {
-            Rejection::new(
-                RejectionKind::ReferenceNotFound,
-                format!("{what} does not exist"),
-            )
-            .with_details(vec![
-                json!({"entity": entity.kind(), "key": key.join(" / ")}),
-            ])
+            let rejection = Rejection::new(kind, format!("{what} does not exist"));
+            let details = json!({"entity": entity.kind(), "key": key.join(" / ")});
+            match detailed {
+                true => rejection.with_details(vec![details]),
+                false => rejection,
+            }
             .into()
         })
     }

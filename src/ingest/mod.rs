@@ -286,29 +286,23 @@ async fn run_event(
             ..base_entry.clone()
         })?;
         ticket.answer(tx, status, &body)?;
-        Ok(Outcome::Done {
+        Ok(Outcome::Done(Done {
             status,
             body,
             record_id,
             error_code,
             events,
-        })
+        }))
     };
-    match apply_write(state, single_write, job).await {
-        Ok(Outcome::Done {
-            status,
-            body,
-            record_id,
-            error_code,
-            events,
-        }) => {
-            if events > 0 {
+    match write(state, single_write, job).await {
+        Ok(Outcome::Done(done)) => {
+            if done.events > 0 {
                 state.outbound.wake.notify_one();
             }
             trace.logged = true;
-            trace.record_id = record_id;
-            trace.error_code = error_code;
-            Reply::json(status, &body)
+            trace.record_id = done.record_id;
+            trace.error_code = done.error_code;
+            Reply::json(done.status, &done.body)
         }
         Ok(Outcome::Replay(stored)) => {
             trace.replayed(idempotency::replay(state, stored, &request_hash))
@@ -337,15 +331,14 @@ async fn run_search(
     }
 }
 
-/// Stage 9's write: the change, its log row and its answer in one job of the group commit.
+/// Stage 9's write: a request's change (or pass-through event), its log row and its answer in
+/// one job of the group commit (alone, for a job that needs no savepoint).
 #[tracing::instrument(skip_all, fields(single_write))]
-async fn apply_write(
+pub(crate) async fn write<T: Send + 'static>(
     state: &AppState,
     single_write: bool,
-    job: impl FnMut(&crate::store::WriteTx) -> Result<Outcome, crate::store::StoreError>
-    + Send
-    + 'static,
-) -> Result<Outcome, crate::store::StoreError> {
+    job: impl FnMut(&crate::store::WriteTx) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, crate::store::StoreError> {
     if single_write {
         state.store.write_single(job).await
     } else {
@@ -353,13 +346,16 @@ async fn apply_write(
     }
 }
 
+/// What the apply job did: answered, or found the answer of an earlier copy.
 enum Outcome {
-    Done {
-        status: u16,
-        body: Value,
-        record_id: Option<String>,
-        error_code: Option<&'static str>,
-        events: usize,
-    },
+    Done(Done),
     Replay(crate::store::StoredResponse),
+}
+
+struct Done {
+    status: u16,
+    body: Value,
+    record_id: Option<String>,
+    error_code: Option<&'static str>,
+    events: usize,
 }

@@ -3,9 +3,11 @@
 //! Linux they are left out.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+
+use super::encode_const;
 
 /// `/proc` counts CPU time in clock ticks; USER_HZ is 100 on every Linux platform we run on
 /// (it is fixed by the kernel ABI, whatever the kernel's internal HZ).
@@ -93,14 +95,13 @@ impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let p = read();
         if let Some(cpu) = p.cpu_seconds {
-            let metric = ConstCounter::new(cpu);
-            metric.encode(encoder.encode_descriptor(
-                // Registered without `_total`, which the encoder adds to counters.
+            let help = "User and system CPU time spent, in seconds.";
+            encode_const(
+                &mut encoder,
                 "process_cpu_seconds",
-                "User and system CPU time spent, in seconds.",
-                None,
-                metric.metric_type(),
-            )?)?;
+                help,
+                ConstCounter::new(cpu),
+            )?;
         }
         let gauges: [(&str, &str, Option<f64>); 5] = [
             (
@@ -131,13 +132,7 @@ impl Collector for ProcessCollector {
         ];
         for (name, help, value) in gauges {
             if let Some(value) = value {
-                let metric = ConstGauge::new(value);
-                metric.encode(encoder.encode_descriptor(
-                    name,
-                    help,
-                    None,
-                    metric.metric_type(),
-                )?)?;
+                encode_const(&mut encoder, name, help, ConstGauge::new(value))?;
             }
         }
         Ok(())

@@ -12,7 +12,7 @@ use super::intake::EventFacts;
 use crate::clock;
 use crate::crypto;
 use crate::idempotency::{self, Ticket};
-use crate::ingest::Trace;
+use crate::ingest::{self, Trace};
 use crate::keys::ApiKey;
 use crate::request::Reply;
 use crate::state::AppState;
@@ -84,7 +84,7 @@ pub(super) async fn run(
         ticket.answer(tx, 200, &answer)?;
         Ok(Outcome::Done(answer.clone()))
     };
-    match write(state, job).await {
+    match ingest::write(state, false, job).await {
         Ok(Outcome::Done(answer)) => {
             state.outbound.wake.notify_one();
             trace.logged = true;
@@ -95,15 +95,4 @@ pub(super) async fn run(
         }
         Err(e) => trace.internal(&e),
     }
-}
-
-/// The pass-through event, its log row and its answer in one job of the group commit.
-#[tracing::instrument(skip_all)]
-async fn write(
-    state: &AppState,
-    job: impl FnMut(&crate::store::WriteTx) -> Result<Outcome, crate::store::StoreError>
-    + Send
-    + 'static,
-) -> Result<Outcome, crate::store::StoreError> {
-    state.store.write(job).await
 }

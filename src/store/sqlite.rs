@@ -13,7 +13,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 
 use super::sql::{Cell, Conn, Dialect, Param, Row};
-use super::writer::{self, TxConn, WriterHealth};
+use super::writer::{self, Syncer, TxConn, WriterHealth};
 use super::{ReadPool, Store, StoreError, StoreOptions, migrations};
 
 /// How long a statement waits for a lock another connection holds (the CLI, a checkpoint).
@@ -44,9 +44,14 @@ pub(super) fn open(options: &StoreOptions) -> Result<Store, StoreError> {
         options.wal_restart_bytes
     ))?;
     set_max_database_bytes(&conn, options.max_database_bytes)?;
+    // The writer's COMMIT only appends to the WAL; the sync thread makes it durable (one
+    // fdatasync for every batch committed meanwhile) before any job of it is answered.
+    conn.batch("PRAGMA synchronous = NORMAL")?;
+    let wal_path = wal_path(&path);
     let writer = WriterConn {
         conn,
-        wal_path: wal_path(&path),
+        syncer: Some(WalSyncer::new(&wal_path)),
+        wal_path,
         wal_restart_bytes: options.wal_restart_bytes,
     };
     let checkpointer = spawn_checkpointer(&path)?;
@@ -219,6 +224,7 @@ impl Conn for SqliteConn {
 /// The writer's connection, which also keeps the WAL bounded.
 struct WriterConn {
     conn: SqliteConn,
+    syncer: Option<WalSyncer>,
     wal_path: PathBuf,
     wal_restart_bytes: u64,
 }
@@ -271,6 +277,12 @@ impl TxConn for WriterConn {
         !self.conn.is_autocommit()
     }
 
+    fn take_syncer(&mut self) -> Option<Box<dyn Syncer>> {
+        self.syncer
+            .take()
+            .map(|syncer| Box::new(syncer) as Box<dyn Syncer>)
+    }
+
     /// While commits keep coming, the checkpointer never reaches the end of the WAL, and the
     /// log is only restarted from its beginning when a checkpoint has copied all of it. Past
     /// `wal_restart_bytes`, the writer completes the checkpoint itself between two batches
@@ -291,6 +303,49 @@ impl TxConn for WriterConn {
             Err(e) => tracing::warn!(error = %e, "WAL restart failed"),
         }
         let _ = conn.busy_timeout(BUSY_TIMEOUT);
+    }
+}
+
+/// Makes the writer's commits durable: with `synchronous = NORMAL` a COMMIT has appended its
+/// frames to the WAL, and an fdatasync of that file puts them on disk. A checkpoint syncs the
+/// WAL before it copies frames into the database, so frames a restarted WAL overwrote are
+/// already durable in the database file.
+struct WalSyncer {
+    wal_path: PathBuf,
+    /// The open WAL and its inode: SQLite deletes the file when the last connection closes (the
+    /// CLI's, say) and creates a new one on the next write, so the file is reopened when the
+    /// path names another inode.
+    wal: Option<(std::fs::File, u64)>,
+}
+
+impl WalSyncer {
+    fn new(wal_path: &Path) -> WalSyncer {
+        WalSyncer {
+            wal_path: wal_path.to_path_buf(),
+            wal: None,
+        }
+    }
+
+    fn open_current(&mut self) -> std::io::Result<&std::fs::File> {
+        use std::os::unix::fs::MetadataExt;
+        let inode = std::fs::metadata(&self.wal_path)?.ino();
+        if self.wal.as_ref().is_none_or(|(_, open)| *open != inode) {
+            let file = std::fs::File::open(&self.wal_path)?;
+            let inode = file.metadata()?.ino();
+            // A new WAL's directory entry must be durable too, or a crash could lose the file.
+            if let Some(dir) = self.wal_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            self.wal = Some((file, inode));
+        }
+        Ok(&self.wal.as_ref().expect("opened above").0)
+    }
+}
+
+impl Syncer for WalSyncer {
+    fn sync(&mut self) -> Result<(), StoreError> {
+        let synced = self.open_current().and_then(|wal| wal.sync_data());
+        synced.map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.wal_path.display())))
     }
 }
 

@@ -9,6 +9,18 @@
 //! in autocommit mode. So after any failure the writer checks that the transaction is still
 //! open; if it is not, or the COMMIT fails, the batch is discarded and every job of it is run
 //! again alone, in a transaction of its own, and answered with that run's outcome.
+//!
+//! **Durability:** a backend whose COMMIT returns before the transaction is on disk (SQLite's
+//! writer commits with `synchronous = NORMAL`) hands the writer a [`Syncer`]. Committed batches
+//! then go to a sync thread that makes everything committed so far durable with one sync, and
+//! only then answers their jobs, in commit order, while the writer already runs the next batch.
+//! One sync covers every batch that committed while the previous one ran, so the disk's sync
+//! latency is paid once per wave of batches instead of once per batch.
+//!
+//! A failed sync answers every job it covered as unavailable (whether those writes survive is
+//! unknown) and halts the writer until the process restarts, as PostgreSQL does: the kernel may
+//! have dropped the pages it could not write, and a later sync that succeeds says nothing about
+//! them, so nothing written after them could be acknowledged truthfully.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -35,6 +47,16 @@ pub(super) trait TxConn: Conn + Send {
     fn reconnect(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// What makes commits durable, for a backend whose COMMIT returns before they are; `None`
+    /// (the default) when a returned COMMIT is already durable.
+    fn take_syncer(&mut self) -> Option<Box<dyn Syncer>> {
+        None
+    }
+}
+
+/// Makes every transaction committed so far durable.
+pub(super) trait Syncer: Send {
+    fn sync(&mut self) -> Result<(), StoreError>;
 }
 
 /// A queued unit of work for the writer.
@@ -104,11 +126,16 @@ pub(crate) struct WriterHealth {
     pub(crate) unfinished: AtomicU64,
     unwritable: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Set once a sync failed; every later write is refused.
+    halted: std::sync::OnceLock<StoreError>,
 }
 
 impl WriterHealth {
     /// `None` when the last write succeeded; else why the database cannot take writes.
     pub(crate) fn unwritable_reason(&self) -> Option<String> {
+        if let Some(halted) = self.halted.get() {
+            return Some(halted.to_string());
+        }
         if self.unwritable.load(Ordering::Relaxed) {
             Some(
                 self.last_error
@@ -145,6 +172,7 @@ pub(super) fn run(
     max_batch: usize,
     health: Arc<WriterHealth>,
 ) {
+    let answers = Answers::new(conn.take_syncer(), health.clone());
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
     while let Ok(first) = jobs.recv() {
         batch.push(first);
@@ -153,6 +181,16 @@ pub(super) fn run(
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
+        }
+        if let Some(halted) = health.halted.get() {
+            for job in &mut batch {
+                job.fail(halted.clone());
+            }
+            answers.answer(
+                std::mem::replace(&mut batch, Vec::with_capacity(max_batch)),
+                false,
+            );
+            continue;
         }
         let started = Instant::now();
         let outcome = run_batch(conn.as_ref(), &mut batch);
@@ -171,11 +209,102 @@ pub(super) fn run(
             elapsed_us = started.elapsed().as_micros() as u64,
             "batch"
         );
-        for job in batch.drain(..) {
-            job.finish();
-            health.unfinished.fetch_sub(1, Ordering::SeqCst);
-        }
+        answers.answer(
+            std::mem::replace(&mut batch, Vec::with_capacity(max_batch)),
+            outcome.committed,
+        );
         conn.after_batch();
+    }
+}
+
+/// Answers the jobs of finished batches: at once, or after a sync made their commits durable.
+struct Answers {
+    health: Arc<WriterHealth>,
+    /// To the sync thread, when commits need a sync to be durable.
+    after_sync: Option<flume::Sender<FinishedBatch>>,
+}
+
+struct FinishedBatch {
+    jobs: Vec<Box<dyn Job>>,
+    /// Whether any of its transactions committed (else there is nothing to sync).
+    committed: bool,
+}
+
+/// Finished batches waiting for their sync. Bounded, so that a stalled disk stops the writer
+/// instead of queueing answers without limit.
+const BATCHES_AWAITING_SYNC: usize = 64;
+
+impl Answers {
+    fn new(syncer: Option<Box<dyn Syncer>>, health: Arc<WriterHealth>) -> Answers {
+        let after_sync = syncer.map(|mut syncer| {
+            let (batches, waiting) = flume::bounded(BATCHES_AWAITING_SYNC);
+            let health = health.clone();
+            std::thread::Builder::new()
+                .name("hookgate-sync".into())
+                .spawn(move || {
+                    while let Ok(first) = waiting.recv() {
+                        let mut finished = vec![first];
+                        finished.extend(waiting.try_iter());
+                        sync_then_answer(syncer.as_mut(), finished, &health);
+                    }
+                })
+                // Only a process out of resources fails to start a thread; with no sync, no
+                // commit could ever be answered as durable.
+                .expect("starting the database sync thread");
+            batches
+        });
+        Answers { health, after_sync }
+    }
+
+    fn answer(&self, jobs: Vec<Box<dyn Job>>, committed: bool) {
+        let Some(batches) = &self.after_sync else {
+            return finish_all(jobs, &self.health);
+        };
+        if let Err(flume::SendError(batch)) = batches.send(FinishedBatch { jobs, committed }) {
+            // The sync thread is gone (a panic): nothing can be made durable any more.
+            tracing::error!("the database sync thread is gone; refusing writes");
+            let mut jobs = batch.jobs;
+            for job in &mut jobs {
+                job.fail(StoreError::WriterGone);
+            }
+            finish_all(jobs, &self.health);
+        }
+    }
+}
+
+fn finish_all(jobs: Vec<Box<dyn Job>>, health: &WriterHealth) {
+    for job in jobs {
+        job.finish();
+        health.unfinished.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Syncs once if any of `finished` committed, then answers their jobs in commit order. Once a
+/// sync failed, nothing is synced or acknowledged again (batches the writer committed before it
+/// saw the halt included).
+fn sync_then_answer(
+    syncer: &mut dyn Syncer,
+    mut finished: Vec<FinishedBatch>,
+    health: &WriterHealth,
+) {
+    let mut refusal = health.halted.get().cloned();
+    if refusal.is_none()
+        && finished.iter().any(|b| b.committed)
+        && let Err(e) = syncer.sync()
+    {
+        let error = StoreError::Unavailable(format!(
+            "syncing the database log failed ({e}); writes are refused until hookgate restarts"
+        ));
+        tracing::error!(error = %error, "the database log could not be made durable");
+        refusal = Some(health.halted.get_or_init(|| error).clone());
+    }
+    if let Some(error) = refusal {
+        for job in finished.iter_mut().flat_map(|b| b.jobs.iter_mut()) {
+            job.fail(error.clone());
+        }
+    }
+    for batch in finished {
+        finish_all(batch.jobs, health);
     }
 }
 
@@ -310,6 +439,17 @@ mod tests {
     struct FaultyConn {
         conn: SqliteConn,
         failures_left: AtomicUsize,
+        syncer: Option<Box<dyn Syncer>>,
+    }
+
+    impl FaultyConn {
+        fn new(conn: SqliteConn, failures: usize) -> FaultyConn {
+            FaultyConn {
+                conn,
+                failures_left: AtomicUsize::new(failures),
+                syncer: None,
+            }
+        }
     }
 
     impl Conn for FaultyConn {
@@ -357,6 +497,9 @@ mod tests {
         fn in_transaction(&self) -> bool {
             !self.conn.is_autocommit()
         }
+        fn take_syncer(&mut self) -> Option<Box<dyn Syncer>> {
+            self.syncer.take()
+        }
     }
 
     /// Runs `names` as one batch of insert jobs (two inserts each, so each job has a savepoint
@@ -369,10 +512,7 @@ mod tests {
         let path = dir.path().join("writer.db");
         let conn = SqliteConn::open(&path).unwrap();
         conn.batch("CREATE TABLE t (name TEXT NOT NULL)").unwrap();
-        let faulty = FaultyConn {
-            conn,
-            failures_left: AtomicUsize::new(failures),
-        };
+        let faulty = FaultyConn::new(conn, failures);
         let (jobs, queue) = flume::unbounded::<Box<dyn Job>>();
         let mut answers = Vec::new();
         for name in names {
@@ -431,10 +571,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = SqliteConn::open(&dir.path().join("writer.db")).unwrap();
         conn.batch("CREATE TABLE t (name TEXT NOT NULL)").unwrap();
-        let faulty = FaultyConn {
-            conn,
-            failures_left: AtomicUsize::new(0),
-        };
+        let faulty = FaultyConn::new(conn, 0);
         let (jobs, queue) = flume::unbounded::<Box<dyn Job>>();
         let mut answers = Vec::new();
         for name in ["a", "panic", "c"] {
@@ -481,6 +618,146 @@ mod tests {
             stored,
             ["a", "a-2", "c", "c-2"],
             "nothing of the refused job"
+        );
+    }
+
+    /// A job that inserts `name`, with the receiver of its answer.
+    fn insert_job(name: &str) -> (Box<dyn Job>, oneshot::Receiver<Result<(), StoreError>>) {
+        let (reply, answer) = oneshot::channel();
+        let name = name.to_string();
+        let job = Box::new(TypedJob {
+            guarded: false,
+            work: move |tx: &WriteTx| {
+                tx.conn
+                    .execute("INSERT INTO t (name) VALUES (?1)", sql_params![&name])?;
+                Ok(())
+            },
+            result: None,
+            reply: Some(reply),
+        });
+        (job, answer)
+    }
+
+    /// A syncer that waits for a go-ahead per sync and then answers as told.
+    struct GatedSyncer {
+        gate: std::sync::mpsc::Receiver<Result<(), StoreError>>,
+        syncs: Arc<AtomicUsize>,
+    }
+
+    impl Syncer for GatedSyncer {
+        fn sync(&mut self) -> Result<(), StoreError> {
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            self.gate.recv().unwrap_or(Ok(()))
+        }
+    }
+
+    struct SyncedWriter {
+        jobs: flume::Sender<Box<dyn Job>>,
+        gate: std::sync::mpsc::Sender<Result<(), StoreError>>,
+        syncs: Arc<AtomicUsize>,
+        check: SqliteConn,
+        _dir: tempfile::TempDir,
+    }
+
+    impl SyncedWriter {
+        fn start() -> SyncedWriter {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("writer.db");
+            let conn = SqliteConn::open(&path).unwrap();
+            conn.batch("CREATE TABLE t (name TEXT NOT NULL)").unwrap();
+            let (gate, gated) = std::sync::mpsc::channel();
+            let syncs = Arc::new(AtomicUsize::new(0));
+            let mut faulty = FaultyConn::new(conn, 0);
+            faulty.syncer = Some(Box::new(GatedSyncer {
+                gate: gated,
+                syncs: syncs.clone(),
+            }));
+            let (jobs, queue) = flume::unbounded::<Box<dyn Job>>();
+            std::thread::spawn(move || {
+                run(
+                    Box::new(faulty),
+                    queue,
+                    64,
+                    Arc::new(WriterHealth::default()),
+                )
+            });
+            SyncedWriter {
+                jobs,
+                gate,
+                syncs,
+                check: SqliteConn::open(&path).unwrap(),
+                _dir: dir,
+            }
+        }
+
+        fn submit(&self, name: &str) -> oneshot::Receiver<Result<(), StoreError>> {
+            let (job, answer) = insert_job(name);
+            self.jobs.send(job).unwrap();
+            answer
+        }
+
+        fn stored(&self) -> Vec<String> {
+            self.check
+                .query("SELECT name FROM t ORDER BY rowid", &[])
+                .unwrap()
+                .into_iter()
+                .map(|mut r| r.text(0).unwrap())
+                .collect()
+        }
+
+        /// Waits until the writer has asked for a sync `count` times in all.
+        fn wait_for_syncs(&self, count: usize) {
+            let deadline = Instant::now() + std::time::Duration::from_secs(10);
+            while self.syncs.load(Ordering::SeqCst) < count {
+                assert!(Instant::now() < deadline, "the writer never synced");
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    }
+
+    #[test]
+    fn committed_writes_are_answered_only_after_a_sync() {
+        let writer = SyncedWriter::start();
+        let mut answer = writer.submit("a");
+        writer.wait_for_syncs(1);
+        assert_eq!(writer.stored(), ["a"], "committed before the sync");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(
+            matches!(answer.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
+            "answered before its commit was synced"
+        );
+        writer.gate.send(Ok(())).unwrap();
+        assert!(answer.blocking_recv().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_failed_sync_refuses_what_it_covered_and_every_later_write() {
+        let writer = SyncedWriter::start();
+        let first = writer.submit("a");
+        writer.wait_for_syncs(1);
+        writer
+            .gate
+            .send(Err(StoreError::Unavailable("EIO".into())))
+            .unwrap();
+        let refused = first.blocking_recv().unwrap();
+        assert!(
+            matches!(&refused, Err(StoreError::Unavailable(why)) if why.contains("EIO")),
+            "{refused:?}"
+        );
+        let later = writer.submit("b").blocking_recv().unwrap();
+        assert!(
+            matches!(later, Err(StoreError::Unavailable(_))),
+            "{later:?}"
+        );
+        assert_eq!(
+            writer.stored(),
+            ["a"],
+            "nothing written after the failed sync"
+        );
+        assert_eq!(
+            writer.syncs.load(Ordering::SeqCst),
+            1,
+            "no sync after the halt"
         );
     }
 }

@@ -76,6 +76,9 @@ pub(crate) struct VerifiedRequest {
     pub key: Arc<ApiKey>,
     pub body: Bytes,
     unsigned_reason: Option<ApiError>,
+    /// What an idempotency key guards when it is not the body: a provider's event, whose
+    /// mapped envelope carries the time of mapping and so differs between retries.
+    idempotency_basis: Option<Bytes>,
 }
 
 impl VerifiedRequest {
@@ -87,7 +90,21 @@ impl VerifiedRequest {
             key,
             body,
             unsigned_reason: None,
+            idempotency_basis: None,
         }
+    }
+
+    /// The same request, whose idempotency key guards `basis` instead of the body.
+    pub(crate) fn guarding(self, basis: Bytes) -> VerifiedRequest {
+        VerifiedRequest {
+            idempotency_basis: Some(basis),
+            ..self
+        }
+    }
+
+    /// What the request's idempotency key guards: a copy under the same key must match it.
+    pub(crate) fn idempotency_basis(&self) -> &[u8] {
+        self.idempotency_basis.as_deref().unwrap_or(&self.body)
     }
 
     pub(crate) fn signature_verified(&self) -> bool {
@@ -170,6 +187,7 @@ pub(crate) fn verify(
         key,
         body,
         unsigned_reason,
+        idempotency_basis: None,
     })
 }
 

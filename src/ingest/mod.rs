@@ -143,7 +143,7 @@ pub(crate) async fn after_verification(
     if let Some(key) = &idem {
         match idempotency::answered(state, &verified.key.id, key).await {
             Ok(Some(stored)) => {
-                let hash = crypto::sha256_hex(&verified.body);
+                let hash = crypto::sha256_hex(verified.idempotency_basis());
                 return trace.replayed(idempotency::replay(state, stored, &hash));
             }
             Ok(None) => {}
@@ -244,7 +244,7 @@ async fn run_event(
     trace.event_id = Some(ctx.event_id.clone());
     // test.connection changes nothing: without an idempotency key its job is the log row alone.
     let single_write = change.event_type() == InboundEvent::TestConnection && idem.is_none();
-    let ticket = Ticket::new(state, &key.id, idem, &verified.body);
+    let ticket = Ticket::new(state, &key.id, idem, verified.idempotency_basis());
     let request_hash = ticket.request_hash.clone();
     let base_entry = trace.entry(0);
     let started = trace.started;

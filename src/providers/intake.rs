@@ -362,7 +362,10 @@ async fn run_one(
         Some(Ok(mapped)) => {
             let body =
                 Bytes::from(serde_json::to_vec(&mapped.envelope).expect("JSON values serialize"));
-            let verified = VerifiedRequest::authenticated_elsewhere(key.clone(), body);
+            // The provider's retry of this event is the same event, mapped at another moment.
+            let event = serde_json::to_vec(&*scope.event()).expect("JSON values serialize");
+            let verified = VerifiedRequest::authenticated_elsewhere(key.clone(), body)
+                .guarding(Bytes::from(event));
             ingest::after_verification(state, trace, idem, verified).await
         }
         Some(Err(e)) => trace.fail(e),

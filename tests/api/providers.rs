@@ -313,6 +313,31 @@ async fn unmapped_events_pass_through_to_other_keys_once_and_never_echo() {
 }
 
 #[tokio::test]
+async fn a_providers_retry_of_a_mapped_event_seconds_later_is_answered_again() {
+    let (app, key, f) = started_with("stripe", "customer.created").await;
+    let mapping = json!({"rules": [{"on": "customer.*", "event_type": "customer.created",
+        "data": "{name: event.data.object.name, email: event.data.object.email}"}]});
+    let put = app
+        .rest(
+            &key.api_token,
+            "PUT",
+            "/api/v1/providers/stripe/mapping",
+            Some(mapping),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let first = send_fixture(&app, &f).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    // The mapped envelope carries the moment of mapping; the retry is mapped in another second,
+    // and is still the same provider event.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let retry = send_fixture(&app, &f).await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retry.body, first.body);
+}
+
+#[tokio::test]
 async fn a_mapping_turns_provider_events_into_records_through_the_envelope_pipeline() {
     let (app, key, f) = started_with("stripe", "customer.created").await;
     let bad = app

@@ -555,10 +555,10 @@ impl Ctx<'_> {
             .map(|(_, company)| company)
             .filter(|c| self.caller.may_see(c))
             .ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
-        subs::retry(&self.state.outbound, &company, None, id).await?;
+        let requeued = subs::retry(&self.state.outbound, &company, None, id).await?;
         Ok((
             202,
-            json!({"success": true, "delivery_id": id, "status": "pending"}),
+            json!({"success": true, "delivery_id": id, "status": requeued.status.as_str()}),
         ))
     }
 

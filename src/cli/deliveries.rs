@@ -138,8 +138,7 @@ pub(super) async fn run(command: DeliveriesCommand, out: &Outbound) -> anyhow::R
                 .read(move |r| r.delivery(&owned))
                 .await?
                 .with_context(|| format!("no delivery {id}"))?;
-            subscriptions::retry(out, &company, None, &id).await?;
-            let d = deliveries::find(out, &Scope::default(), &id).await?;
+            let d = subscriptions::retry(out, &company, None, &id).await?;
             print(&d, format);
         }
         DeliveriesCommand::Retry {

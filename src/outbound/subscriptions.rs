@@ -521,13 +521,14 @@ pub(crate) async fn test_send(out: &Outbound, key: &ApiKey, id: &str) -> Result<
     Ok(json!({"event_id": event_id, "delivery_id": delivery_id}))
 }
 
-/// Puts a delivery back in the queue at once.
+/// Puts a delivery back in the queue at once; returns it as the retry left it (the worker may
+/// have taken it up by the time the caller reads it again).
 pub(crate) async fn retry(
     out: &Outbound,
     company_id: &str,
     subscription_id: Option<&str>,
     delivery_id: &str,
-) -> Result<(), ApiError> {
+) -> Result<DeliveryRow, ApiError> {
     let scope = super::deliveries::Scope {
         company_id: Some(company_id.to_string()),
         subscription_id: subscription_id.map(str::to_string),
@@ -543,12 +544,19 @@ pub(crate) async fn retry(
         ));
     }
     let (company, did) = (company_id.to_string(), delivery_id.to_string());
-    out.store
+    let requeued = out
+        .store
         .write(move |tx| tx.requeue_delivery(&company, &did, clock::now_ms()))
         .await
         .map_err(internal)?;
     out.wake.notify_one();
-    Ok(())
+    // Between the read above and the write, the delivery can only have become in flight.
+    requeued.ok_or_else(|| {
+        ApiError::conflict(
+            "not_retryable",
+            format!("delivery {delivery_id} is in_flight"),
+        )
+    })
 }
 
 /// Replaces the subscription's secret, keeping the old one signing beside it for

@@ -505,9 +505,7 @@ impl Call<'_> {
             }
             "retryDelivery" => {
                 let delivery_id = self.param("delivery_id");
-                subs::retry(out, &key.company_id, Some(id), delivery_id).await?;
-                let scope = self.subscription_scope().await?;
-                let delivery = deliveries::find(out, &scope, delivery_id).await?;
+                let delivery = subs::retry(out, &key.company_id, Some(id), delivery_id).await?;
                 Ok(Answer::one(202, deliveries::view(&delivery)))
             }
             "listIngestLog" => self.ingest_log().await,

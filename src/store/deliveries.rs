@@ -376,21 +376,28 @@ impl WriteTx<'_> {
             .collect()
     }
 
-    /// Puts a finished delivery back in the queue (manual retry or recover).
+    /// Puts a finished delivery back in the queue (manual retry or recover); returns it as it
+    /// was left, `None` when there is no such finished delivery.
     pub(crate) fn requeue_delivery(
         &self,
         company: &str,
         delivery_id: &str,
         now: i64,
-    ) -> Result<bool, StoreError> {
-        Ok(self.conn.execute(
-            "UPDATE deliveries SET next_attempt_at = ?3, lease_until = NULL, updated_at = ?3,
-                status = CASE WHEN (SELECT status FROM subscriptions s WHERE s.id = subscription_id) = 'disabled'
-                              THEN 'paused' ELSE 'pending' END
-             WHERE id = ?1 AND company_id = ?2
-               AND status IN ('failed', 'succeeded', 'pending', 'paused')",
-            sql_params![delivery_id, company, now],
-        )? == 1)
+    ) -> Result<Option<DeliveryRow>, StoreError> {
+        self.conn
+            .query_opt(
+                &format!(
+                    "UPDATE deliveries SET next_attempt_at = ?3, lease_until = NULL, updated_at = ?3,
+                        status = CASE WHEN (SELECT status FROM subscriptions s WHERE s.id = subscription_id) = 'disabled'
+                                      THEN 'paused' ELSE 'pending' END
+                     WHERE id = ?1 AND company_id = ?2
+                       AND status IN ('failed', 'succeeded', 'pending', 'paused')
+                     RETURNING {DELIVERY_COLUMNS}"
+                ),
+                sql_params![delivery_id, company, now],
+            )?
+            .map(delivery_from_row)
+            .transpose()
     }
 
     /// Puts every finished delivery matching the filter back in the queue (bulk retry; at

@@ -254,6 +254,8 @@ impl Ctx<'_> {
         match (self.req.method, segments) {
             ("GET", ["session"]) => self.session().await,
             ("GET", ["ingest-log"]) => self.ingest_log().await,
+            ("GET", ["ingest-log", id]) => self.ingest_entry(id).await,
+            ("POST", ["ingest-log", id, "replay"]) => self.replay(id).await,
             ("GET", ["stats"]) => self.stats().await,
             ("GET", ["subscriptions"]) => self.subscriptions().await,
             ("POST", ["subscriptions", id, action]) => self.subscription_action(id, action).await,
@@ -545,6 +547,25 @@ impl Ctx<'_> {
             200,
             json!({"success": true, "deliveries": views, "count": views.len()}),
         ))
+    }
+
+    /// One log entry with its kept request (headers redacted, body) and answer.
+    async fn ingest_entry(&self, id: &str) -> Answer {
+        let company = self.caller.company(None);
+        let view = crate::inspect::find(self.state, company.as_deref(), id).await?;
+        Ok((200, json!({"success": true, "data": view})))
+    }
+
+    /// Runs an entry's kept request through the pipeline again (after a fix).
+    async fn replay(&self, id: &str) -> Answer {
+        let company = self.caller.company(None);
+        let by = match &self.caller.key {
+            Some(key) => format!("the console, signed in with key {}", key.id),
+            None => "the console's admin".to_string(),
+        };
+        let outcome =
+            crate::inspect::replay(self.state, company.as_deref(), id, &by, self.req.peer).await?;
+        Ok((200, json!({"success": true, "data": outcome})))
     }
 
     async fn retry(&self, id: &str) -> Answer {

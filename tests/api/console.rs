@@ -699,3 +699,83 @@ async fn an_oversized_console_call_is_refused_before_it_is_read() {
     assert_eq!((sent.status, sent.code()), (413, "payload_too_large"));
     assert!(sent.header("content-security-policy").is_some());
 }
+
+#[tokio::test]
+async fn an_entry_shows_its_kept_request_and_replays_only_within_its_company() {
+    let app = spawn_app().await;
+    let t = two_companies(&app).await;
+    let acme = Console::login(&app, &t.acme.api_token).await;
+    let globex = Console::login(&app, &t.globex.api_token).await;
+    let log = acme.get("ingest-log").await;
+    let entry = log.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key_id"] == t.acme_sender.key_id.as_str())
+        .expect("the acme sender's entry")
+        .clone();
+    let id = entry["id"].to_string();
+
+    let shown = acme.get(&format!("ingest-log/{id}")).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let data = &shown.body["data"];
+    assert_eq!(data["kept"], true, "{data}");
+    assert_eq!(data["replayable"], true, "{data}");
+    assert_eq!(
+        data["request"]["body"]["json"]["data"]["project_code"], "A-1",
+        "{data}"
+    );
+    let headers = data["request"]["headers"].as_array().unwrap();
+    let signature = headers
+        .iter()
+        .find(|h| {
+            h[0].as_str()
+                .unwrap()
+                .eq_ignore_ascii_case("x-webhook-signature")
+        })
+        .expect("the signature header is listed");
+    assert_eq!(signature[1], "[redacted]", "the signature is never shown");
+    assert_eq!(data["response"]["status"], 200, "{data}");
+
+    // Another company's key sees neither the entry nor its request, and cannot replay it.
+    let hidden = globex.get(&format!("ingest-log/{id}")).await;
+    assert_eq!(
+        (hidden.status, hidden.code()),
+        (404, "not_found"),
+        "{}",
+        hidden.body
+    );
+    let refused = globex.post(&format!("ingest-log/{id}/replay"), None).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (404, "not_found"),
+        "{}",
+        refused.body
+    );
+
+    let before = app.count("SELECT COUNT(*) FROM ingest_log").await;
+    let replayed = acme.post(&format!("ingest-log/{id}/replay"), None).await;
+    assert_eq!(replayed.status, 200, "{}", replayed.body);
+    let outcome = &replayed.body["data"];
+    assert_eq!(outcome["replay_of"], data["request_id"], "{outcome}");
+    assert!(
+        outcome["request_id"].as_str().unwrap().starts_with("req_"),
+        "{outcome}"
+    );
+    assert!(outcome["status"].as_u64().is_some(), "{outcome}");
+    app.settle().await;
+    let after = app.count("SELECT COUNT(*) FROM ingest_log").await;
+    assert_eq!(
+        after,
+        before + 1,
+        "the replay is a request of its own in the log"
+    );
+    let replay_view = acme
+        .get(&format!(
+            "ingest-log/{}",
+            outcome["request_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(replay_view.status, 200, "{}", replay_view.body);
+    assert_eq!(replay_view.body["data"]["replay_of"], data["request_id"]);
+}

@@ -82,10 +82,14 @@ function card(name) {
   return page.locator(`.sub-card[data-name="${name}"]`);
 }
 
+// The signature of the last envelope sent: the console must never show it.
+let sentSignature = '';
+
 async function sendEnvelope(body) {
   const ts = Math.floor(Date.now() / 1000);
   const raw = JSON.stringify(body);
   const signature = createHmac('sha256', env('SENDER_SECRET')).update(`${ts}.${raw}`).digest('hex');
+  sentSignature = signature;
   const response = await fetch(`${BASE}/webhooks/inbound`, {
     method: 'POST',
     headers: {
@@ -134,9 +138,24 @@ await step('an envelope sent now appears in the live log without a reload', asyn
   await detail.waitFor({ timeout: TIMEOUT });
   const text = await detail.innerText();
   if (!text.includes(accepted.event_id)) throw new Error(`the detail panel does not name ${accepted.event_id}`);
-  await page.locator('[data-testid=capture-placeholder]').waitFor();
+  // The kept request: the body as sent, the signature header redacted.
+  const body = page.locator('[data-testid=request-body]').first();
+  await body.waitFor({ timeout: TIMEOUT });
+  if (!(await body.innerText()).includes('PRJ-LIVE')) throw new Error('the kept body is not shown');
+  const headers = await page.locator('[data-testid=request-headers]').innerText();
+  if (!/x-webhook-signature/i.test(headers)) throw new Error(`the kept headers are not shown: ${headers}`);
+  if (headers.includes(sentSignature)) throw new Error('the signature is shown unredacted');
   await shot('log-1280');
   await noSidewaysScroll('log at 1280 px');
+});
+
+await step('the request is replayed from its detail panel', async () => {
+  await page.locator('[data-testid=entry-detail] button[data-action=replay]').click();
+  const result = page.locator('[data-testid=replay-result]');
+  await page.waitForFunction(() => /Replayed as req_/.test(
+    document.querySelector('[data-testid=replay-result]')?.textContent || ''), null, { timeout: TIMEOUT });
+  await shot('replay-1280');
+  if (!(await result.innerText()).match(/: \d{3} /)) throw new Error('the replay result has no status');
 });
 
 await step('subscriptions show their health; disable and enable one', async () => {

@@ -1,8 +1,8 @@
 // The live ingest log: the newest entries, then every new one as it is written (a long poll
 // that the server holds until something arrives), with filters and a detail panel.
 
-import { get } from './api.js';
-import { h, field, select, pill, fmtTime, fmtDateTime, fmtMs, sleep, cell } from './dom.js';
+import { get, post } from './api.js';
+import { h, field, select, pill, fmtTime, fmtDateTime, fmtMs, sleep, cell, busy, toast } from './dom.js';
 
 const MAX_ROWS = 500;
 const SOURCES = ['custom', 'square', 'quickbooks', 'dynamics365', 'zapier'];
@@ -32,6 +32,14 @@ export function outcome(status) {
   if (status === 404 || status === 409 || status === 422) return ['refused by a business rule', 'warn'];
   if (status >= 400 && status < 500) return ['rejected', 'warn'];
   return ['server error', 'bad'];
+}
+
+/** A kept body as the API gives it: JSON (pretty), text, or base64. */
+function bodyText(body) {
+  if (!body) return '';
+  if (body.json !== undefined) return JSON.stringify(body.json, null, 2);
+  if (body.text !== undefined) return body.text;
+  return `base64: ${body.base64}`;
 }
 
 export function mount(root, ctx) {
@@ -198,10 +206,56 @@ export function mount(root, ctx) {
       h('div', { class: 'detail-head' }, h('h3', null, `Request #${entry.id}`),
         h('button', { type: 'button', class: 'ghost small', onclick: () => showDetail(null) }, 'Close')),
       h('dl', { class: 'fields' }, fields.map(([name, value]) => [h('dt', null, name), h('dd', null, value)])),
-      h('div', { class: 'placeholder', 'data-testid': 'capture-placeholder' },
-        h('p', null, 'Request body and headers are not recorded yet; once request capture lands they appear here, with a replay button.'),
-        h('button', { type: 'button', class: 'small', disabled: true, title: 'Replay comes with request capture' }, 'Replay'))));
+      keptRequest(entry)));
     detail.hidden = false;
+  }
+
+  /** The kept request of an entry (headers redacted, body, answer), loaded when it is opened. */
+  function keptRequest(entry) {
+    const box = h('div', { class: 'kept', 'data-testid': 'kept-request' },
+      h('p', { class: 'muted' }, 'Loading the request…'));
+    get(`ingest-log/${encodeURIComponent(entry.id)}`)
+      .then((found) => {
+        if (selected === entry.id) box.replaceChildren(...keptView(entry, found.data));
+      })
+      .catch((e) => {
+        box.replaceChildren(h('p', { class: 'muted' }, `The request could not be loaded: ${e.message}`));
+      });
+    return box;
+  }
+
+  function keptView(entry, view) {
+    if (!view.kept) {
+      return [h('p', { class: 'muted', 'data-testid': 'not-kept' }, `Request not kept: ${view.why_not_kept}`)];
+    }
+    const request = view.request;
+    const result = h('p', { class: 'replay-result', 'data-testid': 'replay-result' });
+    const replay = h('button', {
+      type: 'button', class: 'small', 'data-action': 'replay',
+      title: view.replayable ? 'Run this request through the pipeline again' : 'Only part of the body was kept',
+    }, 'Replay');
+    replay.disabled = !view.replayable;
+    replay.addEventListener('click', () => busy(replay, async () => {
+      const done = (await post(`ingest-log/${encodeURIComponent(entry.id)}/replay`)).data;
+      const [word] = outcome(done.status);
+      result.textContent = `Replayed as ${done.request_id}: ${done.status} ${word}`;
+      toast(`Request #${entry.id} replayed: ${done.status}`, done.status < 300 ? undefined : 'bad');
+    }));
+    const headerRows = (request.headers || []).map(([name, value]) =>
+      h('tr', null, h('th', { scope: 'row' }, name), h('td', null, value)));
+    const notes = [];
+    if (request.body_truncated) notes.push(h('p', { class: 'muted' }, `Only the first bytes of ${request.body_bytes} were kept.`));
+    if (view.signature_check) notes.push(h('p', { class: 'muted' }, `Signature check ${view.signature_check}.`));
+    return [
+      h('h4', null, 'Request'),
+      h('p', null, h('code', null, `${request.method} ${request.target}`)),
+      h('table', { class: 'kv', 'data-testid': 'request-headers' }, h('tbody', null, headerRows)),
+      h('pre', { class: 'body', 'data-testid': 'request-body' }, bodyText(request.body)),
+      ...notes,
+      h('h4', null, `Answer ${view.response.status}`),
+      h('pre', { class: 'body' }, bodyText(view.response.body)),
+      h('div', { class: 'replay-row' }, replay, result),
+    ];
   }
 
   async function loop(gen) {

@@ -668,20 +668,21 @@ pub(super) async fn listen(args: ListenArgs, config: Config) -> anyhow::Result<(
             crate::crypto::base64_encode(&crate::crypto::random_bytes::<32>())
         )
     });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let company = company_id.clone();
+    // Follows the published order, as subscriptions' deliveries do, from now: the lines below
+    // say it is listening only once "now" is fixed, so nothing sent after them is missed.
+    let mut after = state
+        .store
+        .write(move |tx| tx.latest_position(&company))
+        .await?;
     eprintln!(
         "forwarding events of {company_id} to {} (Ctrl-C stops)",
         args.forward_to
     );
     eprintln!("signed as a subscription with secret {secret}");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let company = company_id.clone();
-    // Follows the published order, as subscriptions' deliveries do.
-    let mut after = state
-        .store
-        .write(move |tx| tx.latest_position(&company))
-        .await?;
     loop {
         let company = company_id.clone();
         let batch = state

@@ -506,7 +506,7 @@ impl Worker {
         let claimed = self
             .out
             .store
-            .write(move |tx| tx.claim_due(now, lease, free))
+            .write(move |tx| tx.claim_due(now, clock::now_ms(), lease, free))
             .await?;
         // Whatever is left is due at once.
         self.next_retry_due = if claimed.len() == free {

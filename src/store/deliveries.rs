@@ -282,16 +282,21 @@ impl WriteTx<'_> {
     /// delivery waits while an earlier one of the same record to the same subscription is
     /// unfinished, so each subscriber sees a record's changes in order. Rows another node is
     /// claiming at the same moment are skipped, not waited for.
+    ///
+    /// `due_by` is the retry schedule's clock (tests move it forward); leases are judged by the
+    /// wall clock `now`, so that moving the schedule never expires a lease of a send still in
+    /// flight.
     pub(crate) fn claim_due(
         &self,
+        due_by: i64,
         now: i64,
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<DueDelivery>, StoreError> {
         self.conn.execute(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, lease_until = NULL
-             WHERE status = 'in_flight' AND lease_until < ?1",
-            sql_params![now],
+             WHERE status = 'in_flight' AND lease_until < ?2",
+            sql_params![due_by, now],
         )?;
         let rows = self.conn.query(
             &format!(
@@ -312,7 +317,7 @@ impl WriteTx<'_> {
                 prefixed("e", EVENT_COLUMNS),
                 self.dialect().skip_locked_of("d"),
             ),
-            sql_params![now, limit],
+            sql_params![due_by, limit],
         )?;
         let n_delivery = DELIVERY_COLUMNS.split(',').count();
         let n_sub = SUB_COLUMNS.split(',').count();
@@ -326,7 +331,7 @@ impl WriteTx<'_> {
             self.conn.execute(
                 "UPDATE deliveries SET status = 'in_flight', lease_until = ?2, updated_at = ?3
                  WHERE id = ?1",
-                sql_params![&due.delivery.id, now + lease_ms, now],
+                sql_params![&due.delivery.id, now + lease_ms, due_by],
             )?;
             due.delivery.status = DeliveryStatus::InFlight;
             claimed.push(due);

@@ -47,6 +47,10 @@ pub enum Workload {
     /// Signed `test.connection` envelopes: the whole inbound pipeline, including one
     /// group-committed write (the ingest-log row) per request.
     TestConnection,
+    /// Signed `customer.created` envelopes with unique names: an entity create, one change
+    /// (and one outbound event) each. `run` keeps the names of successive phases on one
+    /// database apart.
+    CustomerCreated { run: usize },
     /// Signed `vendor.created` envelopes with unique names (the outbound phases' load).
     VendorCreated { run: usize },
     /// Signed entity envelopes in a fixed cycle (see [`crate::mixed`]). Needs its set-up.
@@ -58,6 +62,7 @@ impl Workload {
         match self {
             Workload::Healthz => "healthz".into(),
             Workload::TestConnection => "test.connection".into(),
+            Workload::CustomerCreated { .. } => "customer.created".into(),
             Workload::VendorCreated { .. } => "vendor.created".into(),
             Workload::Mixed => "mixed".into(),
         }
@@ -79,6 +84,14 @@ impl Workload {
             )),
             Workload::TestConnection => Box::new(SignedEnvelope::new(target, TEST_CONNECTION_BODY)),
             Workload::Mixed => Box::new(MixedRequests::new(target, conn)),
+            &Workload::CustomerCreated { run } => {
+                Box::new(Generated::new(target, u64::MAX, move |n, body| {
+                    let _ = write!(
+                        body,
+                        r#"{{"event_type":"customer.created","timestamp":"2025-01-15T08:00:00Z","source":"bench","data":{{"name":"Bench Customer {run}-{conn}-{n}","type":"commercial","email":"c{run}x{conn}x{n}@bench.example","status":"active"}}}}"#
+                    );
+                }))
+            }
             &Workload::VendorCreated { run } => {
                 Box::new(Generated::new(target, u64::MAX, move |n, body| {
                     let _ = write!(

@@ -35,6 +35,7 @@ mod client;
 mod fanout;
 mod load;
 mod mixed;
+mod outbound;
 mod report;
 mod server;
 #[path = "../../tests/support/mod.rs"]
@@ -65,7 +66,7 @@ const ROUNDS: u32 = 5;
 const SLICE_WARMUP: Duration = Duration::from_millis(200);
 
 /// Every phase, in the order they run. `healthz` always runs.
-const PHASES: &[&str] = &["healthz", "test.connection", "intake", "mixed", "fanout"];
+const PHASES: &[&str] = &["healthz", "test.connection", "intake", "mixed", "outbound"];
 
 /// Goal of `test.connection` (the whole inbound pipeline with one write).
 const TEST_CONNECTION_RATIO: f64 = 0.40;
@@ -73,9 +74,6 @@ const TEST_CONNECTION_P99_MS: f64 = 5.0;
 /// Goal of `intake` (issue 9): signed `customer.created` at 0.25 of bare, p99 under 5 ms.
 const INTAKE_RATIO: f64 = 0.25;
 const INTAKE_P99_MS: f64 = 5.0;
-
-/// The fan-out phases: how many subscriptions receive each change, one phase per entry.
-const FANOUT_SUBSCRIPTIONS: &[usize] = &[1, 10];
 
 /// What the environment asks of this run.
 struct Settings {
@@ -166,7 +164,8 @@ async fn bench(settings: &Settings) -> Result<bool, BoxError> {
     check_signed_request(&target).await?;
     let mut conns = Conn::connect_all(&[target.addr], CONNECTIONS).await?;
 
-    conns = interleaved(settings, &server, &target, conns, &mut report).await;
+    let (returned, intake_rate) = interleaved(settings, &server, &target, conns, &mut report).await;
+    conns = returned;
 
     if settings.wants("mixed") {
         let started = Instant::now();
@@ -214,62 +213,27 @@ async fn bench(settings: &Settings) -> Result<bool, BoxError> {
         }
     }
 
-    if settings.wants("fanout") {
-        // The subscriptions belong to another key of the same company: deliveries of changes
-        // made by their own key would be skipped as echoes.
-        let subscriber = server
-            .state
-            .keys
-            .create("bench", "bench-subscriber", Default::default())
-            .await?;
-        let deliveries = fanout::Deliveries::start(FANOUT_SUBSCRIPTIONS.len(), |_| {}).await;
-        let drive = (settings.measure / 5).max(Duration::from_secs(1));
-        for (run, &subscriptions) in FANOUT_SUBSCRIPTIONS.iter().enumerate() {
-            let (returned, f) = fanout::run_fanout(
-                &server,
-                &target,
-                &subscriber,
-                &deliveries,
-                (run, subscriptions, drive),
-                conns,
-            )
-            .await?;
-            conns = returned;
-            report.phase(&f.inbound);
-            report.row(Row::new(
-                format!("fanout x{subscriptions} deliveries/s"),
-                f.deliveries_per_sec(),
-                f64::NAN,
-                f64::NAN,
-            ));
-            if f.missing() > 0 || f.duplicates > 0 {
-                report.problem(format!(
-                    "fanout x{subscriptions}: {} of {} deliveries missing; {} re-sent; outbox still pending or in flight: {}",
-                    f.missing(),
-                    f.expected,
-                    f.duplicates,
-                    f.pending.map_or("-".to_string(), |p| p.to_string())
-                ));
-            }
-        }
-    }
-
     drop(conns);
     server.stop().await;
     drop(dir);
+
+    // The other phases start servers of their own, on fresh databases.
+    if settings.wants("outbound") {
+        outbound::run(settings.measure, intake_rate, &mut report).await?;
+    }
     Ok(report.print())
 }
 
 /// `healthz` and the intake phases asked for, alternating in [`ROUNDS`] slices each: the
 /// machine speeding up or slowing down during the run (a shared VM does) moves them alike and
-/// their ratios stay meaningful. Sets the report's baseline.
+/// their ratios stay meaningful. Sets the report's baseline; the `intake` rate, if measured.
 async fn interleaved(
     settings: &Settings,
     server: &Server,
     target: &Target,
     mut conns: Vec<Conn>,
     report: &mut Report,
-) -> Vec<Conn> {
+) -> (Vec<Conn>, Option<f64>) {
     let mut workloads = vec![Workload::Healthz];
     if settings.wants("test.connection") {
         workloads.push(Workload::TestConnection);
@@ -305,9 +269,11 @@ async fn interleaved(
         total.finish();
     }
     report.baseline = totals[0].rate();
+    let mut intake = None;
     for (workload, mut total) in workloads.iter().zip(totals) {
         if matches!(workload, Workload::CustomerCreated { .. }) {
             total.label = "intake (customer.created)".into();
+            intake = Some(total.rate());
         }
         report.check(&total);
         let row = Row::of(&total);
@@ -330,7 +296,7 @@ async fn interleaved(
             ));
         }
     }
-    conns
+    (conns, intake)
 }
 
 /// The ratio and p99 goals of an interleaved phase.

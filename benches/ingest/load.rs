@@ -124,6 +124,24 @@ impl PhaseResult {
         percentile_ms(&self.latencies_us, p)
     }
 
+    /// Requests per second and p99 of the timeline's samples in `[from, to)` (after the
+    /// window began).
+    pub fn slice(&self, from: Duration, to: Duration) -> (f64, f64) {
+        let (from_ms, to_ms) = (from.as_millis() as u32, to.as_millis() as u32);
+        let mut latencies: Vec<u32> = self
+            .timeline
+            .iter()
+            .filter(|(at, _)| (from_ms..to_ms).contains(at))
+            .map(|&(_, us)| us)
+            .collect();
+        latencies.sort_unstable();
+        let secs = (to - from).as_secs_f64();
+        (
+            latencies.len() as f64 / secs,
+            percentile_ms(&latencies, 0.99),
+        )
+    }
+
     /// A one-line account of the errors, for the report.
     pub fn error_summary(&self) -> String {
         format!(

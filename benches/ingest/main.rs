@@ -40,6 +40,7 @@ mod report;
 mod server;
 #[path = "../../tests/support/mod.rs"]
 mod support;
+mod sustained;
 mod workloads;
 
 use std::error::Error;
@@ -66,7 +67,14 @@ const ROUNDS: u32 = 5;
 const SLICE_WARMUP: Duration = Duration::from_millis(200);
 
 /// Every phase, in the order they run. `healthz` always runs.
-const PHASES: &[&str] = &["healthz", "test.connection", "intake", "mixed", "outbound"];
+const PHASES: &[&str] = &[
+    "healthz",
+    "test.connection",
+    "intake",
+    "mixed",
+    "outbound",
+    "sustained",
+];
 
 /// Goal of `test.connection` (the whole inbound pipeline with one write).
 const TEST_CONNECTION_RATIO: f64 = 0.40;
@@ -78,6 +86,8 @@ const INTAKE_P99_MS: f64 = 5.0;
 /// What the environment asks of this run.
 struct Settings {
     measure: Duration,
+    /// `BENCH_SUSTAINED_SECS`: how long the `sustained` phase runs.
+    sustained: Duration,
     /// `BENCH_PHASES`, or None for all.
     phases: Option<Vec<String>>,
 }
@@ -109,6 +119,7 @@ impl Settings {
         }
         Ok(Settings {
             measure: Duration::from_secs(secs("BENCH_SECS", DEFAULT_SECS)?),
+            sustained: Duration::from_secs(secs("BENCH_SUSTAINED_SECS", sustained::DEFAULT_SECS)?),
             phases,
         })
     }
@@ -220,6 +231,10 @@ async fn bench(settings: &Settings) -> Result<bool, BoxError> {
     // The other phases start servers of their own, on fresh databases.
     if settings.wants("outbound") {
         outbound::run(settings.measure, intake_rate, &mut report).await?;
+    }
+    if settings.wants("sustained") {
+        eprintln!("sustained: {} s", settings.sustained.as_secs());
+        sustained::run(settings.sustained, &mut report).await?;
     }
     Ok(report.print())
 }

@@ -128,6 +128,12 @@ impl Conn {
     }
 }
 
+/// A `GET` of the management API with a bearer token, as raw bytes.
+pub fn rest_get(addr: SocketAddr, path: &str, token: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n")
+        .into_bytes()
+}
+
 /// Parses the status line and headers once they are complete: the response, the header length
 /// and the body length. Only `Content-Length` bodies are supported (hyper sends one for every
 /// response of this server, whose bodies are all in memory).

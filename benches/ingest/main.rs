@@ -36,6 +36,7 @@ mod fanout;
 mod load;
 mod mixed;
 mod outbound;
+mod reads;
 mod report;
 mod server;
 #[path = "../../tests/support/mod.rs"]
@@ -74,6 +75,7 @@ const PHASES: &[&str] = &[
     "mixed",
     "outbound",
     "sustained",
+    "reads",
 ];
 
 /// Goal of `test.connection` (the whole inbound pipeline with one write).
@@ -235,6 +237,10 @@ async fn bench(settings: &Settings) -> Result<bool, BoxError> {
     if settings.wants("sustained") {
         eprintln!("sustained: {} s", settings.sustained.as_secs());
         sustained::run(settings.sustained, &mut report).await?;
+    }
+    if settings.wants("reads") {
+        eprintln!("reads: seeding, then reading");
+        reads::run(settings.measure, &mut report).await?;
     }
     Ok(report.print())
 }

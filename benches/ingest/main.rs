@@ -36,6 +36,7 @@ mod fanout;
 mod load;
 mod mixed;
 mod outbound;
+mod postgres;
 mod reads;
 mod report;
 mod server;
@@ -76,6 +77,7 @@ const PHASES: &[&str] = &[
     "outbound",
     "sustained",
     "reads",
+    "postgres",
 ];
 
 /// Goal of `test.connection` (the whole inbound pipeline with one write).
@@ -90,6 +92,8 @@ struct Settings {
     measure: Duration,
     /// `BENCH_SUSTAINED_SECS`: how long the `sustained` phase runs.
     sustained: Duration,
+    /// `HOOKGATE_BENCH_POSTGRES`: the PostgreSQL server of the `postgres` phase.
+    postgres: Option<String>,
     /// `BENCH_PHASES`, or None for all.
     phases: Option<Vec<String>>,
 }
@@ -122,6 +126,9 @@ impl Settings {
         Ok(Settings {
             measure: Duration::from_secs(secs("BENCH_SECS", DEFAULT_SECS)?),
             sustained: Duration::from_secs(secs("BENCH_SUSTAINED_SECS", sustained::DEFAULT_SECS)?),
+            postgres: std::env::var(postgres::ENV)
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
             phases,
         })
     }
@@ -241,6 +248,24 @@ async fn bench(settings: &Settings) -> Result<bool, BoxError> {
     if settings.wants("reads") {
         eprintln!("reads: seeding, then reading");
         reads::run(settings.measure, &mut report).await?;
+    }
+    if settings.wants("postgres") {
+        match &settings.postgres {
+            Some(url) => {
+                eprintln!("postgres: 1, 2 and 3 nodes");
+                postgres::run(url, settings.measure, &mut report).await?;
+            }
+            None => {
+                let mut row = Row::new("postgres", f64::NAN, f64::NAN, f64::NAN);
+                row.goal = format!("left out: {} not set", postgres::ENV);
+                report.row(row);
+                report.note(format!(
+                    "postgres: left out ({} is not set; e.g. {}=postgres://postgres@127.0.0.1:5432/test)",
+                    postgres::ENV,
+                    postgres::ENV
+                ));
+            }
+        }
     }
     Ok(report.print())
 }

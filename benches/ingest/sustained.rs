@@ -63,8 +63,14 @@ pub async fn run(secs: Duration, report: &mut Report) -> Result<(), BoxError> {
     result.timeline = Vec::new();
     report.phase(&result);
     report.row(
-        Row::new("  WAL peak (MB)", peak as f64 / 1e6, f64::NAN, f64::NAN).goal(
-            format!("< {} MB", WAL_LIMIT_BYTES / 1024 / 1024),
+        Row::new(
+            format!("  WAL peak {:.1} MiB", peak as f64 / (1024.0 * 1024.0)),
+            f64::NAN,
+            f64::NAN,
+            f64::NAN,
+        )
+        .goal(
+            format!("< {} MiB", WAL_LIMIT_BYTES / 1024 / 1024),
             peak < WAL_LIMIT_BYTES,
         ),
     );

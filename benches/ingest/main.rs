@@ -236,7 +236,8 @@ async fn bench(settings: &Settings) -> Result<bool, BoxError> {
                 load::percentile_ms(latencies, 0.99),
             ));
         }
-        let updates = mixed::count_updates(&database)?;
+        server.state.store.flush().await;
+        let updates = mixed::count_updates(&server).await?;
         report.note(format!(
             "mixed updates: {} work_order.updated answered 200, {} work_order.updated events emitted",
             updates.answered, updates.emitted

@@ -3,12 +3,12 @@
 //! `project.search` (see [`MIX_CYCLE`]), on records its set-up creates first.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::BoxError;
 use crate::client::Conn;
 use crate::load::Requests;
+use crate::server::Server;
 use crate::support::signing::RawSigner;
 use crate::workloads::Target;
 
@@ -151,20 +151,17 @@ fn date_after_2001(days: u64) -> String {
     )
 }
 
-/// `work_order.updated` requests answered 200, and `work_order.updated` events emitted, read
-/// from the database: an update that changed nothing answers 200 but emits no event, so equal
-/// counts show that every update of the phase did real work.
-pub fn count_updates(database: &Path) -> Result<UpdateCheck, BoxError> {
-    let db = rusqlite::Connection::open_with_flags(
-        database,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )?;
-    let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0));
+/// `work_order.updated` requests answered 200, and `work_order.updated` events emitted: an
+/// update that changed nothing answers 200 but emits no event, so equal counts show that every
+/// update of the phase did real work.
+pub async fn count_updates(server: &Server) -> Result<UpdateCheck, BoxError> {
     Ok(UpdateCheck {
-        answered: count(
-            "SELECT COUNT(*) FROM ingest_log WHERE event_type = 'work_order.updated' AND status = 200",
-        )?,
-        emitted: count("SELECT COUNT(*) FROM events WHERE event_type = 'work_order.updated'")?,
+        answered: server
+            .count("SELECT COUNT(*) FROM ingest_log WHERE event_type = 'work_order.updated' AND status = 200")
+            .await?,
+        emitted: server
+            .count("SELECT COUNT(*) FROM events WHERE event_type = 'work_order.updated'")
+            .await?,
     })
 }
 

@@ -63,19 +63,10 @@ pub async fn run(measure: Duration, report: &mut Report) -> Result<(), BoxError>
     conns = returned;
     seed(result, report);
     server.state.store.flush().await;
-    let count = |sql: &'static str| {
-        let store = &server.state.store;
-        async move {
-            store
-                .read(move |r| r.query_rows(sql))
-                .await
-                .ok()
-                .and_then(|rows| rows.first().and_then(|r| r.i64(0).ok()))
-                .unwrap_or(-1)
-        }
-    };
-    let rows = count("SELECT COUNT(*) FROM ingest_log").await;
-    let projects = count("SELECT COUNT(*) FROM records WHERE kind = 'project'").await;
+    let rows = server.count("SELECT COUNT(*) FROM ingest_log").await?;
+    let projects = server
+        .count("SELECT COUNT(*) FROM records WHERE kind = 'project'")
+        .await?;
     report.note(format!(
         "reads: seeded {rows} ingest-log rows and {projects} projects over 3 companies ({} for the measured one) in {:.1} s",
         PROJECTS_PER_CONN * CONNECTIONS as u64,

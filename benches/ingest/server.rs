@@ -83,6 +83,13 @@ impl Server {
             .await?)
     }
 
+    /// A single number (`SELECT COUNT(*) ...`) read through the store, so on either backend.
+    pub async fn count(&self, sql: &'static str) -> Result<i64, BoxError> {
+        let rows = self.state.store.read(move |r| r.query_rows(sql)).await?;
+        let first = rows.first().ok_or_else(|| format!("no row: {sql}"))?;
+        Ok(first.i64(0)?)
+    }
+
     /// The group-commit writer's (batches, jobs) so far.
     pub fn batch_stats(&self) -> (u64, u64) {
         self.state.store.batch_stats()

@@ -150,13 +150,18 @@ async fn one(
     let backlog = expected.saturating_sub(deliveries.distinct(run));
     let stalled = deliveries.drain(run, expected).await;
     let delivered = deliveries.distinct(run);
+    let duplicates = deliveries.requests(run).saturating_sub(delivered);
+    if duplicates > 0 {
+        report.problem(format!(
+            "outbound x{subscriptions}: {duplicates} deliveries arrived more than once"
+        ));
+    }
     if stalled {
         report.problem(format!(
             "outbound x{subscriptions}: deliveries stopped with {} of {expected} missing",
             expected - delivered
         ));
     }
-    let duplicates = deliveries.requests(run).saturating_sub(delivered);
     server.stop().await;
     drop(dir);
 

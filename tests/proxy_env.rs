@@ -4,6 +4,8 @@
 #[allow(dead_code, unused_imports)]
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "support/mod.rs"]
+mod support;
 #[allow(dead_code)]
 #[path = "api/test_db.rs"]
 mod test_db;

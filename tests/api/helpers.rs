@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use hookgate::app::AppState;
 use hookgate::config::Config;
-use hookgate::crypto;
 use hookgate::keys::{CreatedKey, KeyOptions};
 use hookgate::store::{Record, Row};
 use serde_json::{Value, json};
@@ -89,20 +88,8 @@ pub fn config_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/hookgate.toml")
 }
 
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// The seed's `custom` scheme: hex HMAC-SHA256(secret, "{timestamp}.{body}").
-pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    crypto::hmac_hex(
-        secret.as_bytes(),
-        &[timestamp.to_string().as_bytes(), b".", body],
-    )
-}
+/// The seed's `custom` scheme and the clock its timestamps come from (shared with the benchmark).
+pub use crate::support::signing::{now, sign};
 
 pub fn envelope(event_type: &str, data: Value) -> Value {
     json!({"event_type": event_type, "timestamp": "2025-01-15T14:30:00Z", "source": "test", "data": data})

@@ -23,4 +23,6 @@ mod search;
 mod shared_limits;
 mod storage;
 mod store_contract;
+#[path = "../support/mod.rs"]
+mod support;
 mod test_db;

@@ -21,6 +21,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the writer waits for readers when it restarts the WAL; it tries again after the
 /// next batch rather than stall intake.
 const RESTART_BUSY_TIMEOUT: Duration = Duration::from_millis(50);
+/// Page cache of the writer's connection, and of each read connection (KiB).
+const WRITER_CACHE_KIB: u64 = 64 * 1024;
+const READER_CACHE_KIB: u64 = 8 * 1024;
 /// Checkpoints copy the WAL back into the database file; short enough that the part left for
 /// the writer's restart is small.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
@@ -44,6 +47,9 @@ pub(super) fn open(options: &StoreOptions) -> Result<Store, StoreError> {
         options.wal_restart_bytes
     ))?;
     set_max_database_bytes(&conn, options.max_database_bytes)?;
+    // SQLite's default page cache is 2 MiB; past that, every insert into a large index reads
+    // its pages back from the OS, and intake slows as the store grows.
+    conn.batch(&format!("PRAGMA cache_size = -{}", WRITER_CACHE_KIB))?;
     // The writer's COMMIT only appends to the WAL; the sync thread makes it durable (one
     // fdatasync for every batch committed meanwhile) before any job of it is answered.
     conn.batch("PRAGMA synchronous = NORMAL")?;
@@ -365,7 +371,9 @@ impl ReadPool for Readers {
             Some(c) => c,
             None => {
                 let c = SqliteConn::open(&self.path)?;
-                c.batch("PRAGMA query_only = ON")?;
+                c.batch(&format!(
+                    "PRAGMA query_only = ON; PRAGMA cache_size = -{READER_CACHE_KIB};"
+                ))?;
                 c
             }
         };

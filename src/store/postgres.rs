@@ -9,7 +9,8 @@
 
 use std::cell::Cell as Flag;
 use std::error::Error as StdError;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::BufMut;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
@@ -18,7 +19,7 @@ use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{NoTls, Statement};
 
 use super::sql::{Cell, Conn, Dialect, Param, Row};
-use super::writer::{self, TxConn, WriterHealth};
+use super::writer::{self, Syncer, TxConn, WriterHealth};
 use super::{ReadPool, Store, StoreError, StoreOptions, migrations};
 
 /// Connections kept for reads beside the writers'.
@@ -48,7 +49,8 @@ pub(super) fn open(options: &StoreOptions) -> Result<Store, StoreError> {
     );
     let writers = options.writers.max(1);
     let pool = Pool::builder(manager)
-        .max_size(writers + READ_CONNECTIONS)
+        // One more for the WAL flusher.
+        .max_size(writers + 1 + READ_CONNECTIONS)
         .runtime(Runtime::Tokio1)
         .build()
         .map_err(|e| open_error(e.to_string()))?;
@@ -69,8 +71,13 @@ pub(super) fn open(options: &StoreOptions) -> Result<Store, StoreError> {
 
     let (jobs, queue) = flume::bounded(options.max_batch * 4);
     let health = Arc::new(WriterHealth::default());
+    let flusher = Arc::new(WalFlusher {
+        backend: backend.clone(),
+        state: Mutex::new(FlusherState::default()),
+    });
     for n in 0..writers {
-        let conn = backend.connect()?;
+        let mut conn = backend.connect()?;
+        conn.flusher = Some(flusher.clone());
         let (queue, health) = (queue.clone(), health.clone());
         let max_batch = options.max_batch;
         std::thread::Builder::new()
@@ -138,7 +145,68 @@ impl Backend {
             backend: self.clone(),
             client,
             in_transaction: Flag::new(false),
+            flusher: None,
         })
+    }
+}
+
+/// Makes the writers' commits durable for all of them at once. Writers commit with
+/// `synchronous_commit = off`, so COMMIT returns before its WAL is flushed; a transaction that
+/// commits synchronously waits for the WAL up to its own commit record, which comes after
+/// every commit that returned before it began. One such flush covers every writer's batches
+/// committed meanwhile, and the writers go on with their next batches while it runs.
+struct WalFlusher {
+    backend: Arc<Backend>,
+    state: Mutex<FlusherState>,
+}
+
+#[derive(Default)]
+struct FlusherState {
+    conn: Option<PgConn>,
+    /// When the last flush that succeeded began: it covered every commit returned before.
+    last_started: Option<Instant>,
+}
+
+impl WalFlusher {
+    /// Flushes the WAL past every commit that returned before `asked`.
+    fn flush(&self, asked: Instant) -> Result<(), StoreError> {
+        let mut state = self.state.lock().expect("flusher lock");
+        if state.last_started.is_some_and(|started| started >= asked) {
+            return Ok(()); // another writer's flush, begun after ours was asked for
+        }
+        let started = Instant::now();
+        if state.conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            let conn = self.backend.connect()?;
+            conn.batch("SET synchronous_commit = on")?;
+            state.conn = Some(conn);
+        }
+        let conn = state.conn.as_ref().expect("connected above");
+        // `txid_current()` gives the transaction an id, so its commit writes a record and
+        // waits for the flush.
+        match conn.batch("SELECT txid_current()") {
+            Ok(()) => {
+                state.last_started = Some(started);
+                Ok(())
+            }
+            Err(e) => {
+                state.conn = None;
+                Err(e)
+            }
+        }
+    }
+}
+
+struct PgSyncer(Arc<WalFlusher>);
+
+impl Syncer for PgSyncer {
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.0.flush(Instant::now())
+    }
+
+    /// The server's crash recovery keeps its log whole: a failed flush fails only the jobs it
+    /// covered.
+    fn failure_halts(&self) -> bool {
+        false
     }
 }
 
@@ -149,6 +217,8 @@ pub(super) struct PgConn {
     /// Whether `begin` opened a transaction that has not ended. (PostgreSQL never ends one by
     /// itself after an error; it refuses statements until the savepoint is rolled back.)
     in_transaction: Flag<bool>,
+    /// A writer's, until it takes its syncer.
+    flusher: Option<Arc<WalFlusher>>,
 }
 
 impl PgConn {
@@ -239,11 +309,21 @@ impl TxConn for PgConn {
         self.in_transaction.get() && !self.client.is_closed()
     }
 
+    /// A new connection commits synchronously (the default): correct without the flusher.
     fn reconnect(&mut self) -> Result<(), StoreError> {
         if self.client.is_closed() {
             *self = self.backend.connect()?;
         }
         Ok(())
+    }
+
+    fn take_syncer(&mut self) -> Option<Box<dyn Syncer>> {
+        let flusher = self.flusher.take()?;
+        if let Err(e) = self.batch("SET synchronous_commit = off") {
+            tracing::warn!(error = %e, "this writer commits synchronously");
+            return None;
+        }
+        Some(Box::new(PgSyncer(flusher)))
     }
 }
 
@@ -261,6 +341,7 @@ impl ReadPool for Readers {
             backend: self.backend.clone(),
             client,
             in_transaction: Flag::new(false),
+            flusher: None,
         };
         job(&conn);
         Ok(())

@@ -18,9 +18,12 @@
 //! latency is paid once per wave of batches instead of once per batch.
 //!
 //! A failed sync answers every job it covered as unavailable (whether those writes survive is
-//! unknown) and halts the writer until the process restarts, as PostgreSQL does: the kernel may
-//! have dropped the pages it could not write, and a later sync that succeeds says nothing about
-//! them, so nothing written after them could be acknowledged truthfully.
+//! unknown). A failed fsync (SQLite) also halts the writer until the process restarts, as
+//! PostgreSQL does: the kernel may have dropped the pages it could not write, and a later sync
+//! that succeeds says nothing about them, so nothing written after them could be acknowledged
+//! truthfully. A failed flush of a database server (PostgreSQL's writers commit asynchronously
+//! and one synchronous commit flushes for all of them) fails only the jobs it covered: the
+//! server's recovery keeps its log whole.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -57,6 +60,12 @@ pub(super) trait TxConn: Conn + Send {
 /// Makes every transaction committed so far durable.
 pub(super) trait Syncer: Send {
     fn sync(&mut self) -> Result<(), StoreError>;
+    /// Whether a failed sync leaves the log untrustworthy until restart (a failed fsync may
+    /// have dropped pages), rather than only failing the jobs it covered (a lost connection to
+    /// a database server, whose own recovery keeps its log whole).
+    fn failure_halts(&self) -> bool {
+        true
+    }
 }
 
 /// A queued unit of work for the writer.
@@ -292,11 +301,19 @@ fn sync_then_answer(
         && finished.iter().any(|b| b.committed)
         && let Err(e) = syncer.sync()
     {
-        let error = StoreError::Unavailable(format!(
-            "syncing the database log failed ({e}); writes are refused until hookgate restarts"
-        ));
-        tracing::error!(error = %error, "the database log could not be made durable");
-        refusal = Some(health.halted.get_or_init(|| error).clone());
+        refusal = Some(if syncer.failure_halts() {
+            let error = StoreError::Unavailable(format!(
+                "syncing the database log failed ({e}); writes are refused until hookgate restarts"
+            ));
+            tracing::error!(error = %error, "the database log could not be made durable");
+            health.halted.get_or_init(|| error).clone()
+        } else {
+            let error = StoreError::Unavailable(format!(
+                "the database did not confirm that these writes are durable ({e})"
+            ));
+            health.record(Some(&error), false);
+            error
+        });
     }
     if let Some(error) = refusal {
         for job in finished.iter_mut().flat_map(|b| b.jobs.iter_mut()) {
@@ -642,12 +659,17 @@ mod tests {
     struct GatedSyncer {
         gate: std::sync::mpsc::Receiver<Result<(), StoreError>>,
         syncs: Arc<AtomicUsize>,
+        halts: bool,
     }
 
     impl Syncer for GatedSyncer {
         fn sync(&mut self) -> Result<(), StoreError> {
             self.syncs.fetch_add(1, Ordering::SeqCst);
             self.gate.recv().unwrap_or(Ok(()))
+        }
+
+        fn failure_halts(&self) -> bool {
+            self.halts
         }
     }
 
@@ -661,6 +683,12 @@ mod tests {
 
     impl SyncedWriter {
         fn start() -> SyncedWriter {
+            SyncedWriter::start_with(true)
+        }
+
+        /// `halts`: whether a failed sync halts writes (an fsync) or fails only what it
+        /// covered (a database server's flush).
+        fn start_with(halts: bool) -> SyncedWriter {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("writer.db");
             let conn = SqliteConn::open(&path).unwrap();
@@ -671,6 +699,7 @@ mod tests {
             faulty.syncer = Some(Box::new(GatedSyncer {
                 gate: gated,
                 syncs: syncs.clone(),
+                halts,
             }));
             let (jobs, queue) = flume::unbounded::<Box<dyn Job>>();
             std::thread::spawn(move || {
@@ -759,5 +788,26 @@ mod tests {
             1,
             "no sync after the halt"
         );
+    }
+
+    #[test]
+    fn a_failed_server_flush_refuses_only_what_it_covered() {
+        let writer = SyncedWriter::start_with(false);
+        let first = writer.submit("a");
+        writer.wait_for_syncs(1);
+        writer
+            .gate
+            .send(Err(StoreError::Unavailable("connection lost".into())))
+            .unwrap();
+        let refused = first.blocking_recv().unwrap();
+        assert!(
+            matches!(refused, Err(StoreError::Unavailable(_))),
+            "{refused:?}"
+        );
+        let later = writer.submit("b");
+        writer.wait_for_syncs(2);
+        writer.gate.send(Ok(())).unwrap();
+        assert!(later.blocking_recv().unwrap().is_ok(), "writes go on");
+        assert_eq!(writer.stored(), ["a", "b"]);
     }
 }

@@ -193,9 +193,7 @@ async fn bench(settings: &Settings) -> Result<bool, BoxError> {
     let mut report = Report::default();
 
     // Declared first so it is dropped last, after the server and its store are gone.
-    let dir = server::temp_dir()?;
-    let database = dir.path().join("bench.db");
-    let server = Server::start(database.to_str().ok_or("temp path is not UTF-8")?).await?;
+    let server = Server::start_sqlite("bench.db").await?;
     let key = server.unlimited_key("bench", "bench").await?;
     let mut target = Target::new(server.addr, &key);
     check_signed_request(&target).await?;
@@ -253,7 +251,6 @@ async fn bench(settings: &Settings) -> Result<bool, BoxError> {
 
     drop(conns);
     server.stop().await;
-    drop(dir);
 
     // The other phases start servers of their own, on fresh databases.
     if settings.wants("outbound") {

@@ -10,7 +10,7 @@ use crate::client::Conn;
 use crate::load::Requests;
 use crate::server::Server;
 use crate::support::signing::RawSigner;
-use crate::workloads::Target;
+use crate::workloads::{Target, project_name_among};
 
 /// Work orders created per connection in the set-up (updated in turn, and referred to by that
 /// connection's timesheet entries).
@@ -192,33 +192,11 @@ pub async fn send_ok(
 /// Project `i` of the set-up: 0 is the one the work orders belong to, the others give fuzzy
 /// search names to rank.
 fn project_body(i: usize) -> String {
-    const PREFIXES: &[&str] = &[
-        "Skyline",
-        "Harbor",
-        "Riverside",
-        "Northgate",
-        "Lakeside",
-        "Summit",
-        "Granite",
-        "Cedar",
-    ];
-    const SUFFIXES: &[&str] = &[
-        "Tower Construction",
-        "Bridge Retrofit",
-        "Warehouse Foundation",
-        "Mall Renovation",
-        "Hospital Wing",
-        "Office Park",
-    ];
+    // The set-up's projects are every combination of the first 8 prefixes and 6 suffixes.
     let name = if i == 0 {
         "Bench Tower Construction".to_string()
     } else {
-        let k = i - 1;
-        format!(
-            "{} {}",
-            PREFIXES[k % PREFIXES.len()],
-            SUFFIXES[(k / PREFIXES.len()) % SUFFIXES.len()]
-        )
+        project_name_among(i - 1, 8, 6)
     };
     format!(
         r#"{{"event_type":"project.created","timestamp":"2025-01-10T09:00:00Z","source":"bench","data":{{"project_code":"PRJ-BENCH-{i:03}","project_name":"{name}","customer_name":"Bench Customer {i}","location_name":"Bench Site {i}"}}}}"#

@@ -13,7 +13,7 @@ use crate::client::Conn;
 use crate::fanout::Deliveries;
 use crate::load::{Window, percentile_ms, run_phase};
 use crate::report::{Report, Row};
-use crate::server::{Server, temp_dir};
+use crate::server::Server;
 use crate::support::receiver::Arrival;
 use crate::workloads::{Target, Workload};
 use crate::{BoxError, CONNECTIONS};
@@ -90,9 +90,7 @@ async fn one(
     intake: Option<f64>,
     report: &mut Report,
 ) -> Result<(), BoxError> {
-    let dir = temp_dir()?;
-    let database = dir.path().join("outbound.db");
-    let server = Server::start(database.to_str().ok_or("temp path is not UTF-8")?).await?;
+    let server = Server::start_sqlite("outbound.db").await?;
     let key = server.unlimited_key("bench", "bench").await?;
     // The subscriptions belong to another key of the same company: deliveries of changes made
     // by their own key would be skipped as echoes.
@@ -163,7 +161,6 @@ async fn one(
         ));
     }
     server.stop().await;
-    drop(dir);
 
     let delivery_rate = during as f64 / load_time.as_secs_f64();
     let intake_rate = inbound.rate();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::client::Conn;
 use crate::load::{PhaseResult, Window, run_phase};
 use crate::report::{Report, Row};
-use crate::server::{Server, temp_dir};
+use crate::server::Server;
 use crate::workloads::{Target, Workload};
 use crate::{BoxError, CONNECTIONS, WARMUP};
 
@@ -24,9 +24,7 @@ const OTHER_PROJECTS_PER_CONN: u64 = 16;
 const READ_P99_MS: f64 = 50.0;
 
 pub async fn run(measure: Duration, report: &mut Report) -> Result<(), BoxError> {
-    let dir = temp_dir()?;
-    let database = dir.path().join("reads.db");
-    let server = Server::start(database.to_str().ok_or("temp path is not UTF-8")?).await?;
+    let server = Server::start_sqlite("reads.db").await?;
     let key = server.unlimited_key("bench-a", "bench").await?;
     let target = Target::new(server.addr, &key);
     let mut conns = Conn::connect_all(&[target.addr], CONNECTIONS).await?;
@@ -107,6 +105,5 @@ pub async fn run(measure: Duration, report: &mut Report) -> Result<(), BoxError>
     }
     drop(conns);
     server.stop().await;
-    drop(dir);
     Ok(())
 }

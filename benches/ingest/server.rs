@@ -2,6 +2,7 @@
 //! worker, as `hookgate serve` runs it.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,14 +20,27 @@ pub struct Server {
     pub addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
-}
-
-/// A temporary directory for a SQLite database, removed when dropped (after its server).
-pub fn temp_dir() -> std::io::Result<tempfile::TempDir> {
-    tempfile::Builder::new().prefix("hookgate-bench-").tempdir()
+    /// A SQLite server's database file, in a temporary directory removed after the server.
+    sqlite: Option<(PathBuf, tempfile::TempDir)>,
 }
 
 impl Server {
+    /// Starts a gateway on a fresh SQLite file `file_name` in a temporary directory.
+    pub async fn start_sqlite(file_name: &str) -> Result<Server, BoxError> {
+        let dir = tempfile::Builder::new()
+            .prefix("hookgate-bench-")
+            .tempdir()?;
+        let database = dir.path().join(file_name);
+        let mut server = Server::start(database.to_str().ok_or("temp path is not UTF-8")?).await?;
+        server.sqlite = Some((database, dir));
+        Ok(server)
+    }
+
+    /// The SQLite database file (`None` on PostgreSQL).
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self.sqlite.as_ref().map(|(path, _)| path.as_path())
+    }
+
     /// Starts a gateway on `database` (a SQLite file path or a PostgreSQL URL).
     pub async fn start(database: &str) -> Result<Server, BoxError> {
         let database = database.to_string();
@@ -62,6 +76,7 @@ impl Server {
             addr,
             stop,
             task,
+            sqlite: None,
         })
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::client::Conn;
 use crate::load::{Window, run_phase};
 use crate::report::{Report, Row};
-use crate::server::{Server, temp_dir};
+use crate::server::Server;
 use crate::workloads::{Target, Workload};
 use crate::{BoxError, CONNECTIONS, WARMUP};
 
@@ -23,14 +23,16 @@ const EDGE: Duration = Duration::from_secs(10);
 const WAL_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
 
 pub async fn run(secs: Duration, report: &mut Report) -> Result<(), BoxError> {
-    let dir = temp_dir()?;
-    let database = dir.path().join("sustained.db");
-    let server = Server::start(database.to_str().ok_or("temp path is not UTF-8")?).await?;
+    let server = Server::start_sqlite("sustained.db").await?;
     let key = server.unlimited_key("bench", "bench").await?;
     let target = Target::new(server.addr, &key);
     let conns = Conn::connect_all(&[target.addr], CONNECTIONS).await?;
 
-    let mut wal = database.clone().into_os_string();
+    let mut wal = server
+        .sqlite_path()
+        .expect("started on SQLite")
+        .as_os_str()
+        .to_owned();
     wal.push("-wal");
     let (peak, stop) = (
         Arc::new(AtomicU64::new(0)),
@@ -53,7 +55,6 @@ pub async fn run(secs: Duration, report: &mut Report) -> Result<(), BoxError> {
     let samples = sampler.await.expect("WAL sampler panicked");
     drop(conns);
     server.stop().await;
-    drop(dir);
 
     let edge = EDGE.min(secs / 2);
     let (first_rate, first_p99) = result.slice(Duration::ZERO, edge);

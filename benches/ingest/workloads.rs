@@ -187,43 +187,49 @@ impl Workload {
 /// The envelope of the `test.connection` phase (the seed's example, with our own source).
 pub const TEST_CONNECTION_BODY: &[u8] = br#"{"event_type":"test.connection","timestamp":"2025-01-15T10:00:00Z","source":"bench","data":{"test":true}}"#;
 
-/// Seeded project names: a prefix and a suffix from small lists (so that exact names repeat
-/// across projects and fuzzy terms have near neighbours to rank).
-pub fn project_name(i: u64) -> String {
-    const PREFIXES: &[&str] = &[
-        "Skyline",
-        "Harbor",
-        "Riverside",
-        "Northgate",
-        "Lakeside",
-        "Summit",
-        "Granite",
-        "Cedar",
-        "Maple",
-        "Ironwood",
-        "Bayview",
-        "Westfield",
-        "Oakridge",
-        "Pinecrest",
-        "Stonebridge",
-        "Clearwater",
-    ];
-    const SUFFIXES: &[&str] = &[
-        "Tower Construction",
-        "Bridge Retrofit",
-        "Warehouse Foundation",
-        "Mall Renovation",
-        "Hospital Wing",
-        "Office Park",
-        "School Annex",
-        "Parking Deck",
-    ];
-    let i = i as usize;
+/// Words of seeded project names: a prefix and a suffix from these small lists, so that exact
+/// names repeat across projects and fuzzy terms have near neighbours to rank.
+const PROJECT_PREFIXES: &[&str] = &[
+    "Skyline",
+    "Harbor",
+    "Riverside",
+    "Northgate",
+    "Lakeside",
+    "Summit",
+    "Granite",
+    "Cedar",
+    "Maple",
+    "Ironwood",
+    "Bayview",
+    "Westfield",
+    "Oakridge",
+    "Pinecrest",
+    "Stonebridge",
+    "Clearwater",
+];
+const PROJECT_SUFFIXES: &[&str] = &[
+    "Tower Construction",
+    "Bridge Retrofit",
+    "Warehouse Foundation",
+    "Mall Renovation",
+    "Hospital Wing",
+    "Office Park",
+    "School Annex",
+    "Parking Deck",
+];
+
+/// Project name `i` of the first `prefixes` × `suffixes` combinations of the lists above.
+pub fn project_name_among(i: usize, prefixes: usize, suffixes: usize) -> String {
     format!(
         "{} {}",
-        PREFIXES[i % PREFIXES.len()],
-        SUFFIXES[(i / PREFIXES.len()) % SUFFIXES.len()]
+        PROJECT_PREFIXES[i % prefixes],
+        PROJECT_SUFFIXES[(i / prefixes) % suffixes]
     )
+}
+
+/// Seeded project name `i`, from every combination.
+pub fn project_name(i: u64) -> String {
+    project_name_among(i as usize, PROJECT_PREFIXES.len(), PROJECT_SUFFIXES.len())
 }
 
 /// The name of project `n` seeded by connection `conn`.

@@ -76,13 +76,24 @@ pub(super) fn open(options: &StoreOptions) -> Result<Store, StoreError> {
         state: Mutex::new(FlusherState::default()),
     });
     for n in 0..writers {
-        let mut conn = backend.connect()?;
-        conn.flusher = Some(flusher.clone());
-        let (queue, health) = (queue.clone(), health.clone());
+        let conn = backend.connect()?;
+        let (queue, health, flusher) = (queue.clone(), health.clone(), flusher.clone());
         let max_batch = options.max_batch;
         std::thread::Builder::new()
             .name(format!("hookgate-writer-{n}"))
-            .spawn(move || writer::run(Box::new(conn), queue, max_batch, health))
+            .spawn(move || {
+                // On the writer's thread: statements wait on the backend's runtime, which the
+                // caller's may not do.
+                let syncer: Option<Box<dyn Syncer>> =
+                    match conn.batch("SET synchronous_commit = off") {
+                        Ok(()) => Some(Box::new(PgSyncer(flusher))),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "this writer commits synchronously");
+                            None
+                        }
+                    };
+                writer::run(Box::new(conn), syncer, queue, max_batch, health)
+            })
             .map_err(|e| open_error(e.to_string()))?;
     }
     Ok(Store::assemble(
@@ -145,7 +156,6 @@ impl Backend {
             backend: self.clone(),
             client,
             in_transaction: Flag::new(false),
-            flusher: None,
         })
     }
 }
@@ -217,8 +227,6 @@ pub(super) struct PgConn {
     /// Whether `begin` opened a transaction that has not ended. (PostgreSQL never ends one by
     /// itself after an error; it refuses statements until the savepoint is rolled back.)
     in_transaction: Flag<bool>,
-    /// A writer's, until it takes its syncer.
-    flusher: Option<Arc<WalFlusher>>,
 }
 
 impl PgConn {
@@ -316,15 +324,6 @@ impl TxConn for PgConn {
         }
         Ok(())
     }
-
-    fn take_syncer(&mut self) -> Option<Box<dyn Syncer>> {
-        let flusher = self.flusher.take()?;
-        if let Err(e) = self.batch("SET synchronous_commit = off") {
-            tracing::warn!(error = %e, "this writer commits synchronously");
-            return None;
-        }
-        Some(Box::new(PgSyncer(flusher)))
-    }
 }
 
 struct Readers {
@@ -341,7 +340,6 @@ impl ReadPool for Readers {
             backend: self.backend.clone(),
             client,
             in_transaction: Flag::new(false),
-            flusher: None,
         };
         job(&conn);
         Ok(())

@@ -54,9 +54,9 @@ pub(super) fn open(options: &StoreOptions) -> Result<Store, StoreError> {
     // fdatasync for every batch committed meanwhile) before any job of it is answered.
     conn.batch("PRAGMA synchronous = NORMAL")?;
     let wal_path = wal_path(&path);
+    let syncer: Box<dyn Syncer> = Box::new(WalSyncer::new(&wal_path));
     let writer = WriterConn {
         conn,
-        syncer: Some(WalSyncer::new(&wal_path)),
         wal_path,
         wal_restart_bytes: options.wal_restart_bytes,
     };
@@ -67,7 +67,15 @@ pub(super) fn open(options: &StoreOptions) -> Result<Store, StoreError> {
     let max_batch = options.max_batch;
     std::thread::Builder::new()
         .name("hookgate-writer".into())
-        .spawn(move || writer::run(Box::new(writer), queue, max_batch, writer_health))
+        .spawn(move || {
+            writer::run(
+                Box::new(writer),
+                Some(syncer),
+                queue,
+                max_batch,
+                writer_health,
+            )
+        })
         .map_err(|e| open_error(e.to_string()))?;
     let readers = Arc::new(Readers {
         path,
@@ -230,7 +238,6 @@ impl Conn for SqliteConn {
 /// The writer's connection, which also keeps the WAL bounded.
 struct WriterConn {
     conn: SqliteConn,
-    syncer: Option<WalSyncer>,
     wal_path: PathBuf,
     wal_restart_bytes: u64,
 }
@@ -281,12 +288,6 @@ impl TxConn for WriterConn {
 
     fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
-    }
-
-    fn take_syncer(&mut self) -> Option<Box<dyn Syncer>> {
-        self.syncer
-            .take()
-            .map(|syncer| Box::new(syncer) as Box<dyn Syncer>)
     }
 
     /// While commits keep coming, the checkpointer never reaches the end of the WAL, and the

@@ -50,11 +50,6 @@ pub(super) trait TxConn: Conn + Send {
     fn reconnect(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
-    /// What makes commits durable, for a backend whose COMMIT returns before they are; `None`
-    /// (the default) when a returned COMMIT is already durable.
-    fn take_syncer(&mut self) -> Option<Box<dyn Syncer>> {
-        None
-    }
 }
 
 /// Makes every transaction committed so far durable.
@@ -174,14 +169,17 @@ impl WriterHealth {
     }
 }
 
-/// Runs batches from `jobs` on `conn` until every sender is gone.
+/// Runs batches from `jobs` on `conn` until every sender is gone. `syncer` makes commits
+/// durable for a backend whose COMMIT returns before they are; `None` when a returned COMMIT
+/// already is.
 pub(super) fn run(
     mut conn: Box<dyn TxConn>,
+    syncer: Option<Box<dyn Syncer>>,
     jobs: flume::Receiver<Box<dyn Job>>,
     max_batch: usize,
     health: Arc<WriterHealth>,
 ) {
-    let answers = Answers::new(conn.take_syncer(), health.clone());
+    let answers = Answers::new(syncer, health.clone());
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
     while let Ok(first) = jobs.recv() {
         batch.push(first);
@@ -456,7 +454,6 @@ mod tests {
     struct FaultyConn {
         conn: SqliteConn,
         failures_left: AtomicUsize,
-        syncer: Option<Box<dyn Syncer>>,
     }
 
     impl FaultyConn {
@@ -464,7 +461,6 @@ mod tests {
             FaultyConn {
                 conn,
                 failures_left: AtomicUsize::new(failures),
-                syncer: None,
             }
         }
     }
@@ -514,9 +510,6 @@ mod tests {
         fn in_transaction(&self) -> bool {
             !self.conn.is_autocommit()
         }
-        fn take_syncer(&mut self) -> Option<Box<dyn Syncer>> {
-            self.syncer.take()
-        }
     }
 
     /// Runs `names` as one batch of insert jobs (two inserts each, so each job has a savepoint
@@ -556,6 +549,7 @@ mod tests {
         // Every job is queued before the writer starts, so they share one batch.
         run(
             Box::new(faulty),
+            None,
             queue,
             64,
             Arc::new(WriterHealth::default()),
@@ -610,6 +604,7 @@ mod tests {
         drop(jobs);
         run(
             Box::new(faulty),
+            None,
             queue,
             64,
             Arc::new(WriterHealth::default()),
@@ -695,16 +690,17 @@ mod tests {
             conn.batch("CREATE TABLE t (name TEXT NOT NULL)").unwrap();
             let (gate, gated) = std::sync::mpsc::channel();
             let syncs = Arc::new(AtomicUsize::new(0));
-            let mut faulty = FaultyConn::new(conn, 0);
-            faulty.syncer = Some(Box::new(GatedSyncer {
+            let faulty = FaultyConn::new(conn, 0);
+            let syncer = GatedSyncer {
                 gate: gated,
                 syncs: syncs.clone(),
                 halts,
-            }));
+            };
             let (jobs, queue) = flume::unbounded::<Box<dyn Job>>();
             std::thread::spawn(move || {
                 run(
                     Box::new(faulty),
+                    Some(Box::new(syncer)),
                     queue,
                     64,
                     Arc::new(WriterHealth::default()),
@@ -732,6 +728,16 @@ mod tests {
                 .into_iter()
                 .map(|mut r| r.text(0).unwrap())
                 .collect()
+        }
+
+        /// Writes "a", fails the sync that covers it with `why`, and returns its answer.
+        fn first_write_with_failed_sync(&self, why: &str) -> Result<(), StoreError> {
+            let first = self.submit("a");
+            self.wait_for_syncs(1);
+            self.gate
+                .send(Err(StoreError::Unavailable(why.into())))
+                .unwrap();
+            first.blocking_recv().unwrap()
         }
 
         /// Waits until the writer has asked for a sync `count` times in all.
@@ -762,13 +768,7 @@ mod tests {
     #[test]
     fn a_failed_sync_refuses_what_it_covered_and_every_later_write() {
         let writer = SyncedWriter::start();
-        let first = writer.submit("a");
-        writer.wait_for_syncs(1);
-        writer
-            .gate
-            .send(Err(StoreError::Unavailable("EIO".into())))
-            .unwrap();
-        let refused = first.blocking_recv().unwrap();
+        let refused = writer.first_write_with_failed_sync("EIO");
         assert!(
             matches!(&refused, Err(StoreError::Unavailable(why)) if why.contains("EIO")),
             "{refused:?}"
@@ -793,13 +793,7 @@ mod tests {
     #[test]
     fn a_failed_server_flush_refuses_only_what_it_covered() {
         let writer = SyncedWriter::start_with(false);
-        let first = writer.submit("a");
-        writer.wait_for_syncs(1);
-        writer
-            .gate
-            .send(Err(StoreError::Unavailable("connection lost".into())))
-            .unwrap();
-        let refused = first.blocking_recv().unwrap();
+        let refused = writer.first_write_with_failed_sync("connection lost");
         assert!(
             matches!(refused, Err(StoreError::Unavailable(_))),
             "{refused:?}"

@@ -105,6 +105,23 @@ async fn replay_entry(app: &TestApp, token: &str, id: &dyn std::fmt::Display) ->
     .await
 }
 
+/// `PUT /api/v1/providers/{provider}/mapping`.
+async fn put_mapping(app: &TestApp, token: &str, provider: &str, mapping: Value) -> Sent {
+    app.rest(
+        token,
+        "PUT",
+        &format!("/api/v1/providers/{provider}/mapping"),
+        Some(mapping),
+    )
+    .await
+}
+
+/// A Stripe mapping that makes a `customer.*` event a valid `customer.created`.
+fn customer_mapping() -> Value {
+    json!({"rules": [{"on": "customer.*", "event_type": "customer.created",
+        "data": "{name: event.data.object.name, email: event.data.object.email}"}]})
+}
+
 /// `POST /api/v1/ingest-log/replay` with a filter.
 async fn bulk_replay(app: &TestApp, token: &str, filter: Value) -> Sent {
     app.rest(token, "POST", "/api/v1/ingest-log/replay", Some(filter))
@@ -315,16 +332,7 @@ async fn unmapped_events_pass_through_to_other_keys_once_and_never_echo() {
 #[tokio::test]
 async fn a_providers_retry_of_a_mapped_event_seconds_later_is_answered_again() {
     let (app, key, f) = started_with("stripe", "customer.created").await;
-    let mapping = json!({"rules": [{"on": "customer.*", "event_type": "customer.created",
-        "data": "{name: event.data.object.name, email: event.data.object.email}"}]});
-    let put = app
-        .rest(
-            &key.api_token,
-            "PUT",
-            "/api/v1/providers/stripe/mapping",
-            Some(mapping),
-        )
-        .await;
+    let put = put_mapping(&app, &key.api_token, "stripe", customer_mapping()).await;
     assert_eq!(put.status, 200, "{}", put.body);
     let first = send_fixture(&app, &f).await;
     assert_eq!(first.status, 200, "{}", first.body);
@@ -340,15 +348,14 @@ async fn a_providers_retry_of_a_mapped_event_seconds_later_is_answered_again() {
 #[tokio::test]
 async fn a_mapping_turns_provider_events_into_records_through_the_envelope_pipeline() {
     let (app, key, f) = started_with("stripe", "customer.created").await;
-    let bad = app
-        .rest(
-            &key.api_token,
-            "PUT",
-            "/api/v1/providers/stripe/mapping",
-            Some(json!({"rules": [
-            {"on": "customer.created", "event_type": "customer.exploded", "data": "{"}]})),
-        )
-        .await;
+    let bad = put_mapping(
+        &app,
+        &key.api_token,
+        "stripe",
+        json!({"rules": [
+            {"on": "customer.created", "event_type": "customer.exploded", "data": "{"}]}),
+    )
+    .await;
     assert_eq!(
         (bad.status, bad.code()),
         (400, "invalid_mapping"),
@@ -359,14 +366,7 @@ async fn a_mapping_turns_provider_events_into_records_through_the_envelope_pipel
     // A rule whose data misses a required field: the event is refused by the schema.
     let mapping = json!({"rules": [{"on": "customer.*", "event_type": "customer.created",
         "data": "{email: event.data.object.email}"}]});
-    let put = app
-        .rest(
-            &key.api_token,
-            "PUT",
-            "/api/v1/providers/stripe/mapping",
-            Some(mapping),
-        )
-        .await;
+    let put = put_mapping(&app, &key.api_token, "stripe", mapping).await;
     assert_eq!(put.status, 200, "{}", put.body);
     let refused = send_fixture(&app, &f).await;
     assert_eq!(
@@ -377,8 +377,7 @@ async fn a_mapping_turns_provider_events_into_records_through_the_envelope_pipel
     );
 
     // The operator fixes the mapping, previews it, and replays the refused request.
-    let fixed = json!({"rules": [{"on": "customer.*", "event_type": "customer.created",
-        "data": "{name: event.data.object.name, email: event.data.object.email}"}]});
+    let fixed = customer_mapping();
     let preview = app
         .rest(
             &key.api_token,
@@ -399,14 +398,7 @@ async fn a_mapping_turns_provider_events_into_records_through_the_envelope_pipel
         "{}",
         preview.body
     );
-    let put = app
-        .rest(
-            &key.api_token,
-            "PUT",
-            "/api/v1/providers/stripe/mapping",
-            Some(fixed),
-        )
-        .await;
+    let put = put_mapping(&app, &key.api_token, "stripe", fixed).await;
     assert_eq!(put.status, 200);
     app.settle().await;
     let log_id = app

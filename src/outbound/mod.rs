@@ -118,6 +118,8 @@ pub(crate) struct Outbound {
     pub node_id: String,
     /// The clock the retry queue runs on.
     pub retry_clock: RetryClock,
+    /// Subscriptions as sending needs them, worked out once per version of each.
+    pub prepared: sender::PreparedCache,
 }
 
 /// Now, as the retry queue sees it: the wall clock, plus however far tests moved it forward
@@ -169,6 +171,7 @@ impl Outbound {
             metrics,
             node_id: crate::crypto::random_id("node_", 8),
             retry_clock: RetryClock::default(),
+            prepared: Default::default(),
         }
     }
 }

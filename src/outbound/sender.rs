@@ -5,7 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
 
 use super::{AttemptOutcome, Outbound, classify, client, signing};
 use crate::clock;
@@ -22,21 +26,114 @@ pub(crate) struct Exchange {
     pub record: AttemptRecord,
 }
 
-/// The secrets a subscription signs with now: the current one, and during a rotation's
-/// overlap the previous one too. `None` when they cannot be unsealed (wrong master key).
-pub(crate) fn signing_secrets(out: &Outbound, sub: &SubscriptionRow) -> Option<Vec<String>> {
-    let open = |sealed: &[u8]| {
-        out.keys
-            .unseal(sealed, &sub.id)
-            .and_then(|s| String::from_utf8(s).ok())
-    };
-    let mut secrets = vec![open(&sub.secret_enc)?];
-    if let (Some(previous), Some(until)) = (&sub.previous_secret_enc, sub.previous_secret_until)
-        && until > clock::now_ms()
-    {
-        secrets.push(open(previous)?);
+/// What every delivery to one version of a subscription shares, worked out once rather than
+/// per send: its parsed URL (or why it cannot be used), its secrets unsealed, and its basic
+/// auth. Kept per subscription in [`Prepared::cache`] and rebuilt when the row changes.
+pub(crate) struct Prepared {
+    /// The version of the row this was built from.
+    url: String,
+    secret_enc: Vec<u8>,
+    previous_secret_enc: Option<Vec<u8>>,
+    previous_secret_until: Option<i64>,
+    basic_auth_enc: Option<Vec<u8>>,
+    /// The URL, or the error kind and text of a send to it.
+    target: Result<reqwest::Url, (&'static str, String)>,
+    /// The current secret, and during a rotation's overlap the previous one with the end of
+    /// the overlap; `None` when they cannot be unsealed (wrong master key).
+    secrets: Option<(String, Option<(String, i64)>)>,
+    basic_auth: Option<(String, Option<String>)>,
+}
+
+/// Subscriptions prepared by this process; more than this many and the cache starts afresh
+/// (subscriptions deleted long ago would otherwise stay in it).
+const PREPARED_CACHE_LIMIT: usize = 10_000;
+
+#[derive(Default)]
+pub(crate) struct PreparedCache(std::sync::Mutex<HashMap<String, Arc<Prepared>>>);
+
+impl Prepared {
+    fn is_for(&self, sub: &SubscriptionRow) -> bool {
+        self.url == sub.url
+            && self.secret_enc == sub.secret_enc
+            && self.previous_secret_enc == sub.previous_secret_enc
+            && self.previous_secret_until == sub.previous_secret_until
+            && self.basic_auth_enc == sub.basic_auth_enc
     }
-    Some(secrets)
+
+    /// The subscription's prepared form, from the cache when the row has not changed.
+    pub(crate) fn of(out: &Outbound, sub: &SubscriptionRow) -> Arc<Prepared> {
+        let cache = &out.prepared.0;
+        if let Some(prepared) = cache
+            .lock()
+            .expect("prepared cache lock")
+            .get(&sub.id)
+            .filter(|p| p.is_for(sub))
+        {
+            return prepared.clone();
+        }
+        let prepared = Arc::new(Prepared::build(out, sub));
+        let mut cache = cache.lock().expect("prepared cache lock");
+        if cache.len() >= PREPARED_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(sub.id.clone(), prepared.clone());
+        prepared
+    }
+
+    fn build(out: &Outbound, sub: &SubscriptionRow) -> Prepared {
+        let open = |sealed: &[u8]| {
+            out.keys
+                .unseal(sealed, &sub.id)
+                .and_then(|s| String::from_utf8(s).ok())
+        };
+        let secrets = open(&sub.secret_enc).and_then(|current| {
+            let previous = match (&sub.previous_secret_enc, sub.previous_secret_until) {
+                (Some(sealed), Some(until)) => Some((open(sealed)?, until)),
+                _ => None,
+            };
+            Some((current, previous))
+        });
+        let target = reqwest::Url::parse(&sub.url)
+            .map_err(|e| ("invalid_url", format!("invalid URL: {e}")))
+            .and_then(|url| {
+                client::check_literal_host(&url, out.config.allow_private_urls)
+                    .map_err(|e| ("ssrf_refused", e.to_string()))?;
+                Ok(url)
+            });
+        let basic_auth = sub.basic_auth_enc.as_ref().and_then(|sealed| {
+            let auth: Value = out
+                .keys
+                .unseal(sealed, &sub.id)
+                .and_then(|b| serde_json::from_slice(&b).ok())?;
+            Some((
+                auth["username"].as_str().unwrap_or("").to_string(),
+                auth["password"].as_str().map(str::to_string),
+            ))
+        });
+        Prepared {
+            url: sub.url.clone(),
+            secret_enc: sub.secret_enc.clone(),
+            previous_secret_enc: sub.previous_secret_enc.clone(),
+            previous_secret_until: sub.previous_secret_until,
+            basic_auth_enc: sub.basic_auth_enc.clone(),
+            target,
+            secrets,
+            basic_auth,
+        }
+    }
+
+    /// The secrets to sign with now: the current one, and the previous one while its overlap
+    /// lasts.
+    fn secrets_now(&self) -> Option<Vec<String>> {
+        let (current, previous) = self.secrets.as_ref()?;
+        let mut secrets = vec![current.clone()];
+        if let Some((previous, until)) = previous
+            && *until > clock::now_ms()
+        {
+            secrets.push(previous.clone());
+        }
+        Some(secrets)
+    }
 }
 
 /// Sends `event` to the subscription (attempt number `attempt`, 0 for the first).
@@ -92,36 +189,42 @@ pub(crate) async fn send(
             record,
         }
     };
-    let Some(secrets) = signing_secrets(out, sub) else {
+    let prepared = Prepared::of(out, sub);
+    let Some(secrets) = prepared.secrets_now() else {
         return fail(
             record,
             "secret",
             "the subscription secret cannot be decrypted (master key changed?)".into(),
         );
     };
-    let url = match reqwest::Url::parse(&sub.url) {
-        Ok(url) => url,
-        Err(e) => return fail(record, "invalid_url", format!("invalid URL: {e}")),
+    let url = match &prepared.target {
+        Ok(url) => url.clone(),
+        Err((kind, error)) => return fail(record, kind, error.clone()),
     };
-    if let Err(e) = client::check_literal_host(&url, out.config.allow_private_urls) {
-        return fail(record, "ssrf_refused", e.to_string());
+    let mut headers = HeaderMap::with_capacity(12);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in signing::headers(&secrets, meta, &body) {
+        // Every value is ours or was checked when the subscription was saved; one that is
+        // not a valid header value is left out rather than failing the send.
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
     }
-    let mut headers: Vec<(String, String)> =
-        vec![("content-type".into(), "application/json".into())];
-    headers.extend(
-        signing::headers(&secrets, meta, &body)
-            .into_iter()
-            .map(|(name, value)| (name.to_string(), value)),
+    record.request_headers = header_json(
+        headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+            .chain(
+                prepared
+                    .basic_auth
+                    .is_some()
+                    .then_some(("authorization", "Basic <redacted>")),
+            ),
     );
-    let mut request = out.client.post(url);
-    for (name, value) in &headers {
-        request = request.header(name, value);
+    let mut request = out.client.post(url).headers(headers);
+    if let Some((user, password)) = &prepared.basic_auth {
+        request = request.basic_auth(user, password.as_ref());
     }
-    if let Some((user, password)) = basic_auth(out, sub) {
-        request = request.basic_auth(user, password);
-        headers.push(("authorization".into(), "Basic <redacted>".into()));
-    }
-    record.request_headers = header_json(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     if let Some(t) = timeout {
         request = request.timeout(t);
     }
@@ -158,23 +261,13 @@ pub(crate) async fn send(
     Exchange { outcome, record }
 }
 
-fn basic_auth(out: &Outbound, sub: &SubscriptionRow) -> Option<(String, Option<String>)> {
-    let sealed = sub.basic_auth_enc.as_ref()?;
-    let auth: Value = out
-        .keys
-        .unseal(sealed, &sub.id)
-        .and_then(|b| serde_json::from_slice(&b).ok())?;
-    Some((
-        auth["username"].as_str().unwrap_or("").to_string(),
-        auth["password"].as_str().map(str::to_string),
-    ))
-}
-
 fn header_json<'h>(headers: impl Iterator<Item = (&'h str, &'h str)>) -> String {
-    let map: Map<String, Value> = headers
-        .map(|(n, v)| (n.to_string(), Value::String(v.to_string())))
-        .collect();
-    Value::Object(map).to_string()
+    use serde::Serializer as _;
+    let mut json = Vec::with_capacity(512);
+    serde_json::Serializer::new(&mut json)
+        .collect_map(headers)
+        .expect("strings serialize");
+    String::from_utf8(json).expect("serde_json writes UTF-8")
 }
 
 /// The first [`KEPT_BODY_BYTES`] of the body, as text.

@@ -84,10 +84,42 @@ struct Window {
     /// recorder ticket of the newest row added for the record.
     blocked: HashMap<String, u64>,
     limiter: Option<(f64, DefaultDirectRateLimiter)>,
+    concurrency: Concurrency,
+}
+
+/// Sends a subscription may have in flight before its receiver has shown what it can take.
+const STARTING_CONCURRENCY: usize = 16;
+
+/// How many sends one subscription may have in flight. It opens up while the receiver answers
+/// (one more per success, so it doubles every round trip, up to `per_subscription_concurrency`)
+/// and halves on an answer that says the receiver is struggling (5xx, 429, a timeout, a refused
+/// connection): a fast receiver gets the parallelism it can take, a struggling one is not piled
+/// on.
+#[derive(Debug)]
+struct Concurrency {
+    limit: usize,
+    most: usize,
+}
+
+impl Concurrency {
+    fn new(most: usize) -> Concurrency {
+        Concurrency {
+            limit: STARTING_CONCURRENCY.min(most),
+            most,
+        }
+    }
+
+    fn succeeded(&mut self) {
+        self.limit = (self.limit + 1).min(self.most);
+    }
+
+    fn struggled(&mut self) {
+        self.limit = (self.limit / 2).max(1);
+    }
 }
 
 impl Window {
-    fn new(sub: SubscriptionRow, blocked: Vec<String>) -> Window {
+    fn new(sub: SubscriptionRow, blocked: Vec<String>, most_in_flight: usize) -> Window {
         let mut window = Window {
             health: health_of(&sub),
             read_upto: sub.cursor_position,
@@ -97,6 +129,7 @@ impl Window {
             busy: HashSet::new(),
             blocked: blocked.into_iter().map(|r| (r, 0)).collect(),
             limiter: None,
+            concurrency: Concurrency::new(most_in_flight),
             sub: Arc::new(sub),
         };
         window.set_limiter();
@@ -284,8 +317,9 @@ impl Worker {
                 }
                 _ => {
                     let records = blocked.remove(&sub.id).unwrap_or_default();
+                    let most = self.out.config.per_subscription_concurrency;
                     self.windows
-                        .insert(sub.id.clone(), Window::new(sub, records));
+                        .insert(sub.id.clone(), Window::new(sub, records, most));
                 }
             }
         }
@@ -438,7 +472,7 @@ impl Worker {
                 continue;
             }
             let in_flight = self.in_flight_by_sub.entry(id.to_string()).or_default();
-            if *in_flight >= config.per_subscription_concurrency {
+            if *in_flight >= window.concurrency.limit {
                 break;
             }
             if let Some((_, limiter)) = &window.limiter
@@ -528,12 +562,16 @@ impl Worker {
         } = due;
         let sub_id = subscription.id.clone();
         let in_flight = self.in_flight_by_sub.entry(sub_id.clone()).or_default();
-        let throttled = self.windows.get(&sub_id).is_some_and(|w| {
+        let window = self.windows.get(&sub_id);
+        let throttled = window.is_some_and(|w| {
             w.limiter
                 .as_ref()
                 .is_some_and(|(_, limiter)| limiter.check().is_err())
         });
-        if *in_flight >= self.out.config.per_subscription_concurrency || throttled {
+        let limit = window.map_or(self.out.config.per_subscription_concurrency, |w| {
+            w.concurrency.limit
+        });
+        if *in_flight >= limit || throttled {
             self.recorder.submit(Item::Released {
                 delivery_id: delivery.id,
                 at: self.out.retry_clock.now_ms() + 1_000,
@@ -587,6 +625,14 @@ impl Worker {
             ),
             AttemptOutcome::Gone => (None, Signal::Gone),
         };
+        if let Some(window) = self.windows.get_mut(&subscription_id) {
+            match &exchange.outcome {
+                AttemptOutcome::Succeeded => window.concurrency.succeeded(),
+                AttemptOutcome::Temporary { .. } => window.concurrency.struggled(),
+                // The receiver refused this delivery, not the load.
+                AttemptOutcome::Permanent { .. } | AttemptOutcome::Gone => {}
+            }
+        }
         let status = match (&exchange.outcome, next) {
             (AttemptOutcome::Succeeded, _) => DeliveryStatus::Succeeded,
             (_, Some(_)) => DeliveryStatus::Pending,
@@ -827,5 +873,34 @@ fn operational_event(
         entity: "webhook",
         record_id: record_id.to_string(),
         created_at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_opens_up_on_successes_and_halves_when_the_receiver_struggles() {
+        let mut c = Concurrency::new(512);
+        assert_eq!(c.limit, STARTING_CONCURRENCY);
+        for _ in 0..16 {
+            c.succeeded();
+        }
+        assert_eq!(
+            c.limit, 32,
+            "one more per success: doubled after a round trip"
+        );
+        for _ in 0..10_000 {
+            c.succeeded();
+        }
+        assert_eq!(c.limit, 512, "never past the configured most");
+        c.struggled();
+        assert_eq!(c.limit, 256);
+        for _ in 0..20 {
+            c.struggled();
+        }
+        assert_eq!(c.limit, 1, "always one send at least");
+        assert_eq!(Concurrency::new(4).limit, 4, "a lower most caps the start");
     }
 }

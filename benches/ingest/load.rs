@@ -65,11 +65,18 @@ pub struct PhaseResult {
     pub jobs: u64,
     /// The measured window's length (for the rate).
     pub window: Duration,
+    /// CPU time the whole process (server, receiver and load generator) used during the
+    /// phase, warm-up included, in seconds.
+    pub cpu_secs: f64,
+    /// The phase's wall-clock time, warm-up included.
+    pub elapsed: Duration,
 }
 
 impl PhaseResult {
     pub fn merge(&mut self, other: PhaseResult) {
         self.responses += other.responses;
+        self.cpu_secs += other.cpu_secs;
+        self.elapsed += other.elapsed;
         self.latencies_us.extend(other.latencies_us);
         self.timeline.extend(other.timeline);
         if self.kind_latencies_us.len() < other.kind_latencies_us.len() {
@@ -171,6 +178,7 @@ pub async fn run_phase(
     conns: Vec<Conn>,
     window: Window,
 ) -> (Vec<Conn>, PhaseResult) {
+    let (started, cpu_before) = (Instant::now(), process_cpu_secs());
     let measure_from = Instant::now() + window.warmup;
     let end = measure_from + window.measure;
     let kinds = workload.kinds().len();
@@ -200,7 +208,28 @@ pub async fn run_phase(
         result.merge(part);
     }
     result.finish();
+    result.cpu_secs = process_cpu_secs() - cpu_before;
+    result.elapsed = started.elapsed();
     (conns, result)
+}
+
+/// CPU time this process has used so far (user and system, every thread), in seconds; from
+/// `/proc/self/stat` in clock ticks of 1/100 s (`USER_HZ`, 100 on Linux), so 0 elsewhere.
+pub fn process_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 #[derive(Clone, Copy)]

@@ -199,7 +199,7 @@ async fn bench(settings: &Settings) -> Result<bool, BoxError> {
     check_signed_request(&target).await?;
     let mut conns = Conn::connect_all(&[target.addr], CONNECTIONS).await?;
 
-    let (returned, intake_rate) = interleaved(settings, &server, &target, conns, &mut report).await;
+    let (returned, intake) = interleaved(settings, &server, &target, conns, &mut report).await;
     conns = returned;
 
     if settings.wants("mixed") {
@@ -254,7 +254,7 @@ async fn bench(settings: &Settings) -> Result<bool, BoxError> {
 
     // The other phases start servers of their own, on fresh databases.
     if settings.wants("outbound") {
-        outbound::run(settings.measure, intake_rate, &mut report).await?;
+        outbound::run(settings.measure, intake, &mut report).await?;
     }
     if settings.wants("sustained") {
         eprintln!("sustained: {} s", settings.sustained.as_secs());
@@ -294,7 +294,7 @@ async fn interleaved(
     target: &Target,
     mut conns: Vec<Conn>,
     report: &mut Report,
-) -> (Vec<Conn>, Option<f64>) {
+) -> (Vec<Conn>, Option<Intake>) {
     let mut workloads = vec![Workload::Healthz];
     if settings.wants("test.connection") {
         workloads.push(Workload::TestConnection);
@@ -334,7 +334,10 @@ async fn interleaved(
     for (workload, mut total) in workloads.iter().zip(totals) {
         if matches!(workload, Workload::CustomerCreated { .. }) {
             total.label = "intake (customer.created)".into();
-            intake = Some(total.rate());
+            intake = Some(Intake {
+                rate: total.rate(),
+                cpu_per_create_us: total.cpu_secs * 1e6 / total.all_ok.max(1) as f64,
+            });
         }
         report.check(&total);
         let row = Row::of(&total);
@@ -356,8 +359,23 @@ async fn interleaved(
                 total.jobs as f64 / total.batches as f64
             ));
         }
+        report.note(format!(
+            "{}: {:.0} µs of CPU per 200 (server and load generator together), {:.2} cores busy",
+            total.label,
+            total.cpu_secs * 1e6 / total.all_ok.max(1) as f64,
+            total.cpu_secs / total.elapsed.as_secs_f64(),
+        ));
     }
     (conns, intake)
+}
+
+/// What the `intake` phase measured, for the outbound phases to compare with.
+#[derive(Debug, Clone, Copy)]
+pub struct Intake {
+    /// Creates answered 200 per second.
+    pub rate: f64,
+    /// CPU time (the whole process's) per create.
+    pub cpu_per_create_us: f64,
 }
 
 /// The ratio and p99 goals of an interleaved phase.

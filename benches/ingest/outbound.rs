@@ -16,10 +16,22 @@ use crate::report::{Report, Row};
 use crate::server::Server;
 use crate::support::receiver::Arrival;
 use crate::workloads::{Target, Workload};
-use crate::{BoxError, CONNECTIONS};
+use crate::{BoxError, CONNECTIONS, Intake};
 
-/// Subscriptions per run, one run each.
-pub const SUBSCRIPTIONS: &[usize] = &[1, 10, 100];
+/// Subscriptions per run, one run each (`BENCH_OUTBOUND_SUBSCRIPTIONS=1,10` runs only those).
+const SUBSCRIPTIONS: &[usize] = &[1, 10, 100];
+
+fn subscription_counts() -> Vec<usize> {
+    std::env::var("BENCH_OUTBOUND_SUBSCRIPTIONS")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .filter(|counts: &Vec<usize>| !counts.is_empty())
+        .unwrap_or_else(|| SUBSCRIPTIONS.to_vec())
+}
 /// How often a probe change is sent during the load.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// Goals (issue 11).
@@ -49,16 +61,17 @@ fn probe_of(body: &[u8]) -> Option<(usize, u64)> {
     Some((run.parse().ok()?, n.parse().ok()?))
 }
 
-/// Runs every entry of [`SUBSCRIPTIONS`]; `intake` is the no-subscriber intake rate of this
+/// Runs every entry of [`subscription_counts`]; `intake` is the no-subscriber intake rate of this
 /// run (the `intake` phase), if measured.
 pub async fn run(
     measure: Duration,
-    intake: Option<f64>,
+    intake: Option<Intake>,
     report: &mut Report,
 ) -> Result<(), BoxError> {
     let probes = Arc::new(Mutex::new(Probes::default()));
     let seen = probes.clone();
-    let deliveries = Deliveries::start(SUBSCRIPTIONS.len(), move |arrival: &Arrival<'_>| {
+    let counts = subscription_counts();
+    let deliveries = Deliveries::start(counts.len(), move |arrival: &Arrival<'_>| {
         if let Some(probe) = probe_of(arrival.body) {
             let now = Instant::now();
             let mut probes = seen.lock().expect("probe lock");
@@ -68,7 +81,7 @@ pub async fn run(
         }
     })
     .await;
-    for (run, &subscriptions) in SUBSCRIPTIONS.iter().enumerate() {
+    for (run, &subscriptions) in counts.iter().enumerate() {
         one(
             &deliveries,
             &probes,
@@ -87,7 +100,7 @@ async fn one(
     probes: &Arc<Mutex<Probes>>,
     (run, subscriptions): (usize, usize),
     measure: Duration,
-    intake: Option<f64>,
+    intake: Option<Intake>,
     report: &mut Report,
 ) -> Result<(), BoxError> {
     let server = Server::start_sqlite("outbound.db").await?;
@@ -168,7 +181,7 @@ async fn one(
     let lags = probe_lags(probes, run, subscriptions);
     let mut intake_row = Row::of(&inbound);
     if subscriptions > 1
-        && let Some(base) = intake
+        && let Some(Intake { rate: base, .. }) = intake
     {
         intake_row = intake_row.goal(
             format!(">= {FANOUT_INTAKE_RATIO} of intake ({base:.0}/s)"),
@@ -216,6 +229,20 @@ async fn one(
         load_time.as_secs_f64(),
         expected.saturating_sub(delivered),
     ));
+    // What a delivery costs: the load's CPU time less what its creates would have cost
+    // without subscribers (the `intake` phase's cost per create), over the deliveries made.
+    if let Some(Intake {
+        cpu_per_create_us, ..
+    }) = intake
+        && during > 0
+    {
+        let creates_us = cpu_per_create_us * inbound.all_ok as f64;
+        report.note(format!(
+            "outbound x{subscriptions}: {:.2} cores busy; {:.0} µs of CPU per delivery beyond {cpu_per_create_us:.0} µs per create",
+            inbound.cpu_secs / inbound.elapsed.as_secs_f64(),
+            (inbound.cpu_secs * 1e6 - creates_us) / during as f64,
+        ));
+    }
     Ok(())
 }
 

@@ -61,7 +61,9 @@ impl Server {
                 "HOOKGATE_REST_PER_MINUTE" | "HOOKGATE_REST_PER_HOUR" | "HOOKGATE_REST_PER_DAY" => {
                     "1000000000".into()
                 }
-                _ => return None,
+                // Any other setting as this run's environment gives it, so that a run can try
+                // other values (`HOOKGATE_PER_SUBSCRIPTION_CONCURRENCY=256 cargo bench ...`).
+                _ => return std::env::var(name).ok(),
             })
         })?;
         let state = AppState::build(config)?;

@@ -133,6 +133,9 @@ pub(crate) fn build(timeout: Duration, allow_private: bool) -> reqwest::Client {
         .connect_timeout(Duration::from_secs(10).min(timeout))
         .dns_resolver(Arc::new(GuardedResolver { allow_private }))
         .no_proxy()
+        // Retrying is the delivery worker's (its schedule, its record of every attempt);
+        // reqwest's own layer would also copy every request's headers in case it retried.
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .user_agent(concat!("hookgate/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("HTTP client configuration is valid")

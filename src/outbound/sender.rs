@@ -137,7 +137,10 @@ impl Prepared {
 }
 
 /// Sends `event` to the subscription (attempt number `attempt`, 0 for the first).
+// At debug level: at info, every delivery would open a span for the one line the worker
+// already logs with these fields.
 #[tracing::instrument(
+    level = "debug",
     skip_all,
     fields(subscription_id = %sub.id, event_id = %event.event_id, attempt)
 )]

@@ -110,6 +110,11 @@ impl Recorder {
         ticket
     }
 
+    /// Whether the item with this ticket is written.
+    pub(super) fn is_written(&self, ticket: u64) -> bool {
+        self.written.load(Ordering::SeqCst) >= ticket
+    }
+
     /// Items submitted and not yet written (the worker slows down when this grows).
     pub(super) fn backlog(&self) -> u64 {
         self.submitted

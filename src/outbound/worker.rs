@@ -74,6 +74,10 @@ struct Window {
     read_upto: i64,
     /// Read, wanted, not yet sent, in order.
     queue: VecDeque<Arc<EventRow>>,
+    /// The last read came back short: nothing more was published then. A window that is not
+    /// caught up reads again as soon as it has room; one that is waits for news (a wake-up
+    /// or the tick).
+    caught_up: bool,
     /// Positions sent and not yet finished.
     outstanding: BTreeSet<i64>,
     /// The cursor last handed to the recorder.
@@ -125,6 +129,7 @@ impl Window {
             read_upto: sub.cursor_position,
             recorded_cursor: sub.cursor_position,
             queue: VecDeque::new(),
+            caught_up: false,
             outstanding: BTreeSet::new(),
             busy: HashSet::new(),
             blocked: blocked.into_iter().map(|r| (r, 0)).collect(),
@@ -143,6 +148,11 @@ impl Window {
             (Some(r), _) => self.limiter = Some((r, limiter(r))),
             (None, _) => self.limiter = None,
         }
+    }
+
+    /// Whether it should read from the log without being told of new events.
+    fn wants_more(&self) -> bool {
+        !self.caught_up && self.queue.len() < WINDOW_CAPACITY - READ_BATCH
     }
 
     /// Every event up to the returned position is handled.
@@ -188,6 +198,10 @@ struct Worker {
     recorder: Recorder,
     done: mpsc::UnboundedSender<Done>,
     windows: HashMap<String, Window>,
+    /// Subscriptions this worker disabled, with the recorder ticket of that change: until it is
+    /// written the store still calls them enabled, and a lease renewal must not give them a
+    /// window again (it would resend from their stored cursor).
+    disabled_here: HashMap<String, u64>,
     /// Sends in flight, overall and per subscription (retries of unleased ones included).
     in_flight: usize,
     in_flight_by_sub: HashMap<String, usize>,
@@ -207,6 +221,7 @@ pub(crate) async fn run(out: Arc<Outbound>, mut shutdown: watch::Receiver<bool>)
         recorder,
         done: done_tx,
         windows: HashMap::new(),
+        disabled_here: HashMap::new(),
         in_flight: 0,
         in_flight_by_sub: HashMap::new(),
         next_renewal: Instant::now(),
@@ -222,7 +237,7 @@ pub(crate) async fn run(out: Arc<Outbound>, mut shutdown: watch::Receiver<bool>)
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let mut woken = false;
+        let (mut woken, mut ticked) = (false, false);
         tokio::select! {
             _ = shutdown.changed() => {}
             Some(done) = done_rx.recv() => {
@@ -233,12 +248,12 @@ pub(crate) async fn run(out: Arc<Outbound>, mut shutdown: watch::Receiver<bool>)
             }
             Some(clear) = clear_rx.recv() => worker.cleared(clear),
             () = out.wake.notified() => woken = true,
-            _ = ticker.tick() => {}
+            _ = ticker.tick() => ticked = true,
         }
         if *shutdown.borrow() {
             break;
         }
-        if let Err(e) = worker.step(woken).await {
+        if let Err(e) = worker.step(woken, ticked).await {
             tracing::warn!(error = %e, "delivery worker step failed");
             tokio::time::sleep(TICK).await;
         }
@@ -247,7 +262,10 @@ pub(crate) async fn run(out: Arc<Outbound>, mut shutdown: watch::Receiver<bool>)
 }
 
 impl Worker {
-    async fn step(&mut self, woken: bool) -> Result<(), StoreError> {
+    /// `woken`: told of news (new events, queued deliveries, changed subscriptions); `ticked`:
+    /// the tick, which finds what nobody told this node of. A step after a finished send only
+    /// dispatches, and reads only for windows that are behind.
+    async fn step(&mut self, woken: bool, ticked: bool) -> Result<(), StoreError> {
         let changed = self
             .out
             .subscriptions_changed
@@ -258,14 +276,21 @@ impl Worker {
         if Instant::now() >= self.next_blocked_check {
             self.recheck_blocked();
         }
-        // A full read means more is waiting: go on at once, a bounded number of times.
-        for _ in 0..8 {
-            self.publish().await?;
-            let more = self.fill_windows().await?;
-            self.dispatch();
-            if !more {
-                break;
+        let news = woken || ticked;
+        if news || self.windows.values().any(Window::wants_more) {
+            // A full read means more is waiting: go on at once, a bounded number of times.
+            for _ in 0..8 {
+                if news {
+                    self.publish().await?;
+                }
+                let more = self.fill_windows().await?;
+                self.dispatch();
+                if !more {
+                    break;
+                }
             }
+        } else {
+            self.dispatch();
         }
         if woken || self.out.retry_clock.now_ms() >= self.next_retry_due {
             self.claim_retries().await?;
@@ -305,7 +330,13 @@ impl Worker {
             .await?;
         let mut blocked = blocked;
         let mut keep = HashSet::new();
+        let recorder = &self.recorder;
+        self.disabled_here
+            .retain(|_, ticket| !recorder.is_written(*ticket));
         for sub in leased {
+            if self.disabled_here.contains_key(&sub.id) {
+                continue;
+            }
             keep.insert(sub.id.clone());
             match self.windows.get_mut(&sub.id) {
                 // Unless its cursor was moved elsewhere (re-enabled: it skips what it missed).
@@ -376,8 +407,10 @@ impl Worker {
         let mut reads: HashMap<(String, i64), Arc<Vec<Arc<EventRow>>>> = HashMap::new();
         let ids: Vec<String> = self.windows.keys().cloned().collect();
         for id in ids {
-            let window = &self.windows[&id];
+            let window = self.windows.get_mut(&id).expect("listed above");
             if window.queue.len() >= WINDOW_CAPACITY - READ_BATCH {
+                // Full: what was published meanwhile is read once it has room.
+                window.caught_up = false;
                 continue;
             }
             let key = (window.sub.company_id.clone(), window.read_upto);
@@ -399,6 +432,9 @@ impl Worker {
                     events
                 }
             };
+            if let Some(window) = self.windows.get_mut(&id) {
+                window.caught_up = events.len() < READ_BATCH;
+            }
             self.take_events(&id, &events);
         }
         Ok(more)
@@ -728,16 +764,20 @@ impl Worker {
                 reason = after.disabled_reason.as_deref().unwrap_or(""), "subscription disabled");
             self.tell_company(disabled_event(subscription, &after));
         }
-        if after.status == SubscriptionStatus::Disabled {
+        let disabled = after.status == SubscriptionStatus::Disabled;
+        if disabled {
             // It sends nothing more; enabled again, it starts afresh from the store.
             self.windows.remove(&subscription.id);
         } else if let Some(window) = self.windows.get_mut(&subscription.id) {
             window.health = after.clone();
         }
-        self.recorder.submit(Item::Health {
+        let ticket = self.recorder.submit(Item::Health {
             subscription_id: subscription.id.clone(),
             health: after,
         });
+        if disabled {
+            self.disabled_here.insert(subscription.id.clone(), ticket);
+        }
     }
 
     fn tell_company(&self, event: OwnedEvent) {
@@ -799,6 +839,7 @@ fn spawn_send(
     tokio::spawn(async move {
         let attempt = claimed.as_ref().map_or(0, |d| d.attempts);
         let exchange = sender::deliver(&out, &subscription, &event, attempt).await;
+        // Its arrival wakes the worker's loop.
         let _ = done.send(Done {
             subscription_id: subscription.id.clone(),
             event,
@@ -806,7 +847,6 @@ fn spawn_send(
             claimed,
             subscription,
         });
-        out.wake.notify_one();
     });
 }
 

@@ -266,5 +266,10 @@ async fn the_company_hears_when_a_subscription_is_disabled_or_a_delivery_given_u
             .any(|e| e["data"]["last_status_code"] == 400)
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(gone.events().len(), 1, "never told about itself");
+    assert_eq!(
+        gone.events().len(),
+        1,
+        "never told about itself: {:?}",
+        gone.events().iter().map(|r| r.json()).collect::<Vec<_>>()
+    );
 }

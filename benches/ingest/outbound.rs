@@ -178,7 +178,8 @@ async fn one(
     let delivery_rate = during as f64 / load_time.as_secs_f64();
     let intake_rate = inbound.rate();
     let ratio = delivery_rate / (intake_rate * subscriptions as f64);
-    let lags = probe_lags(probes, run, subscriptions);
+    let probe_lags = probe_lags(probes, run, subscriptions);
+    let lags: Vec<u32> = probe_lags.iter().map(|(lag, _)| *lag).collect();
     let mut intake_row = Row::of(&inbound);
     if subscriptions > 1
         && let Some(Intake { rate: base, .. }) = intake
@@ -228,6 +229,19 @@ async fn one(
         inbound.all_ok,
         load_time.as_secs_f64(),
         expected.saturating_sub(delivered),
+    ));
+    let slowest: Vec<String> = probe_lags
+        .iter()
+        .rev()
+        .take(3)
+        .map(|(lag, n)| {
+            let at = (*n as u32 * PROBE_EVERY).as_secs_f64();
+            format!("{:.0} ms (sent {at:.1} s in)", f64::from(*lag) / 1000.0)
+        })
+        .collect();
+    report.note(format!(
+        "outbound x{subscriptions}: slowest probes: {}",
+        slowest.join(", ")
     ));
     // What a delivery costs: the load's CPU time less what its creates would have cost
     // without subscribers (the `intake` phase's cost per create), over the deliveries made.
@@ -281,12 +295,12 @@ async fn send_probes(
     }
 }
 
-/// Each probe's lag in µs, sorted: until it reached every subscription, or until now for one
-/// that did not (a lower bound).
-fn probe_lags(probes: &Mutex<Probes>, run: usize, subscriptions: usize) -> Vec<u32> {
+/// Each probe's lag in µs with its number, sorted by lag: until it reached every subscription,
+/// or until now for one that did not (a lower bound).
+fn probe_lags(probes: &Mutex<Probes>, run: usize, subscriptions: usize) -> Vec<(u32, u64)> {
     let probes = probes.lock().expect("probe lock");
     let now = Instant::now();
-    let mut lags: Vec<u32> = probes
+    let mut lags: Vec<(u32, u64)> = probes
         .sent
         .iter()
         .filter(|((r, _), _)| *r == run)
@@ -295,7 +309,8 @@ fn probe_lags(probes: &Mutex<Probes>, run: usize, subscriptions: usize) -> Vec<u
                 Some(&(at, count)) if count >= subscriptions => at,
                 _ => now,
             };
-            u32::try_from((arrived - *sent).as_micros()).unwrap_or(u32::MAX)
+            let lag = u32::try_from((arrived - *sent).as_micros()).unwrap_or(u32::MAX);
+            (lag, probe.1)
         })
         .collect();
     lags.sort_unstable();

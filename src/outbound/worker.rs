@@ -92,7 +92,7 @@ struct Window {
 }
 
 /// Sends a subscription may have in flight before its receiver has shown what it can take.
-const STARTING_CONCURRENCY: usize = 16;
+const STARTING_CONCURRENCY: usize = 64;
 
 /// How many sends one subscription may have in flight. It opens up while the receiver answers
 /// (one more per success, so it doubles every round trip, up to `per_subscription_concurrency`)
@@ -924,11 +924,12 @@ mod tests {
     fn concurrency_opens_up_on_successes_and_halves_when_the_receiver_struggles() {
         let mut c = Concurrency::new(512);
         assert_eq!(c.limit, STARTING_CONCURRENCY);
-        for _ in 0..16 {
+        for _ in 0..STARTING_CONCURRENCY {
             c.succeeded();
         }
         assert_eq!(
-            c.limit, 32,
+            c.limit,
+            2 * STARTING_CONCURRENCY,
             "one more per success: doubled after a round trip"
         );
         for _ in 0..10_000 {

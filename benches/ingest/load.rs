@@ -118,6 +118,16 @@ impl PhaseResult {
         }
     }
 
+    /// CPU time per 200 answered over the whole phase, in µs.
+    pub fn cpu_per_ok_us(&self) -> f64 {
+        self.cpu_secs * 1e6 / self.all_ok.max(1) as f64
+    }
+
+    /// Cores the process kept busy over the whole phase, on average.
+    pub fn cores_busy(&self) -> f64 {
+        self.cpu_secs / self.elapsed.as_secs_f64()
+    }
+
     pub fn ok(&self) -> u64 {
         self.latencies_us.len() as u64
     }

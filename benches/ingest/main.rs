@@ -336,7 +336,7 @@ async fn interleaved(
             total.label = "intake (customer.created)".into();
             intake = Some(Intake {
                 rate: total.rate(),
-                cpu_per_create_us: total.cpu_secs * 1e6 / total.all_ok.max(1) as f64,
+                cpu_per_create_us: total.cpu_per_ok_us(),
             });
         }
         report.check(&total);
@@ -362,8 +362,8 @@ async fn interleaved(
         report.note(format!(
             "{}: {:.0} µs of CPU per 200 (server and load generator together), {:.2} cores busy",
             total.label,
-            total.cpu_secs * 1e6 / total.all_ok.max(1) as f64,
-            total.cpu_secs / total.elapsed.as_secs_f64(),
+            total.cpu_per_ok_us(),
+            total.cores_busy(),
         ));
     }
     (conns, intake)

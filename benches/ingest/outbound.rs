@@ -253,7 +253,7 @@ async fn one(
         let creates_us = cpu_per_create_us * inbound.all_ok as f64;
         report.note(format!(
             "outbound x{subscriptions}: {:.2} cores busy; {:.0} µs of CPU per delivery beyond {cpu_per_create_us:.0} µs per create",
-            inbound.cpu_secs / inbound.elapsed.as_secs_f64(),
+            inbound.cores_busy(),
             (inbound.cpu_secs * 1e6 - creates_us) / during as f64,
         ));
     }

@@ -28,7 +28,7 @@ pub(crate) struct Exchange {
 
 /// What every delivery to one version of a subscription shares, worked out once rather than
 /// per send: its parsed URL (or why it cannot be used), its secrets unsealed, and its basic
-/// auth. Kept per subscription in [`Prepared::cache`] and rebuilt when the row changes.
+/// auth. Kept per subscription in a [`PreparedCache`] and rebuilt when the row changes.
 pub(crate) struct Prepared {
     /// The version of the row this was built from.
     url: String,
@@ -51,19 +51,11 @@ const PREPARED_CACHE_LIMIT: usize = 10_000;
 #[derive(Default)]
 pub(crate) struct PreparedCache(std::sync::Mutex<HashMap<String, Arc<Prepared>>>);
 
-impl Prepared {
-    fn is_for(&self, sub: &SubscriptionRow) -> bool {
-        self.url == sub.url
-            && self.secret_enc == sub.secret_enc
-            && self.previous_secret_enc == sub.previous_secret_enc
-            && self.previous_secret_until == sub.previous_secret_until
-            && self.basic_auth_enc == sub.basic_auth_enc
-    }
-
-    /// The subscription's prepared form, from the cache when the row has not changed.
-    pub(crate) fn of(out: &Outbound, sub: &SubscriptionRow) -> Arc<Prepared> {
-        let cache = &out.prepared.0;
-        if let Some(prepared) = cache
+impl PreparedCache {
+    /// The subscription's prepared form, built again when its row has changed.
+    fn get(&self, out: &Outbound, sub: &SubscriptionRow) -> Arc<Prepared> {
+        if let Some(prepared) = self
+            .0
             .lock()
             .expect("prepared cache lock")
             .get(&sub.id)
@@ -72,12 +64,22 @@ impl Prepared {
             return prepared.clone();
         }
         let prepared = Arc::new(Prepared::build(out, sub));
-        let mut cache = cache.lock().expect("prepared cache lock");
+        let mut cache = self.0.lock().expect("prepared cache lock");
         if cache.len() >= PREPARED_CACHE_LIMIT {
             cache.clear();
         }
         cache.insert(sub.id.clone(), prepared.clone());
         prepared
+    }
+}
+
+impl Prepared {
+    fn is_for(&self, sub: &SubscriptionRow) -> bool {
+        self.url == sub.url
+            && self.secret_enc == sub.secret_enc
+            && self.previous_secret_enc == sub.previous_secret_enc
+            && self.previous_secret_until == sub.previous_secret_until
+            && self.basic_auth_enc == sub.basic_auth_enc
     }
 
     fn build(out: &Outbound, sub: &SubscriptionRow) -> Prepared {
@@ -192,7 +194,7 @@ pub(crate) async fn send(
             record,
         }
     };
-    let prepared = Prepared::of(out, sub);
+    let prepared = out.prepared.get(out, sub);
     let Some(secrets) = prepared.secrets_now() else {
         return fail(
             record,

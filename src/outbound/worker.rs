@@ -113,6 +113,16 @@ impl Concurrency {
         }
     }
 
+    /// Moves the limit after an attempt's answer. A 4xx or 410 refused that delivery, not the
+    /// load, and changes nothing.
+    fn answered(&mut self, outcome: &AttemptOutcome) {
+        match outcome {
+            AttemptOutcome::Succeeded => self.succeeded(),
+            AttemptOutcome::Temporary { .. } => self.struggled(),
+            AttemptOutcome::Permanent { .. } | AttemptOutcome::Gone => {}
+        }
+    }
+
     fn succeeded(&mut self) {
         self.limit = (self.limit + 1).min(self.most);
     }
@@ -432,19 +442,17 @@ impl Worker {
                     events
                 }
             };
-            if let Some(window) = self.windows.get_mut(&id) {
-                window.caught_up = events.len() < READ_BATCH;
-            }
             self.take_events(&id, &events);
         }
         Ok(more)
     }
 
-    /// Queues the events `id` wants; echoes are recorded as skipped.
+    /// Queues the events of a read that `id` wants; echoes are recorded as skipped.
     fn take_events(&mut self, id: &str, events: &[Arc<EventRow>]) {
         let Some(window) = self.windows.get_mut(id) else {
             return;
         };
+        window.caught_up = events.len() < READ_BATCH;
         let mut echoes = 0;
         for event in events {
             window.read_upto = event.position;
@@ -662,12 +670,7 @@ impl Worker {
             AttemptOutcome::Gone => (None, Signal::Gone),
         };
         if let Some(window) = self.windows.get_mut(&subscription_id) {
-            match &exchange.outcome {
-                AttemptOutcome::Succeeded => window.concurrency.succeeded(),
-                AttemptOutcome::Temporary { .. } => window.concurrency.struggled(),
-                // The receiver refused this delivery, not the load.
-                AttemptOutcome::Permanent { .. } | AttemptOutcome::Gone => {}
-            }
+            window.concurrency.answered(&exchange.outcome);
         }
         let status = match (&exchange.outcome, next) {
             (AttemptOutcome::Succeeded, _) => DeliveryStatus::Succeeded,

@@ -12,6 +12,7 @@ mod health;
 mod recorder;
 pub(crate) mod sender;
 pub(crate) mod signing;
+mod ssrf;
 pub(crate) mod subscriptions;
 mod worker;
 
@@ -107,7 +108,7 @@ pub(crate) struct Outbound {
     pub store: Store,
     pub keys: Keys,
     pub config: OutboundConfig,
-    pub client: reqwest::Client,
+    pub client: client::Client,
     /// Tells the worker there is work (new events, queued deliveries).
     pub wake: Notify,
     /// Set when a subscription was created or changed here, so that the worker re-reads its
@@ -157,7 +158,7 @@ impl Outbound {
         config: OutboundConfig,
         metrics: Arc<Metrics>,
     ) -> Outbound {
-        let client = client::build(
+        let client = client::Client::new(
             Duration::from_secs(config.delivery_timeout_secs),
             config.allow_private_urls,
         );

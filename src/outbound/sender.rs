@@ -3,20 +3,17 @@
 //! headers (secrets removed), the answer's status, headers and first 4 KiB, the duration, and
 //! what kind of failure it was.
 
-use std::time::{Duration, Instant};
-
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::{AttemptOutcome, Outbound, classify, client, signing};
+use super::client::{self, Target};
+use super::{AttemptOutcome, Outbound, classify, signing};
 use crate::clock;
 use crate::store::{AttemptRecord, EventRow, SubscriptionRow};
-
-/// How much of a response body is kept.
-const KEPT_BODY_BYTES: usize = 4096;
 
 /// What an attempt did.
 #[derive(Debug, Clone)]
@@ -27,8 +24,8 @@ pub(crate) struct Exchange {
 }
 
 /// What every delivery to one version of a subscription shares, worked out once rather than
-/// per send: its parsed URL (or why it cannot be used), its secrets unsealed, and its basic
-/// auth. Kept per subscription in a [`PreparedCache`] and rebuilt when the row changes.
+/// per send: its target (or why its URL cannot be used), its secrets unsealed, and its basic
+/// auth header. Kept per subscription in a [`PreparedCache`] and rebuilt when the row changes.
 pub(crate) struct Prepared {
     /// The version of the row this was built from.
     url: String,
@@ -36,12 +33,12 @@ pub(crate) struct Prepared {
     previous_secret_enc: Option<Vec<u8>>,
     previous_secret_until: Option<i64>,
     basic_auth_enc: Option<Vec<u8>>,
-    /// The URL, or the error kind and text of a send to it.
-    target: Result<reqwest::Url, (&'static str, String)>,
+    /// Where its deliveries go, or the error kind and text of a send to its URL.
+    target: Result<Target, (&'static str, String)>,
     /// The current secret, and during a rotation's overlap the previous one with the end of
     /// the overlap; `None` when they cannot be unsealed (wrong master key).
     secrets: Option<(String, Option<(String, i64)>)>,
-    basic_auth: Option<(String, Option<String>)>,
+    basic_auth: Option<HeaderValue>,
 }
 
 /// Subscriptions prepared by this process; more than this many and the cache starts afresh
@@ -95,21 +92,15 @@ impl Prepared {
             };
             Some((current, previous))
         });
-        let target = reqwest::Url::parse(&sub.url)
-            .map_err(|e| ("invalid_url", format!("invalid URL: {e}")))
-            .and_then(|url| {
-                client::check_literal_host(&url, out.config.allow_private_urls)
-                    .map_err(|e| ("ssrf_refused", e.to_string()))?;
-                Ok(url)
-            });
+        let target = Target::parse(&sub.url, out.config.allow_private_urls);
         let basic_auth = sub.basic_auth_enc.as_ref().and_then(|sealed| {
             let auth: Value = out
                 .keys
                 .unseal(sealed, &sub.id)
                 .and_then(|b| serde_json::from_slice(&b).ok())?;
-            Some((
-                auth["username"].as_str().unwrap_or("").to_string(),
-                auth["password"].as_str().map(str::to_string),
+            Some(client::basic_auth(
+                auth["username"].as_str().unwrap_or(""),
+                auth["password"].as_str(),
             ))
         });
         Prepared {
@@ -202,8 +193,8 @@ pub(crate) async fn send(
             "the subscription secret cannot be decrypted (master key changed?)".into(),
         );
     };
-    let url = match &prepared.target {
-        Ok(url) => url.clone(),
+    let target = match &prepared.target {
+        Ok(target) => target,
         Err((kind, error)) => return fail(record, kind, error.clone()),
     };
     let mut headers = HeaderMap::with_capacity(12);
@@ -215,45 +206,34 @@ pub(crate) async fn send(
             headers.insert(HeaderName::from_static(name), value);
         }
     }
+    let authorized = prepared.basic_auth.is_some() || target.has_credentials();
     record.request_headers = header_json(
         headers
             .iter()
             .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
-            .chain(
-                prepared
-                    .basic_auth
-                    .is_some()
-                    .then_some(("authorization", "Basic <redacted>")),
-            ),
+            .chain(authorized.then_some(("authorization", "Basic <redacted>"))),
     );
-    let mut request = out.client.post(url).headers(headers);
-    if let Some((user, password)) = &prepared.basic_auth {
-        request = request.basic_auth(user, password.as_ref());
+    if let Some(auth) = &prepared.basic_auth {
+        headers.insert(AUTHORIZATION, auth.clone());
     }
-    if let Some(t) = timeout {
-        request = request.timeout(t);
-    }
-    let response = match request.body(body).send().await {
-        Ok(response) => response,
-        Err(e) => {
-            let (kind, text) = describe(&e);
-            return fail(record, kind, text);
-        }
+    let answer = match out.client.post(target, headers, body, timeout).await {
+        Ok(answer) => answer,
+        Err(failure) => return fail(record, failure.kind, failure.text),
     };
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
+    let status = answer.status;
+    let retry_after = answer
+        .headers
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     record.status_code = Some(status);
     record.response_headers = Some(header_json(
-        response
-            .headers()
+        answer
+            .headers
             .iter()
             .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))),
     ));
-    record.response_body = Some(kept_body(response).await);
+    record.response_body = Some(String::from_utf8_lossy(&answer.body).into_owned());
     record.duration_ms = started.elapsed().as_millis() as i64;
     let outcome = classify(Some(status), retry_after, None);
     if outcome == AttemptOutcome::Succeeded {
@@ -273,56 +253,4 @@ fn header_json<'h>(headers: impl Iterator<Item = (&'h str, &'h str)>) -> String 
         .collect_map(headers)
         .expect("strings serialize");
     String::from_utf8(json).expect("serde_json writes UTF-8")
-}
-
-/// The first [`KEPT_BODY_BYTES`] of the body, as text.
-async fn kept_body(mut response: reqwest::Response) -> String {
-    let mut kept = Vec::new();
-    while kept.len() < KEPT_BODY_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    kept.truncate(KEPT_BODY_BYTES);
-    String::from_utf8_lossy(&kept).into_owned()
-}
-
-/// The kind of a transport failure, and its description with every cause.
-fn describe(e: &reqwest::Error) -> (&'static str, String) {
-    let mut text = if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        e.to_string()
-    };
-    let mut kind = if e.is_timeout() {
-        "timeout"
-    } else {
-        "connection"
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if s.downcast_ref::<client::PrivateAddress>().is_some() {
-            kind = "ssrf_refused";
-        } else if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => kind = "connection_refused",
-                std::io::ErrorKind::TimedOut => kind = "timeout",
-                _ => {}
-            }
-        }
-        let message = s.to_string();
-        let lower = message.to_ascii_lowercase();
-        if kind == "connection" {
-            if lower.contains("dns") || lower.contains("lookup") || lower.contains("resolve") {
-                kind = "dns";
-            } else if lower.contains("certificate") || lower.contains("tls") {
-                kind = "tls";
-            }
-        }
-        text.push_str(": ");
-        text.push_str(&message);
-        source = s.source();
-    }
-    (kind, text)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AttemptOutcome, Outbound, catalog, client, sender, signing, wants};
+use super::{AttemptOutcome, Outbound, catalog, sender, signing, ssrf, wants};
 use crate::clock;
 use crate::crypto;
 use crate::error::ApiError;
@@ -101,7 +101,7 @@ pub(crate) fn view(s: &SubscriptionRow, out: &Outbound) -> Value {
 }
 
 fn check_url(url: &str, out: &Outbound) -> Result<(), ApiError> {
-    let parsed = reqwest::Url::parse(url)
+    let parsed = url::Url::parse(url)
         .map_err(|e| ApiError::bad_request("invalid_url", format!("invalid URL {url:?}: {e}")))?;
     match parsed.scheme() {
         "https" => {}
@@ -134,7 +134,7 @@ fn check_url(url: &str, out: &Outbound) -> Result<(), ApiError> {
             format!("the URL's host {domain:?} is not a DNS name (letters, digits, '-' and '.')"),
         ));
     }
-    client::check_literal_host(&parsed, out.config.allow_private_urls)
+    ssrf::check_literal_host(&parsed, out.config.allow_private_urls)
         .map_err(|e| ApiError::bad_request("url_not_allowed", e.to_string()))
 }
 

@@ -135,6 +135,28 @@ async fn every_attempt_is_on_record_without_secrets() {
         answer.body
     );
     assert_eq!(answer.body["data"][0]["status_code"], Value::Null);
+
+    // An https URL whose server answers in plain HTTP: the TLS handshake fails, and says so.
+    let plain = app
+        .subscribe(
+            &crm,
+            json!({"name": "no-tls", "url": receiver.url.replacen("http://", "https://", 1),
+                   "events": ["vendor.created"]}),
+        )
+        .await;
+    let plain_id = plain["id"].as_str().unwrap();
+    assert_eq!(app.post(&erp, &vendor("Washer")).await.status, 200);
+    let items = deliveries_until(&app, &crm.api_token, plain_id, |d| !d.is_empty()).await;
+    let path = format!(
+        "/api/v1/webhooks/{plain_id}/deliveries/{}/attempts",
+        items[0]["id"].as_str().unwrap()
+    );
+    let answer = app.rest(&crm.api_token, "GET", &path, None).await;
+    assert_eq!(
+        answer.body["data"][0]["error_kind"], "tls",
+        "{}",
+        answer.body
+    );
 }
 
 #[tokio::test]

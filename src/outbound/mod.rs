@@ -9,6 +9,7 @@ pub(crate) mod catalog;
 pub(crate) mod client;
 pub mod deliveries;
 mod health;
+mod log_cache;
 mod recorder;
 pub(crate) mod sender;
 pub(crate) mod signing;

@@ -23,6 +23,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::health::{Health, Signal};
+use super::log_cache::LogCache;
 use super::recorder::{Item, OwnedEvent, RecordClear, Recorder};
 use super::sender::{self, Exchange};
 use super::{AttemptOutcome, Outbound, catalog, next_delay, wants};
@@ -54,6 +55,9 @@ const RECHECK_BLOCKED_EVERY: Duration = Duration::from_secs(5);
 const IDLE_RETRY_CHECK: Duration = Duration::from_secs(1);
 /// How long shutdown waits for sends in flight (those not finished are sent again later).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// Events read for windows, and whether the read reached the end of what is published.
+type LogRead = (Arc<Vec<Arc<EventRow>>>, bool);
 
 /// A send that finished.
 struct Done {
@@ -208,6 +212,8 @@ struct Worker {
     recorder: Recorder,
     done: mpsc::UnboundedSender<Done>,
     windows: HashMap<String, Window>,
+    /// Events read for windows, for the other windows of their company.
+    log_cache: LogCache,
     /// Subscriptions this worker disabled, with the recorder ticket of that change: until it is
     /// written the store still calls them enabled, and a lease renewal must not give them a
     /// window again (it would resend from their stored cursor).
@@ -231,6 +237,7 @@ pub(crate) async fn run(out: Arc<Outbound>, mut shutdown: watch::Receiver<bool>)
         recorder,
         done: done_tx,
         windows: HashMap::new(),
+        log_cache: LogCache::default(),
         disabled_here: HashMap::new(),
         in_flight: 0,
         in_flight_by_sub: HashMap::new(),
@@ -411,10 +418,22 @@ impl Worker {
     }
 
     /// Reads new events into windows that have room; windows of one company at the same
-    /// place share one read. Returns whether a read came back full (more is waiting).
+    /// place share one read, and those behind take what the log cache holds. Returns whether
+    /// there may be more to read now.
     async fn fill_windows(&mut self) -> Result<bool, StoreError> {
         let mut more = false;
-        let mut reads: HashMap<(String, i64), Arc<Vec<Arc<EventRow>>>> = HashMap::new();
+        let mut reads: HashMap<(String, i64), LogRead> = HashMap::new();
+        let mut windows_per_company: HashMap<&str, usize> = HashMap::new();
+        for window in self.windows.values() {
+            *windows_per_company
+                .entry(&window.sub.company_id)
+                .or_default() += 1;
+        }
+        let shared: HashSet<String> = windows_per_company
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(company, _)| company.to_string())
+            .collect();
         let ids: Vec<String> = self.windows.keys().cloned().collect();
         for id in ids {
             let window = self.windows.get_mut(&id).expect("listed above");
@@ -424,35 +443,47 @@ impl Worker {
                 continue;
             }
             let key = (window.sub.company_id.clone(), window.read_upto);
-            let events = match reads.get(&key) {
-                Some(events) => events.clone(),
+            let (events, at_end) = match reads.get(&key) {
+                Some(read) => read.clone(),
                 None => {
                     let (company, after) = key.clone();
-                    let events: Vec<Arc<EventRow>> = self
-                        .out
-                        .store
-                        .read(move |r| r.events_after(&company, after, READ_BATCH))
-                        .await?
-                        .into_iter()
-                        .map(Arc::new)
-                        .collect();
-                    more |= events.len() == READ_BATCH;
-                    let events = Arc::new(events);
-                    reads.insert(key, events.clone());
-                    events
+                    let (events, at_end) = match self.log_cache.get(&company, after, READ_BATCH) {
+                        // What is cached ends before the log may: read on from there next.
+                        Some(events) => (events, false),
+                        None => {
+                            let events: Vec<Arc<EventRow>> = self
+                                .out
+                                .store
+                                .read(move |r| r.events_after(&company, after, READ_BATCH))
+                                .await?
+                                .into_iter()
+                                .map(Arc::new)
+                                .collect();
+                            if shared.contains(&key.0) {
+                                self.log_cache.put(&key.0, after, &events);
+                            }
+                            let at_end = events.len() < READ_BATCH;
+                            (events, at_end)
+                        }
+                    };
+                    more |= !at_end;
+                    let read = (Arc::new(events), at_end);
+                    reads.insert(key, read.clone());
+                    read
                 }
             };
-            self.take_events(&id, &events);
+            self.take_events(&id, &events, at_end);
         }
         Ok(more)
     }
 
     /// Queues the events of a read that `id` wants; echoes are recorded as skipped.
-    fn take_events(&mut self, id: &str, events: &[Arc<EventRow>]) {
+    /// `at_end`: the read reached the end of what is published.
+    fn take_events(&mut self, id: &str, events: &[Arc<EventRow>], at_end: bool) {
         let Some(window) = self.windows.get_mut(id) else {
             return;
         };
-        window.caught_up = events.len() < READ_BATCH;
+        window.caught_up = at_end;
         let mut echoes = 0;
         for event in events {
             window.read_upto = event.position;

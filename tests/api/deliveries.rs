@@ -126,6 +126,30 @@ async fn every_attempt_is_on_record_without_secrets() {
     assert_eq!(no_tls["error_kind"], "tls", "{no_tls}");
 }
 
+#[tokio::test]
+async fn a_receiver_that_never_answers_is_a_timeout_on_record() {
+    let app = spawn_app_with(&[("HOOKGATE_DELIVERY_TIMEOUT_SECS", "1")]).await;
+    let (erp, crm) = (
+        app.create_key("acme", "erp").await,
+        app.create_key("acme", "crm").await,
+    );
+    // Accepts connections and reads nothing from them, answers nothing.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let attempt = first_attempt_to(&app, (&erp, &crm), "silent", &url).await;
+    held.abort();
+    assert_eq!(attempt["error_kind"], "timeout", "{attempt}");
+    assert_eq!(attempt["status_code"], Value::Null);
+    let took = attempt["duration_ms"].as_i64().unwrap();
+    assert!((900..5_000).contains(&took), "{attempt}");
+}
+
 /// Subscribes `crm` to vendor creates at `url`, has `erp` create one, and returns the first
 /// attempt of its delivery as the attempts endpoint shows it.
 async fn first_attempt_to(

@@ -113,6 +113,18 @@ struct Settings {
     postgres: Option<String>,
     /// `BENCH_PHASES`, or None for all.
     phases: Option<Vec<String>>,
+    /// `BENCH_OUTBOUND_SUBSCRIPTIONS`: the subscriptions of each outbound run.
+    outbound_subscriptions: Vec<usize>,
+}
+
+/// A comma list from the environment, its entries trimmed, empty ones left out.
+fn env_list(name: &str) -> Option<Vec<String>> {
+    std::env::var(name).ok().map(|list| {
+        list.split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect()
+    })
 }
 
 impl Settings {
@@ -124,12 +136,7 @@ impl Settings {
             },
             Err(_) => Ok(default),
         };
-        let phases = std::env::var("BENCH_PHASES").ok().map(|list| {
-            list.split(',')
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty())
-                .collect::<Vec<_>>()
-        });
+        let phases = env_list("BENCH_PHASES");
         if let Some(unknown) = phases
             .iter()
             .flatten()
@@ -147,6 +154,10 @@ impl Settings {
                 .ok()
                 .filter(|v| !v.trim().is_empty()),
             phases,
+            outbound_subscriptions: env_list("BENCH_OUTBOUND_SUBSCRIPTIONS")
+                .map(|list| list.iter().filter_map(|n| n.parse().ok()).collect())
+                .filter(|counts: &Vec<usize>| !counts.is_empty())
+                .unwrap_or_else(|| outbound::SUBSCRIPTIONS.to_vec()),
         })
     }
 
@@ -254,7 +265,13 @@ async fn bench(settings: &Settings) -> Result<bool, BoxError> {
 
     // The other phases start servers of their own, on fresh databases.
     if settings.wants("outbound") {
-        outbound::run(settings.measure, intake, &mut report).await?;
+        outbound::run(
+            &settings.outbound_subscriptions,
+            settings.measure,
+            intake,
+            &mut report,
+        )
+        .await?;
     }
     if settings.wants("sustained") {
         eprintln!("sustained: {} s", settings.sustained.as_secs());

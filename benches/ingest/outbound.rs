@@ -19,19 +19,8 @@ use crate::workloads::{Target, Workload};
 use crate::{BoxError, CONNECTIONS, Intake};
 
 /// Subscriptions per run, one run each (`BENCH_OUTBOUND_SUBSCRIPTIONS=1,10` runs only those).
-const SUBSCRIPTIONS: &[usize] = &[1, 10, 100];
+pub const SUBSCRIPTIONS: &[usize] = &[1, 10, 100];
 
-fn subscription_counts() -> Vec<usize> {
-    std::env::var("BENCH_OUTBOUND_SUBSCRIPTIONS")
-        .ok()
-        .map(|list| {
-            list.split(',')
-                .filter_map(|n| n.trim().parse().ok())
-                .collect()
-        })
-        .filter(|counts: &Vec<usize>| !counts.is_empty())
-        .unwrap_or_else(|| SUBSCRIPTIONS.to_vec())
-}
 /// How often a probe change is sent during the load.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// Goals (issue 11).
@@ -61,16 +50,16 @@ fn probe_of(body: &[u8]) -> Option<(usize, u64)> {
     Some((run.parse().ok()?, n.parse().ok()?))
 }
 
-/// Runs every entry of [`subscription_counts`]; `intake` is the no-subscriber intake rate of this
+/// One run per entry of `counts` (subscriptions); `intake` is the no-subscriber intake of this
 /// run (the `intake` phase), if measured.
 pub async fn run(
+    counts: &[usize],
     measure: Duration,
     intake: Option<Intake>,
     report: &mut Report,
 ) -> Result<(), BoxError> {
     let probes = Arc::new(Mutex::new(Probes::default()));
     let seen = probes.clone();
-    let counts = subscription_counts();
     let deliveries = Deliveries::start(counts.len(), move |arrival: &Arrival<'_>| {
         if let Some(probe) = probe_of(arrival.body) {
             let now = Instant::now();

@@ -72,10 +72,8 @@ impl Target {
         let port = parsed
             .port_or_known_default()
             .ok_or_else(|| invalid("the URL has no port".into()))?;
-        let host_text = match &host {
-            url::Host::Ipv6(ip) => format!("[{ip}]"),
-            other => other.to_string(),
-        };
+        // An IPv6 host in brackets, as the Host header and the origin write it.
+        let host_text = host.to_string();
         let authority = match parsed.port() {
             Some(port) => format!("{host_text}:{port}"),
             None => host_text.clone(),
@@ -126,9 +124,8 @@ impl Target {
 
 /// `Authorization: Basic` for a user and password, marked sensitive.
 pub(crate) fn basic_auth(user: &str, password: Option<&str>) -> HeaderValue {
-    use base64::Engine as _;
     let pair = format!("{user}:{}", password.unwrap_or(""));
-    let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+    let encoded = crate::crypto::base64_encode(pair.as_bytes());
     let mut value =
         HeaderValue::try_from(format!("Basic {encoded}")).expect("base64 is a header value");
     value.set_sensitive(true);
@@ -386,23 +383,26 @@ impl Client {
 
     async fn start(&self, target: &Target, stream: TcpStream) -> Result<Connection, Failure> {
         let _ = stream.set_nodelay(true);
-        let handshake_failed = |e: hyper::Error| Failure::exchange(&e);
         let Some(name) = &target.tls_name else {
-            let (connection, driver) = http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(handshake_failed)?;
-            tokio::spawn(driver);
-            return Ok(connection);
+            return handshake(stream).await;
         };
         let stream = self
             .tls
             .connect(name.clone(), stream)
             .await
             .map_err(|e| Failure::new("tls", format!("TLS with {}: {e}", target.host)))?;
-        let (connection, driver) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(handshake_failed)?;
-        tokio::spawn(driver);
-        Ok(connection)
+        handshake(stream).await
     }
+}
+
+/// HTTP/1.1 on a connected stream (plain or TLS), its connection task started.
+async fn handshake<S>(stream: S) -> Result<Connection, Failure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (connection, driver) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Failure::exchange(&e))?;
+    tokio::spawn(driver);
+    Ok(connection)
 }

@@ -423,16 +423,14 @@ impl Worker {
     async fn fill_windows(&mut self) -> Result<bool, StoreError> {
         let mut more = false;
         let mut reads: HashMap<(String, i64), LogRead> = HashMap::new();
-        let mut windows_per_company: HashMap<&str, usize> = HashMap::new();
-        for window in self.windows.values() {
-            *windows_per_company
-                .entry(&window.sub.company_id)
-                .or_default() += 1;
-        }
-        let shared: HashSet<String> = windows_per_company
-            .into_iter()
-            .filter(|(_, n)| *n > 1)
-            .map(|(company, _)| company.to_string())
+        // Companies with more than one window: only their reads are worth keeping.
+        let mut seen = HashSet::new();
+        let shared: HashSet<String> = self
+            .windows
+            .values()
+            .map(|w| &w.sub.company_id)
+            .filter(|company| !seen.insert(*company))
+            .cloned()
             .collect();
         let ids: Vec<String> = self.windows.keys().cloned().collect();
         for id in ids {
@@ -446,28 +444,9 @@ impl Worker {
             let (events, at_end) = match reads.get(&key) {
                 Some(read) => read.clone(),
                 None => {
-                    let (company, after) = key.clone();
-                    let (events, at_end) = match self.log_cache.get(&company, after, READ_BATCH) {
-                        // What is cached ends before the log may: read on from there next.
-                        Some(events) => (events, false),
-                        None => {
-                            let events: Vec<Arc<EventRow>> = self
-                                .out
-                                .store
-                                .read(move |r| r.events_after(&company, after, READ_BATCH))
-                                .await?
-                                .into_iter()
-                                .map(Arc::new)
-                                .collect();
-                            if shared.contains(&key.0) {
-                                self.log_cache.put(&key.0, after, &events);
-                            }
-                            let at_end = events.len() < READ_BATCH;
-                            (events, at_end)
-                        }
-                    };
-                    more |= !at_end;
-                    let read = (Arc::new(events), at_end);
+                    let keep = shared.contains(&key.0);
+                    let read = self.read_log(&key.0, key.1, keep).await?;
+                    more |= !read.1;
                     reads.insert(key, read.clone());
                     read
                 }
@@ -475,6 +454,33 @@ impl Worker {
             self.take_events(&id, &events, at_end);
         }
         Ok(more)
+    }
+
+    /// The company's events after `position`: from the log cache as far as it holds them (the
+    /// log may hold more: not at the end), else from the log, kept in the cache if `keep`.
+    async fn read_log(
+        &mut self,
+        company: &str,
+        position: i64,
+        keep: bool,
+    ) -> Result<LogRead, StoreError> {
+        if let Some(events) = self.log_cache.get(company, position, READ_BATCH) {
+            return Ok((Arc::new(events), false));
+        }
+        let owned = company.to_string();
+        let events: Vec<Arc<EventRow>> = self
+            .out
+            .store
+            .read(move |r| r.events_after(&owned, position, READ_BATCH))
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        if keep {
+            self.log_cache.put(company, position, &events);
+        }
+        let at_end = events.len() < READ_BATCH;
+        Ok((Arc::new(events), at_end))
     }
 
     /// Queues the events of a read that `id` wants; echoes are recorded as skipped.

@@ -128,6 +128,18 @@ pub struct DeliveryFilter {
     pub limit: usize,
 }
 
+/// Whether the delivery (of table `alias`) is unfinished, written exactly as the partial
+/// index `deliveries_unfinished` is: a query must name its predicate the same way for the
+/// planner to use it (migration 6 says why it is not an IN list).
+pub(super) fn unfinished(alias: &str) -> String {
+    let column = if alias.is_empty() {
+        "status".to_string()
+    } else {
+        format!("{alias}.status")
+    };
+    format!("({column} = 'pending' OR {column} = 'in_flight' OR {column} = 'paused')")
+}
+
 const DELIVERY_COLUMNS: &str = "id, subscription_id, event_seq, event_id, event_type, record_id,
     status, attempts, next_attempt_at, last_status_code, last_error, last_response_ms, created_at,
     updated_at";
@@ -309,12 +321,13 @@ impl WriteTx<'_> {
                         SELECT 1 FROM deliveries p
                         WHERE p.subscription_id = d.subscription_id AND p.record_id = d.record_id
                           AND p.event_seq < d.event_seq
-                          AND p.status IN ('pending', 'in_flight', 'paused'))
+                          AND {})
                  ORDER BY d.next_attempt_at, d.event_seq
                  LIMIT ?2{}",
                 prefixed("d", DELIVERY_COLUMNS),
                 prefixed("s", SUB_COLUMNS),
                 prefixed("e", EVENT_COLUMNS),
+                unfinished("p"),
                 self.dialect().skip_locked_of("d"),
             ),
             sql_params![due_by, limit],
@@ -358,8 +371,11 @@ impl WriteTx<'_> {
         Ok(self
             .conn
             .query_opt(
-                "SELECT 1 FROM deliveries WHERE subscription_id = ?1 AND record_id = ?2
-                   AND status IN ('pending', 'in_flight', 'paused') LIMIT 1",
+                &format!(
+                    "SELECT 1 FROM deliveries WHERE subscription_id = ?1 AND record_id = ?2
+                       AND {} LIMIT 1",
+                    unfinished("")
+                ),
                 sql_params![subscription_id, record_id],
             )?
             .is_some())
@@ -372,8 +388,10 @@ impl WriteTx<'_> {
     ) -> Result<Vec<String>, StoreError> {
         self.conn
             .query(
-                "SELECT DISTINCT record_id FROM deliveries WHERE subscription_id = ?1
-                   AND status IN ('pending', 'in_flight', 'paused')",
+                &format!(
+                    "SELECT DISTINCT record_id FROM deliveries WHERE subscription_id = ?1 AND {}",
+                    unfinished("")
+                ),
                 sql_params![subscription_id],
             )?
             .into_iter()

@@ -105,11 +105,14 @@ impl WriteTx<'_> {
     /// returns how many.
     pub(crate) fn prune_events(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
         self.conn.execute(
-            "DELETE FROM events WHERE seq IN (
-                SELECT e.seq FROM events e WHERE e.created_at < ?1 AND e.position IS NOT NULL
-                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq
-                                  AND d.status IN ('pending', 'in_flight', 'paused'))
-                ORDER BY e.created_at LIMIT ?2)",
+            &format!(
+                "DELETE FROM events WHERE seq IN (
+                    SELECT e.seq FROM events e WHERE e.created_at < ?1 AND e.position IS NOT NULL
+                      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq
+                                      AND {})
+                    ORDER BY e.created_at LIMIT ?2)",
+                super::deliveries::unfinished("d")
+            ),
             sql_params![before_ms, limit],
         )
     }

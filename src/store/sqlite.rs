@@ -417,3 +417,64 @@ fn spawn_checkpointer(path: &Path) -> Result<Checkpointer, StoreError> {
         _stop: Mutex::new(stop),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The opcodes SQLite compiles `sql` into.
+    fn opcodes(conn: &SqliteConn, sql: &str) -> Vec<String> {
+        let mut statement = conn.conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        statement
+            .query_map([], |row| row.get::<_, String>(1))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn plan(conn: &SqliteConn, sql: &str) -> String {
+        let mut statement = conn
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        statement
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn writing_a_delivery_builds_no_temporary_table_and_unfinished_ones_are_found_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = SqliteConn::open(&dir.path().join("plan.db")).unwrap();
+        migrations::run(&conn).unwrap();
+        // Every delivery row written checks the partial indexes' predicates; an IN list of
+        // three there is a temporary table built for each row.
+        for sql in [
+            "INSERT INTO deliveries (id, subscription_id, company_id, event_seq, event_id,
+                event_type, record_id, status, created_at, updated_at)
+             VALUES ('dlv_1', 'sub_1', 'co', 1, 'evt_1', 'customer.created', 'r1', 'succeeded', 1, 1)",
+            "UPDATE deliveries SET status = 'failed' WHERE id = 'dlv_1'",
+        ] {
+            let ops = opcodes(&conn, sql);
+            assert!(!ops.iter().any(|op| op == "OpenEphemeral"), "{sql}: {ops:?}");
+        }
+        let unfinished = super::super::deliveries::unfinished("");
+        for sql in [
+            format!(
+                "SELECT 1 FROM deliveries WHERE subscription_id = 's' AND record_id = 'r' AND {unfinished}"
+            ),
+            format!(
+                "SELECT DISTINCT record_id FROM deliveries WHERE subscription_id = 's' AND {unfinished}"
+            ),
+        ] {
+            let plan = plan(&conn, &sql);
+            assert!(
+                plan.contains("USING INDEX deliveries_unfinished"),
+                "{sql}: {plan}"
+            );
+        }
+    }
+}

@@ -267,8 +267,10 @@ impl WriteTx<'_> {
         )?;
         if deleted == 1 {
             self.conn.execute(
-                "DELETE FROM deliveries WHERE subscription_id = ?1
-                   AND status IN ('pending', 'in_flight', 'paused')",
+                &format!(
+                    "DELETE FROM deliveries WHERE subscription_id = ?1 AND {}",
+                    super::deliveries::unfinished("")
+                ),
                 sql_params![id],
             )?;
         }

@@ -668,6 +668,7 @@ pub(super) async fn listen(args: ListenArgs, config: Config) -> anyhow::Result<(
             crate::crypto::base64_encode(&crate::crypto::random_bytes::<32>())
         )
     });
+    let signing_secret = signing::SigningSecret::new(&secret);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
@@ -717,7 +718,7 @@ pub(super) async fn listen(args: ListenArgs, config: Config) -> anyhow::Result<(
             let mut request = client
                 .post(&args.forward_to)
                 .header("content-type", "application/json");
-            for (name, value) in signing::headers(std::slice::from_ref(&secret), &meta, &body) {
+            for (name, value) in signing::headers(&[&signing_secret], &meta, &body) {
                 request = request.header(name, value);
             }
             let outcome = match request.body(body).send().await {

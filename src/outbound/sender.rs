@@ -11,7 +11,8 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderVal
 use serde_json::Value;
 
 use super::client::{self, Target};
-use super::{AttemptOutcome, Outbound, classify, signing};
+use super::signing::{self, SigningSecret};
+use super::{AttemptOutcome, Outbound, classify};
 use crate::clock;
 use crate::store::{AttemptRecord, EventRow, SubscriptionRow};
 
@@ -36,8 +37,8 @@ pub(crate) struct Prepared {
     /// Where its deliveries go, or the error kind and text of a send to its URL.
     target: Result<Target, (&'static str, String)>,
     /// The current secret, and during a rotation's overlap the previous one with the end of
-    /// the overlap; `None` when they cannot be unsealed (wrong master key).
-    secrets: Option<(String, Option<(String, i64)>)>,
+    /// the overlap, keyed for signing; `None` when they cannot be unsealed (wrong master key).
+    secrets: Option<(SigningSecret, Option<(SigningSecret, i64)>)>,
     basic_auth: Option<HeaderValue>,
 }
 
@@ -87,10 +88,10 @@ impl Prepared {
         };
         let secrets = open(&sub.secret_enc).and_then(|current| {
             let previous = match (&sub.previous_secret_enc, sub.previous_secret_until) {
-                (Some(sealed), Some(until)) => Some((open(sealed)?, until)),
+                (Some(sealed), Some(until)) => Some((SigningSecret::new(&open(sealed)?), until)),
                 _ => None,
             };
-            Some((current, previous))
+            Some((SigningSecret::new(&current), previous))
         });
         let target = Target::parse(&sub.url, out.config.allow_private_urls);
         let basic_auth = sub.basic_auth_enc.as_ref().and_then(|sealed| {
@@ -117,13 +118,13 @@ impl Prepared {
 
     /// The secrets to sign with now: the current one, and the previous one while its overlap
     /// lasts.
-    fn secrets_now(&self) -> Option<Vec<String>> {
+    fn secrets_now(&self) -> Option<Vec<&SigningSecret>> {
         let (current, previous) = self.secrets.as_ref()?;
-        let mut secrets = vec![current.clone()];
+        let mut secrets = vec![current];
         if let Some((previous, until)) = previous
             && *until > clock::now_ms()
         {
-            secrets.push(previous.clone());
+            secrets.push(previous);
         }
         Some(secrets)
     }

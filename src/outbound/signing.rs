@@ -29,6 +29,22 @@ pub(crate) fn standard_webhooks_key(secret: &str) -> Vec<u8> {
         .unwrap_or_else(|| secret.as_bytes().to_vec())
 }
 
+/// One outbound secret, keyed once for both signature schemes: the seed's (the secret's own
+/// bytes) and Standard Webhooks' ([`standard_webhooks_key`]).
+pub(crate) struct SigningSecret {
+    seed: crypto::HmacKey,
+    standard: crypto::HmacKey,
+}
+
+impl SigningSecret {
+    pub(crate) fn new(secret: &str) -> SigningSecret {
+        SigningSecret {
+            seed: crypto::HmacKey::new(secret.as_bytes()),
+            standard: crypto::HmacKey::new(&standard_webhooks_key(secret)),
+        }
+    }
+}
+
 pub(crate) struct DeliveryMeta<'a> {
     pub webhook_id: &'a str,
     pub event_type: &'a str,
@@ -41,27 +57,27 @@ pub(crate) struct DeliveryMeta<'a> {
 /// (a rotation's overlap, current first) each header carries one signature per secret,
 /// space-separated, so that receivers holding either secret verify.
 pub(crate) fn headers(
-    secrets: &[String],
+    secrets: &[&SigningSecret],
     meta: &DeliveryMeta,
     body: &[u8],
 ) -> Vec<(&'static str, String)> {
     let ts = meta.timestamp.to_string();
-    let seed_signature = secrets
-        .iter()
-        .map(|secret| crypto::hmac_hex(secret.as_bytes(), &[ts.as_bytes(), b".", body]))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let standard = secrets
-        .iter()
-        .map(|secret| {
-            let signature = crypto::hmac_base64(
-                &standard_webhooks_key(secret),
-                &[meta.webhook_id.as_bytes(), b".", ts.as_bytes(), b".", body],
-            );
-            format!("v1,{signature}")
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
+    let mut seed_signature = String::with_capacity(65 * secrets.len());
+    let mut standard = String::with_capacity(48 * secrets.len());
+    for secret in secrets {
+        if !seed_signature.is_empty() {
+            seed_signature.push(' ');
+            standard.push(' ');
+        }
+        let seed = secret.seed.sign(&[ts.as_bytes(), b".", body]);
+        seed_signature.push_str(&hex::encode(seed));
+        let signed =
+            secret
+                .standard
+                .sign(&[meta.webhook_id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+        standard.push_str("v1,");
+        standard.push_str(&crypto::base64_encode(&signed));
+    }
     vec![
         ("x-webhook-signature", seed_signature),
         ("x-webhook-timestamp", ts.clone()),

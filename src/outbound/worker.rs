@@ -724,9 +724,6 @@ impl Worker {
         delivery.last_error = exchange.record.error.clone();
         delivery.last_response_ms = Some(exchange.record.duration_ms);
         delivery.updated_at = now;
-        let mut attempt = exchange.record.clone();
-        attempt.delivery_id = delivery.id.clone();
-        attempt.attempt = attempts_before;
         let outcome = match status {
             DeliveryStatus::Succeeded => "succeeded",
             DeliveryStatus::Pending => "retrying",
@@ -749,8 +746,11 @@ impl Worker {
             );
         }
         if status == DeliveryStatus::Failed {
-            self.tell_company(exhausted_event(&subscription, &delivery, &exchange));
+            self.tell_company(exhausted_event(&subscription, &delivery));
         }
+        let mut attempt = exchange.record;
+        attempt.delivery_id = delivery.id.clone();
+        attempt.attempt = attempts_before;
         let record_id = event.record_id.clone();
         match claimed {
             None => {
@@ -907,11 +907,7 @@ fn disabled_event(sub: &SubscriptionRow, health: &Health) -> OwnedEvent {
 }
 
 /// `delivery.exhausted`: a delivery was given up (a permanent failure, or every retry failed).
-fn exhausted_event(
-    sub: &SubscriptionRow,
-    delivery: &DeliveryRow,
-    exchange: &Exchange,
-) -> OwnedEvent {
+fn exhausted_event(sub: &SubscriptionRow, delivery: &DeliveryRow) -> OwnedEvent {
     operational_event(
         sub,
         "delivery.exhausted",
@@ -924,8 +920,8 @@ fn exhausted_event(
             "event_type": delivery.event_type,
             "record_id": delivery.record_id,
             "attempts": delivery.attempts,
-            "last_status_code": exchange.record.status_code,
-            "reason": exchange.record.error,
+            "last_status_code": delivery.last_status_code,
+            "reason": delivery.last_error,
         }),
     )
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::Conn;
 use crate::fanout::Deliveries;
-use crate::load::{Window, percentile_ms, run_phase};
+use crate::load::{Window, percentile_ms, process_cpu_secs, run_phase};
 use crate::report::{Report, Row};
 use crate::server::Server;
 use crate::support::receiver::Arrival;
@@ -148,7 +148,11 @@ async fn one(
     // Everything applied, probes included, is due at every subscription.
     let expected = (inbound.all_ok + probes_sent) * subscriptions as u64;
     let backlog = expected.saturating_sub(deliveries.distinct(run));
+    let (drain_started, drain_cpu, at_drain) =
+        (Instant::now(), process_cpu_secs(), deliveries.distinct(run));
     let stalled = deliveries.drain(run, expected).await;
+    let drain_cpu = process_cpu_secs() - drain_cpu;
+    let drain_time = drain_started.elapsed();
     let delivered = deliveries.distinct(run);
     let duplicates = deliveries.requests(run).saturating_sub(delivered);
     if duplicates > 0 {
@@ -232,6 +236,15 @@ async fn one(
         "outbound x{subscriptions}: slowest probes: {}",
         slowest.join(", ")
     ));
+    // What a delivery costs with nothing else running: the drain after the load.
+    let drained = delivered - at_drain;
+    if drained >= 1_000 {
+        report.note(format!(
+            "outbound x{subscriptions}: drain after the load: {drained} deliveries at {:.0}/s, {:.0} µs of CPU each (receiver included)",
+            drained as f64 / drain_time.as_secs_f64(),
+            drain_cpu * 1e6 / drained as f64,
+        ));
+    }
     // What a delivery costs: the load's CPU time less what its creates would have cost
     // without subscribers (the `intake` phase's cost per create), over the deliveries made.
     if let Some(Intake {

@@ -447,6 +447,14 @@ mod tests {
         (address, task)
     }
 
+    /// `exchange` with a deadline: a client that never finishes writing or reading fails the
+    /// test instead of hanging it.
+    async fn within<T>(exchange: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(std::time::Duration::from_secs(10), exchange)
+            .await
+            .expect("the exchange finished within 10 s")
+    }
+
     async fn connect(address: std::net::SocketAddr) -> Connection {
         Connection::new(Stream::Plain(TcpStream::connect(address).await.unwrap()))
     }
@@ -471,20 +479,20 @@ mod tests {
         let request = request(&target, &headers, body, "hookgate/test");
         let mut connection = connect(address).await;
 
-        let (answer, reusable) = exchange(&mut connection, &request).await.unwrap();
+        let (answer, reusable) = within(exchange(&mut connection, &request)).await.unwrap();
         assert_eq!(
             (answer.status, answer.body.as_slice(), reusable),
             (200, &b"hello"[..], true)
         );
         assert_eq!(answer.headers["x-a"], "1");
-        let (answer, reusable) = exchange(&mut connection, &request).await.unwrap();
+        let (answer, reusable) = within(exchange(&mut connection, &request)).await.unwrap();
         assert_eq!(
             (answer.status, answer.body.as_slice(), reusable),
             (201, &b"abcde"[..], true)
         );
-        let (answer, reusable) = exchange(&mut connection, &request).await.unwrap();
+        let (answer, reusable) = within(exchange(&mut connection, &request)).await.unwrap();
         assert_eq!((answer.status, answer.body.len(), reusable), (204, 0, true));
-        let (answer, reusable) = exchange(&mut connection, &request).await.unwrap();
+        let (answer, reusable) = within(exchange(&mut connection, &request)).await.unwrap();
         assert_eq!(
             (answer.status, answer.body.as_slice(), reusable),
             (500, &b"no"[..], false)
@@ -514,13 +522,14 @@ mod tests {
         let (address, _seen) = receiver(vec![answer]).await;
         let request = request(&target(address), &HeaderMap::new(), b"{}", "t");
         let mut connection = connect(address).await;
-        let (answer, reusable) = exchange(&mut connection, &request).await.unwrap();
+        let (answer, reusable) = within(exchange(&mut connection, &request)).await.unwrap();
         assert_eq!((answer.body.len(), reusable), (KEPT_BODY_BYTES, false));
 
         // HTTP/1.0 without keep-alive: the body runs to the end of the connection.
         let (address, _seen) = receiver(vec!["HTTP/1.0 200 OK\r\n\r\nall of it"]).await;
         let mut connection = connect(address).await;
-        let exchanged = tokio::spawn(async move { exchange(&mut connection, &request).await });
+        let exchanged =
+            tokio::spawn(async move { within(exchange(&mut connection, &request)).await });
         let (answer, reusable) = exchanged.await.unwrap().unwrap();
         assert_eq!(
             (answer.body.as_slice(), reusable),
@@ -533,12 +542,14 @@ mod tests {
         let (address, seen) = receiver(vec!["HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"]).await;
         let request = request(&target(address), &HeaderMap::new(), b"{}", "t");
         let mut connection = connect(address).await;
-        exchange(&mut connection, &request).await.unwrap();
+        within(exchange(&mut connection, &request)).await.unwrap();
         assert!(connection.is_open());
         seen.await.unwrap(); // the receiver has closed its end
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert!(!connection.is_open());
-        let failed = exchange(&mut connection, &request).await.unwrap_err();
+        let failed = within(exchange(&mut connection, &request))
+            .await
+            .unwrap_err();
         assert!(matches!(failed, Error::NothingReceived(_)), "{failed}");
     }
 
@@ -562,7 +573,9 @@ mod tests {
             let (address, _seen) = receiver(vec![answer]).await;
             let request = request(&target(address), &HeaderMap::new(), b"{}", "t");
             let mut connection = connect(address).await;
-            let failed = exchange(&mut connection, &request).await.unwrap_err();
+            let failed = within(exchange(&mut connection, &request))
+                .await
+                .unwrap_err();
             assert!(
                 failed.to_string().contains(expected),
                 "{answer:?}: {failed}"
@@ -654,7 +667,7 @@ mod tests {
             Target::parse(&format!("https://localhost:{}/hook", address.port()), true).unwrap();
         let request = request(&target, &HeaderMap::new(), b"{}", "t");
 
-        let (answer, reusable) = exchange(&mut connection, &request).await.unwrap();
+        let (answer, reusable) = within(exchange(&mut connection, &request)).await.unwrap();
         assert_eq!(
             (answer.status, answer.body.as_slice(), reusable),
             (200, &b"ok"[..], true)
@@ -664,7 +677,7 @@ mod tests {
             connection.is_open(),
             "open between answers (TLS 1.3 tickets included)"
         );
-        let (answer, reusable) = exchange(&mut connection, &request).await.unwrap();
+        let (answer, reusable) = within(exchange(&mut connection, &request)).await.unwrap();
         assert_eq!((answer.status, reusable), (202, true));
         server.await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -128,17 +128,24 @@ pub struct DeliveryFilter {
     pub limit: usize,
 }
 
-/// Whether the delivery (of table `alias`) is unfinished, written exactly as the partial
-/// index `deliveries_unfinished` is: a query must name its predicate the same way for the
-/// planner to use it (migration 6 says why it is not an IN list).
-pub(super) fn unfinished(alias: &str) -> String {
-    let column = if alias.is_empty() {
-        "status".to_string()
-    } else {
-        format!("{alias}.status")
+/// Whether the delivery is unfinished, given its status column (`"status"`, `"d.status"`),
+/// written exactly as the partial index `deliveries_unfinished` is: a query must name its
+/// predicate the same way for the planner to use it (migration 6 says why it is not an IN
+/// list). A literal, so that queries stay `concat!`ed constants.
+macro_rules! unfinished {
+    ($status:literal) => {
+        concat!(
+            "(",
+            $status,
+            " = 'pending' OR ",
+            $status,
+            " = 'in_flight' OR ",
+            $status,
+            " = 'paused')"
+        )
     };
-    format!("({column} = 'pending' OR {column} = 'in_flight' OR {column} = 'paused')")
 }
+pub(super) use unfinished;
 
 const DELIVERY_COLUMNS: &str = "id, subscription_id, event_seq, event_id, event_type, record_id,
     status, attempts, next_attempt_at, last_status_code, last_error, last_response_ms, created_at,
@@ -327,7 +334,7 @@ impl WriteTx<'_> {
                 prefixed("d", DELIVERY_COLUMNS),
                 prefixed("s", SUB_COLUMNS),
                 prefixed("e", EVENT_COLUMNS),
-                unfinished("p"),
+                unfinished!("p.status"),
                 self.dialect().skip_locked_of("d"),
             ),
             sql_params![due_by, limit],
@@ -371,10 +378,10 @@ impl WriteTx<'_> {
         Ok(self
             .conn
             .query_opt(
-                &format!(
-                    "SELECT 1 FROM deliveries WHERE subscription_id = ?1 AND record_id = ?2
-                       AND {} LIMIT 1",
-                    unfinished("")
+                concat!(
+                    "SELECT 1 FROM deliveries WHERE subscription_id = ?1 AND record_id = ?2 AND ",
+                    unfinished!("status"),
+                    " LIMIT 1"
                 ),
                 sql_params![subscription_id, record_id],
             )?
@@ -388,9 +395,9 @@ impl WriteTx<'_> {
     ) -> Result<Vec<String>, StoreError> {
         self.conn
             .query(
-                &format!(
-                    "SELECT DISTINCT record_id FROM deliveries WHERE subscription_id = ?1 AND {}",
-                    unfinished("")
+                concat!(
+                    "SELECT DISTINCT record_id FROM deliveries WHERE subscription_id = ?1 AND ",
+                    unfinished!("status")
                 ),
                 sql_params![subscription_id],
             )?

@@ -105,13 +105,13 @@ impl WriteTx<'_> {
     /// returns how many.
     pub(crate) fn prune_events(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
         self.conn.execute(
-            &format!(
+            concat!(
                 "DELETE FROM events WHERE seq IN (
                     SELECT e.seq FROM events e WHERE e.created_at < ?1 AND e.position IS NOT NULL
-                      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq
-                                      AND {})
-                    ORDER BY e.created_at LIMIT ?2)",
-                super::deliveries::unfinished("d")
+                      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND ",
+                super::deliveries::unfinished!("d.status"),
+                ")
+                    ORDER BY e.created_at LIMIT ?2)"
             ),
             sql_params![before_ms, limit],
         )

@@ -461,7 +461,7 @@ mod tests {
             let ops = opcodes(&conn, sql);
             assert!(!ops.iter().any(|op| op == "OpenEphemeral"), "{sql}: {ops:?}");
         }
-        let unfinished = super::super::deliveries::unfinished("");
+        let unfinished = super::super::deliveries::unfinished!("status");
         for sql in [
             format!(
                 "SELECT 1 FROM deliveries WHERE subscription_id = 's' AND record_id = 'r' AND {unfinished}"

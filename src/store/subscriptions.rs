@@ -267,9 +267,9 @@ impl WriteTx<'_> {
         )?;
         if deleted == 1 {
             self.conn.execute(
-                &format!(
-                    "DELETE FROM deliveries WHERE subscription_id = ?1 AND {}",
-                    super::deliveries::unfinished("")
+                concat!(
+                    "DELETE FROM deliveries WHERE subscription_id = ?1 AND ",
+                    super::deliveries::unfinished!("status")
                 ),
                 sql_params![id],
             )?;

@@ -84,15 +84,15 @@ impl Connection {
     }
 
     /// Whether an idle connection can carry another request: the receiver has not closed it,
-    /// and has sent nothing unasked. Looks without waiting.
+    /// and has sent nothing unasked. Looks without waiting. (A pooled connection's buffer is
+    /// empty: only a connection left at the end of an answer is pooled.)
     pub(super) fn is_open(&mut self) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut byte = [0u8; 1];
         let mut probe = ReadBuf::new(&mut byte);
-        self.buffer.is_empty()
-            && Pin::new(&mut self.stream)
-                .poll_read(&mut cx, &mut probe)
-                .is_pending()
+        Pin::new(&mut self.stream)
+            .poll_read(&mut cx, &mut probe)
+            .is_pending()
     }
 
     /// Reads more into the buffer; how many bytes (0 at the end of the stream).
@@ -157,7 +157,6 @@ pub(super) async fn exchange(
     connection: &mut Connection,
     request: &[u8],
 ) -> Result<(Answer, bool), Error> {
-    connection.buffer.clear();
     if let Err(e) = write(&mut connection.stream, request).await {
         return Err(Error::NothingReceived(e.to_string()));
     }

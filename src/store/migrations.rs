@@ -344,6 +344,14 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "",
         postgres: "",
     },
+    // 7: two indexes of the first schema that no query uses since events are read by their
+    // published position (`events_company_position`): every event written paid for both.
+    Migration {
+        both: "DROP INDEX events_company;
+        DROP INDEX events_record;",
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 fn render(sql: &str, dialect: Dialect) -> String {

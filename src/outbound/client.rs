@@ -124,6 +124,14 @@ impl Target {
     }
 }
 
+/// Whether `value` may be sent as a header's value: no control characters but tab (so no line
+/// breaks that would start a header of its own), as `http::HeaderValue` accepts.
+pub(crate) fn is_header_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
 /// `Authorization: Basic` for a user and password, marked sensitive.
 pub(crate) fn basic_auth(user: &str, password: Option<&str>) -> HeaderValue {
     let pair = format!("{user}:{}", password.unwrap_or(""));
@@ -212,11 +220,11 @@ impl Client {
     pub(crate) async fn post(
         &self,
         target: &Target,
-        headers: HeaderMap,
-        body: Vec<u8>,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
         timeout: Option<Duration>,
     ) -> Result<Answer, Failure> {
-        let request = http1::request(target, &headers, &body, USER_AGENT_VALUE);
+        let request = http1::request(target, headers, body, USER_AGENT_VALUE);
         let limit = timeout.unwrap_or(self.timeout);
         tokio::time::timeout(limit, self.exchange(target, &request))
             .await

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use serde_json::Value;
 
 use super::client::{self, Target};
@@ -198,26 +198,23 @@ pub(crate) async fn send(
         Ok(target) => target,
         Err((kind, error)) => return fail(record, kind, error.clone()),
     };
-    let mut headers = HeaderMap::with_capacity(12);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    for (name, value) in signing::headers(&secrets, meta, &body) {
-        // Every value is ours or was checked when the subscription was saved; one that is
-        // not a valid header value is left out rather than failing the send.
-        if let Ok(value) = HeaderValue::try_from(value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    }
+    let mut signed = signing::headers(&secrets, meta, &body);
+    // Every value is ours or was checked when the subscription was saved; one that is not a
+    // valid header value is left out rather than failing the send.
+    signed.retain(|(_, value)| client::is_header_value(value.as_bytes()));
     let authorized = prepared.basic_auth.is_some() || target.has_credentials();
     record.request_headers = header_json(
-        headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+        std::iter::once(("content-type", "application/json"))
+            .chain(signed.iter().map(|(name, value)| (*name, value.as_str())))
             .chain(authorized.then_some(("authorization", "Basic <redacted>"))),
     );
+    let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(signed.len() + 2);
+    headers.push(("content-type", b"application/json"));
+    headers.extend(signed.iter().map(|(name, value)| (*name, value.as_bytes())));
     if let Some(auth) = &prepared.basic_auth {
-        headers.insert(AUTHORIZATION, auth.clone());
+        headers.push(("authorization", auth.as_bytes()));
     }
-    let answer = match out.client.post(target, headers, body, timeout).await {
+    let answer = match out.client.post(target, &headers, &body, timeout).await {
         Ok(answer) => answer,
         Err(failure) => return fail(record, failure.kind, failure.text),
     };

@@ -117,10 +117,11 @@ fn broken(text: impl std::fmt::Display) -> Error {
 }
 
 /// The request's bytes: request line, `Host`, `User-Agent`, the URL's credentials unless
-/// `headers` has `Authorization`, `headers`, `Content-Length`, and the body.
+/// `headers` has `Authorization`, `headers` (names in lower case, values checked with
+/// [`super::is_header_value`]), `Content-Length`, and the body.
 pub(super) fn request(
     target: &Target,
-    headers: &HeaderMap,
+    headers: &[(&str, &[u8])],
     body: &[u8],
     user_agent: &str,
 ) -> Vec<u8> {
@@ -132,19 +133,19 @@ pub(super) fn request(
     out.extend_from_slice(b"\r\nuser-agent: ");
     out.extend_from_slice(user_agent.as_bytes());
     out.extend_from_slice(b"\r\n");
-    let mut header = |name: &[u8], value: &HeaderValue| {
-        out.extend_from_slice(name);
+    let mut header = |name: &str, value: &[u8]| {
+        out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     };
     if let Some(credentials) = &target.url_credentials
-        && !headers.contains_key(http::header::AUTHORIZATION)
+        && !headers.iter().any(|(name, _)| *name == "authorization")
     {
-        header(b"authorization", credentials);
+        header("authorization", credentials.as_bytes());
     }
     for (name, value) in headers {
-        header(name.as_str().as_bytes(), value);
+        header(name, value);
     }
     out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
     out.extend_from_slice(body);
@@ -472,10 +473,13 @@ mod tests {
         ])
         .await;
         let target = target(address);
-        let mut headers = HeaderMap::new();
-        headers.insert("x-webhook-id", HeaderValue::from_static("evt_1"));
         let body = br#"{"a":1}"#;
-        let request = request(&target, &headers, body, "hookgate/test");
+        let request = request(
+            &target,
+            &[("x-webhook-id", b"evt_1")],
+            body,
+            "hookgate/test",
+        );
         let mut connection = connect(address).await;
 
         let (answer, reusable) = within(exchange(&mut connection, &request)).await.unwrap();
@@ -519,7 +523,7 @@ mod tests {
             .into_boxed_str(),
         );
         let (address, _seen) = receiver(vec![answer]).await;
-        let request = request(&target(address), &HeaderMap::new(), b"{}", "t");
+        let request = request(&target(address), &[], b"{}", "t");
         let mut connection = connect(address).await;
         let (answer, reusable) = within(exchange(&mut connection, &request)).await.unwrap();
         assert_eq!((answer.body.len(), reusable), (KEPT_BODY_BYTES, false));
@@ -539,7 +543,7 @@ mod tests {
     #[tokio::test]
     async fn a_closed_connection_is_seen_before_it_is_used_and_fails_as_nothing_received() {
         let (address, seen) = receiver(vec!["HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"]).await;
-        let request = request(&target(address), &HeaderMap::new(), b"{}", "t");
+        let request = request(&target(address), &[], b"{}", "t");
         let mut connection = connect(address).await;
         within(exchange(&mut connection, &request)).await.unwrap();
         assert!(connection.is_open());
@@ -570,7 +574,7 @@ mod tests {
             ),
         ] {
             let (address, _seen) = receiver(vec![answer]).await;
-            let request = request(&target(address), &HeaderMap::new(), b"{}", "t");
+            let request = request(&target(address), &[], b"{}", "t");
             let mut connection = connect(address).await;
             let failed = within(exchange(&mut connection, &request))
                 .await
@@ -664,7 +668,7 @@ mod tests {
         let mut connection = Connection::new(Stream::Tls(Box::new(tls)));
         let target =
             Target::parse(&format!("https://localhost:{}/hook", address.port()), true).unwrap();
-        let request = request(&target, &HeaderMap::new(), b"{}", "t");
+        let request = request(&target, &[], b"{}", "t");
 
         let (answer, reusable) = within(exchange(&mut connection, &request)).await.unwrap();
         assert_eq!(

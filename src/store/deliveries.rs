@@ -147,9 +147,15 @@ macro_rules! unfinished {
 }
 pub(super) use unfinished;
 
-const DELIVERY_COLUMNS: &str = "id, subscription_id, event_seq, event_id, event_type, record_id,
-    status, attempts, next_attempt_at, last_status_code, last_error, last_response_ms, created_at,
-    updated_at";
+/// The columns of a [`DeliveryRow`], in its order; a macro so that statements written for
+/// every delivery can be `concat!`ed constants.
+macro_rules! delivery_columns {
+    () => {
+        "id, subscription_id, event_seq, event_id, event_type, record_id, status, attempts,
+        next_attempt_at, last_status_code, last_error, last_response_ms, created_at, updated_at"
+    };
+}
+const DELIVERY_COLUMNS: &str = delivery_columns!();
 
 fn delivery_from_row_at(r: &mut Row, o: usize) -> Result<DeliveryRow, StoreError> {
     let status = r.text(o + 6)?;
@@ -209,8 +215,10 @@ impl WriteTx<'_> {
         company_id: &str,
     ) -> Result<(), StoreError> {
         self.conn.execute(
-            &format!(
-                "INSERT INTO deliveries ({DELIVERY_COLUMNS}, company_id)
+            concat!(
+                "INSERT INTO deliveries (",
+                delivery_columns!(),
+                ", company_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             ),
             sql_params![

@@ -51,11 +51,7 @@ impl Deliveries {
             let (Some(counts), Some(sub)) = (run.and_then(|r| shared.get(r)), sub) else {
                 return;
             };
-            let id = arrival
-                .headers
-                .get("x-webhook-id")
-                .map(|v| v.as_bytes())
-                .unwrap_or_default();
+            let id = arrival.header("x-webhook-id").unwrap_or_default();
             let mut hasher = DefaultHasher::new();
             (sub, id).hash(&mut hasher);
             counts.requests.fetch_add(1, Ordering::Relaxed);

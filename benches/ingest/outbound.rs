@@ -41,9 +41,7 @@ struct Probes {
 
 /// The probe number of a delivery body, if it carries one.
 fn probe_of(body: &[u8]) -> Option<(usize, u64)> {
-    let at = body
-        .windows(PROBE.len())
-        .position(|w| w == PROBE.as_bytes())?;
+    let at = memchr::memmem::find(body, PROBE.as_bytes())?;
     let rest = &body[at + PROBE.len()..];
     let end = rest.iter().position(|b| *b == b'"')?;
     let (run, n) = std::str::from_utf8(&rest[..end]).ok()?.split_once('-')?;

@@ -235,7 +235,9 @@ impl Client {
         loop {
             let (mut connection, reused) = match self.check_out(&target.origin) {
                 Some(idle) => (idle, true),
-                None => (self.connect(target).await?, false),
+                // Boxed: connecting (DNS, TCP, TLS) is a large future and rare once a
+                // connection is pooled; inline, every send's task would carry its size.
+                None => (Box::pin(self.connect(target)).await?, false),
             };
             match http1::exchange(&mut connection, request).await {
                 Ok((answer, reusable)) => {

@@ -719,9 +719,9 @@ pub(super) async fn listen(args: ListenArgs, config: Config) -> anyhow::Result<(
                 .post(&args.forward_to)
                 .header("content-type", "application/json");
             for (name, value) in signing::headers(&[&signing_secret], &meta, &body) {
-                request = request.header(name, value);
+                request = request.header(name, value.as_ref());
             }
-            let outcome = match request.body(body).send().await {
+            let outcome = match request.body(body.into_owned()).send().await {
                 Ok(r) => r.status().as_u16().to_string(),
                 Err(e) => format!("failed: {e}"),
             };

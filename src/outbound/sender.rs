@@ -157,7 +157,7 @@ pub(crate) async fn deliver(
         attempt,
         timestamp: clock::now_secs(),
     };
-    send(out, sub, &meta, body, None).await
+    send(out, sub, &meta, &body, None).await
 }
 
 /// POSTs a signed body to the subscription's URL (deliveries, test sends, URL verification).
@@ -165,7 +165,7 @@ pub(crate) async fn send(
     out: &Outbound,
     sub: &SubscriptionRow,
     meta: &signing::DeliveryMeta<'_>,
-    body: Vec<u8>,
+    body: &[u8],
     timeout: Option<Duration>,
 ) -> Exchange {
     let started = Instant::now();
@@ -198,14 +198,14 @@ pub(crate) async fn send(
         Ok(target) => target,
         Err((kind, error)) => return fail(record, kind, error.clone()),
     };
-    let mut signed = signing::headers(&secrets, meta, &body);
+    let mut signed = signing::headers(&secrets, meta, body);
     // Every value is ours or was checked when the subscription was saved; one that is not a
     // valid header value is left out rather than failing the send.
     signed.retain(|(_, value)| client::is_header_value(value.as_bytes()));
     let authorized = prepared.basic_auth.is_some() || target.has_credentials();
     record.request_headers = header_json(
         std::iter::once(("content-type", "application/json"))
-            .chain(signed.iter().map(|(name, value)| (*name, value.as_str())))
+            .chain(signed.iter().map(|(name, value)| (*name, value.as_ref())))
             .chain(authorized.then_some(("authorization", "Basic <redacted>"))),
     );
     let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(signed.len() + 2);
@@ -214,7 +214,7 @@ pub(crate) async fn send(
     if let Some(auth) = &prepared.basic_auth {
         headers.push(("authorization", auth.as_bytes()));
     }
-    let answer = match out.client.post(target, &headers, &body, timeout).await {
+    let answer = match out.client.post(target, &headers, body, timeout).await {
         Ok(answer) => answer,
         Err(failure) => return fail(record, failure.kind, failure.text),
     };

@@ -1,22 +1,27 @@
 //! What a delivery looks like on the wire: its body (full or thin) and its headers, signed
 //! with the seed's scheme and with Standard Webhooks'.
 
+use std::borrow::Cow;
+
 use serde_json::json;
 
 use crate::crypto;
 
-/// The body sent for an event: the stored envelope (`full`) or `{"entity", "id"}` (`thin`).
-pub(crate) fn body(
+/// The body sent for an event: the stored envelope (`full`, borrowed) or `{"entity", "id"}`
+/// (`thin`).
+pub(crate) fn body<'a>(
     payload_mode: &str,
-    stored_payload: &str,
+    stored_payload: &'a str,
     entity: &str,
     record_id: &str,
-) -> Vec<u8> {
+) -> Cow<'a, [u8]> {
     if payload_mode == "thin" {
-        serde_json::to_vec(&json!({"entity": entity, "id": record_id}))
-            .expect("JSON values serialize")
+        Cow::Owned(
+            serde_json::to_vec(&json!({"entity": entity, "id": record_id}))
+                .expect("JSON values serialize"),
+        )
     } else {
-        stored_payload.as_bytes().to_vec()
+        Cow::Borrowed(stored_payload.as_bytes())
     }
 }
 
@@ -56,11 +61,11 @@ pub(crate) struct DeliveryMeta<'a> {
 /// Every header of a delivery except `Content-Type` and authorization. With several secrets
 /// (a rotation's overlap, current first) each header carries one signature per secret,
 /// space-separated, so that receivers holding either secret verify.
-pub(crate) fn headers(
+pub(crate) fn headers<'a>(
     secrets: &[&SigningSecret],
-    meta: &DeliveryMeta,
+    meta: &DeliveryMeta<'a>,
     body: &[u8],
-) -> Vec<(&'static str, String)> {
+) -> Vec<(&'static str, Cow<'a, str>)> {
     let ts = meta.timestamp.to_string();
     let mut seed_signature = String::with_capacity(65 * secrets.len());
     let mut standard = String::with_capacity(48 * secrets.len());
@@ -79,16 +84,16 @@ pub(crate) fn headers(
         standard.push_str(&crypto::base64_encode(&signed));
     }
     vec![
-        ("x-webhook-signature", seed_signature),
-        ("x-webhook-timestamp", ts.clone()),
-        ("x-webhook-id", meta.webhook_id.to_string()),
-        ("x-webhook-event", meta.event_type.to_string()),
-        ("x-webhook-retry", meta.attempt.to_string()),
-        ("x-webhook-name", meta.subscription_name.to_string()),
-        ("x-webhook-action", meta.event_type.to_string()),
-        ("webhook-id", meta.webhook_id.to_string()),
-        ("webhook-timestamp", ts),
-        ("webhook-signature", standard),
+        ("x-webhook-signature", Cow::Owned(seed_signature)),
+        ("x-webhook-timestamp", Cow::Owned(ts.clone())),
+        ("x-webhook-id", Cow::Borrowed(meta.webhook_id)),
+        ("x-webhook-event", Cow::Borrowed(meta.event_type)),
+        ("x-webhook-retry", Cow::Owned(meta.attempt.to_string())),
+        ("x-webhook-name", Cow::Borrowed(meta.subscription_name)),
+        ("x-webhook-action", Cow::Borrowed(meta.event_type)),
+        ("webhook-id", Cow::Borrowed(meta.webhook_id)),
+        ("webhook-timestamp", Cow::Owned(ts)),
+        ("webhook-signature", Cow::Owned(standard)),
     ]
 }
 
@@ -117,9 +122,9 @@ mod tests {
     #[test]
     fn thin_payload_names_entity_and_id() {
         assert_eq!(
-            body("thin", "{}", "work_order", "rec_1"),
+            body("thin", "{}", "work_order", "rec_1").as_ref(),
             br#"{"entity":"work_order","id":"rec_1"}"#
         );
-        assert_eq!(body("full", "{\"a\":1}", "x", "y"), b"{\"a\":1}");
+        assert_eq!(body("full", "{\"a\":1}", "x", "y").as_ref(), b"{\"a\":1}");
     }
 }

@@ -443,7 +443,7 @@ async fn verify(out: &Outbound, sub: &SubscriptionRow) -> Result<(), ApiError> {
         attempt: 0,
         timestamp: clock::now_secs(),
     };
-    let exchange = sender::send(out, sub, &meta, body, Some(VERIFY_TIMEOUT)).await;
+    let exchange = sender::send(out, sub, &meta, &body, Some(VERIFY_TIMEOUT)).await;
     match (exchange.outcome, exchange.record.status_code) {
         (AttemptOutcome::Succeeded, _) => Ok(()),
         (_, Some(status)) => Err(ApiError::bad_request(

@@ -141,12 +141,11 @@ def main():
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=30)
 
-        arrivals = {}
-        with open(os.path.join(work, "access.log")) as log:
-            times = [float(line.split()[0]) for line in log]
+        arrivals, times = {}, []
         with open(os.path.join(work, "access.log")) as log:
             for line in log:
                 at, webhook_id = line.split()
+                times.append(float(at))
                 arrivals.setdefault(webhook_id, float(at))
         # A probe's delivery carries its outbound event's id (`webhook-id`), found by record.
         db = sqlite3.connect(os.path.join(work, "hookgate.db"))

@@ -81,11 +81,15 @@ pub struct Arrival<'a> {
 impl Arrival<'_> {
     /// The value of the first header named `name` (ASCII case ignored).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+        header_value(self.headers, name)
     }
+}
+
+fn header_value<'a>(headers: &[httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
 }
 
 /// What an observing receiver calls for every request.
@@ -120,35 +124,17 @@ impl Receiver {
 
     /// Starts on a given port (0: any), e.g. to come back where a stopped one was.
     pub async fn start_on(port: u16) -> Receiver {
-        Self::listen(port).await
+        Self::listen(port, None).await
     }
 
     /// A receiver that records nothing: `observer` sees every request, which is answered 200.
     pub async fn observing(observer: Observer) -> Receiver {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind receiver");
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(AtomicU64::new(0));
-        let count = requests.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(observe_connection(stream, observer.clone(), count.clone()));
-            }
-        });
-        Receiver {
-            url: format!("http://127.0.0.1:{port}/hook"),
-            port,
-            inner: Arc::default(),
-            requests,
-        }
+        Self::listen(0, Some(observer)).await
     }
 
-    async fn listen(port: u16) -> Receiver {
+    /// Accepts connections and serves each in the receiver's mode: recording (hyper) or
+    /// observing (`observe_connection`).
+    async fn listen(port: u16, observer: Option<Observer>) -> Receiver {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind receiver");
@@ -163,6 +149,10 @@ impl Receiver {
                 };
                 let _ = stream.set_nodelay(true);
                 let (state, count) = (state.clone(), count.clone());
+                if let Some(observer) = &observer {
+                    tokio::spawn(observe_connection(stream, observer.clone(), count));
+                    continue;
+                }
                 let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                     let (state, count) = (state.clone(), count.clone());
                     async move {
@@ -279,17 +269,8 @@ async fn observe_connection(mut stream: TcpStream, observer: Observer, count: Ar
                 Ok(httparse::Status::Partial) => break,
                 Err(_) => return,
             };
-            let length = request
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| {
-                    std::str::from_utf8(h.value)
-                        .ok()?
-                        .trim()
-                        .parse::<usize>()
-                        .ok()
-                })
+            let length = header_value(request.headers, "content-length")
+                .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok())
                 .unwrap_or(0);
             let end = used + head + length;
             if buffer.len() < end {

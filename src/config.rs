@@ -172,6 +172,9 @@ pub struct OutboundConfig {
     pub disable_after_failures: u32,
     pub delivery_concurrency: usize,
     pub per_subscription_concurrency: usize,
+    /// Requests written ahead of their answers on one connection (HTTP/1.1 pipelining); 1 is
+    /// off.
+    pub pipeline_depth: usize,
 }
 
 /// The operator's console at `/admin`.
@@ -187,6 +190,10 @@ pub struct ConsoleConfig {
 /// Shorter admin passwords are refused at start: the console is reachable wherever the
 /// gateway is, and failed logins are only slowed down, not stopped.
 pub const MIN_ADMIN_PASSWORD_CHARS: usize = 12;
+
+/// The deepest delivery pipeline allowed: deeper saves little more, and every request of a
+/// pipeline waits behind the slowest answer before it.
+pub const MOST_PIPELINE_DEPTH: usize = 64;
 
 impl Config {
     /// Loads defaults, then `path` (an explicit path must exist; the default path may be
@@ -333,6 +340,12 @@ impl Config {
         }
         if self.outbound.per_subscription_concurrency == 0 {
             invalid("outbound.per_subscription_concurrency", "must be positive");
+        }
+        if !(1..=MOST_PIPELINE_DEPTH).contains(&self.outbound.pipeline_depth) {
+            invalid(
+                "outbound.pipeline_depth",
+                &format!("must be 1 (off) to {MOST_PIPELINE_DEPTH}"),
+            );
         }
         let password = &self.console.admin_password.0;
         // A password shaped like a REST token would be taken for one at login.
@@ -594,6 +607,7 @@ const ENV_VARS: &[(&str, &str, Kind)] = &[
     ("HOOKGATE_DISABLE_AFTER_FAILURES", "outbound.disable_after_failures", Kind::Int),
     ("HOOKGATE_DELIVERY_CONCURRENCY", "outbound.delivery_concurrency", Kind::Int),
     ("HOOKGATE_PER_SUBSCRIPTION_CONCURRENCY", "outbound.per_subscription_concurrency", Kind::Int),
+    ("HOOKGATE_DELIVERY_PIPELINE_DEPTH", "outbound.pipeline_depth", Kind::Int),
     ("HOOKGATE_ADMIN_PASSWORD", "console.admin_password", Kind::Str),
     ("HOOKGATE_CONSOLE_SESSION_IDLE_SECS", "console.session_idle_secs", Kind::Int),
 ];

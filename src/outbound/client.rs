@@ -11,7 +11,7 @@
 //! channel to it and a second task to wake for each request and answer. A delivery is one small
 //! POST and one answer, so the exchange now runs in the sending task itself.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -152,7 +152,7 @@ pub(crate) struct Answer {
 
 /// Why there was no answer: an attempt's error kind (`timeout`, `connection_refused`, `dns`,
 /// `tls`, `ssrf_refused`, `connection`) and a description with every cause.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Failure {
     pub kind: &'static str,
     pub text: String,
@@ -190,6 +190,8 @@ pub(crate) struct Client {
     allow_private: bool,
     timeout: Duration,
     connect_timeout: Duration,
+    /// Origins that left a pipelined request unanswered: see [`Client::post_pipelined`].
+    refuse_pipelining: Mutex<HashSet<Arc<str>>>,
 }
 
 impl Client {
@@ -211,24 +213,123 @@ impl Client {
             allow_private,
             timeout,
             connect_timeout: Duration::from_secs(10).min(timeout),
+            refuse_pipelining: Mutex::default(),
         }
     }
 
-    /// POSTs `body` with `headers` to the target (adding `Host`, `User-Agent`, the URL's
-    /// credentials and `Content-Length`), within `timeout` or the client's own for the whole
-    /// exchange.
+    /// A POST of `body` with `headers` to the target, as bytes to send: `headers` and `Host`,
+    /// `User-Agent`, the URL's credentials and `Content-Length`.
+    pub(crate) fn request(target: &Target, headers: &[(&str, &[u8])], body: &[u8]) -> Vec<u8> {
+        http1::request(target, headers, body, USER_AGENT_VALUE)
+    }
+
+    /// Sends a [`Client::request`] to the target and reads its answer, within `timeout` or the
+    /// client's own for the whole exchange.
     pub(crate) async fn post(
         &self,
         target: &Target,
-        headers: &[(&str, &[u8])],
-        body: &[u8],
+        request: &[u8],
         timeout: Option<Duration>,
     ) -> Result<Answer, Failure> {
-        let request = http1::request(target, headers, body, USER_AGENT_VALUE);
         let limit = timeout.unwrap_or(self.timeout);
-        tokio::time::timeout(limit, self.exchange(target, &request))
+        tokio::time::timeout(limit, self.exchange(target, request))
             .await
             .unwrap_or_else(|_| Err(Failure::new("timeout", "timed out")))
+    }
+
+    /// Whether requests to the target may be pipelined: none of them was left unanswered
+    /// behind an answered one.
+    pub(crate) fn pipelines(&self, target: &Target) -> bool {
+        !self
+            .refuse_pipelining
+            .lock()
+            .expect("pipelining lock")
+            .contains(&target.origin)
+    }
+
+    /// Sends requests to the target pipelined (HTTP/1.1, RFC 9112 9.3.2): written in one piece
+    /// on one connection, their answers read in order; each result is at its request's index.
+    /// Requests left unanswered when the receiver closes the connection (or an answer leaves
+    /// it unusable) go again on a new connection: they carry their webhook-id, which receivers
+    /// deduplicate on. `timeout`, or the client's own, bounds the whole exchange; a pipelined
+    /// request still unanswered then, behind an answered one, stops pipelining to the origin.
+    pub(crate) async fn post_pipelined(
+        &self,
+        target: &Target,
+        requests: &[Vec<u8>],
+        timeout: Option<Duration>,
+    ) -> Vec<Result<Answer, Failure>> {
+        let deadline = tokio::time::Instant::now() + timeout.unwrap_or(self.timeout);
+        let mut results = Vec::with_capacity(requests.len());
+        while results.len() < requests.len() {
+            let first = results.len();
+            let round = self.pipeline_round(target, &requests[first..], &mut results);
+            let failure = match tokio::time::timeout_at(deadline, round).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(failure)) => failure,
+                Err(_) => {
+                    if results.len() > first {
+                        tracing::warn!(origin = %target.origin, "a pipelined request went unanswered behind an answered one; sending one request per connection to this origin from now on");
+                        self.refuse_pipelining
+                            .lock()
+                            .expect("pipelining lock")
+                            .insert(target.origin.clone());
+                    }
+                    Failure::new("timeout", "timed out")
+                }
+            };
+            while results.len() < requests.len() {
+                results.push(Err(failure.clone()));
+            }
+        }
+        results
+    }
+
+    /// Writes `requests` on one connection and reads answers into `results` until every
+    /// request is answered, the connection cannot carry more, or it failed; `Err` when no
+    /// connection could be made.
+    async fn pipeline_round(
+        &self,
+        target: &Target,
+        requests: &[Vec<u8>],
+        results: &mut Vec<Result<Answer, Failure>>,
+    ) -> Result<(), Failure> {
+        let (mut connection, reused) = match self.check_out(&target.origin) {
+            Some(idle) => (idle, true),
+            None => (Box::pin(self.connect(target)).await?, false),
+        };
+        let written = http1::write(&mut connection, &requests.concat()).await;
+        for index in 0..requests.len() {
+            let answer = match &written {
+                Ok(()) => http1::read_answer(&mut connection).await,
+                Err(e) => Err(http1::Error::NothingReceived(e.to_string())),
+            };
+            match answer {
+                Ok((answer, reusable)) => {
+                    results.push(Ok(answer));
+                    if !reusable {
+                        return Ok(());
+                    }
+                }
+                // The receiver closed the connection before this answer: this request and the
+                // ones after it go again on another connection. A new connection that closes
+                // before its first answer fails that request, so that every round progresses.
+                Err(http1::Error::NothingReceived(e)) => {
+                    if index == 0 && !reused {
+                        results.push(Err(Failure::exchange(e)));
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    results.push(Err(Failure::exchange(e.to_string())));
+                    return Ok(());
+                }
+            }
+        }
+        if connection.is_drained() {
+            self.check_in(&target.origin, connection);
+        }
+        Ok(())
     }
 
     async fn exchange(&self, target: &Target, request: &[u8]) -> Result<Answer, Failure> {
@@ -351,5 +452,86 @@ impl Client {
             .await
             .map_err(|e| Failure::new("tls", format!("TLS with {}: {e}", target.host)))?;
         Ok(Connection::new(Stream::Tls(Box::new(stream))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A receiver that reads whatever comes and answers only the first request of each
+    /// connection, leaving the rest (pipelined behind it) unanswered.
+    async fn answers_only_the_first() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut chunk = [0u8; 16 * 1024];
+                    let mut answered = false;
+                    while let Ok(n) = socket.read(&mut chunk).await {
+                        if n == 0 {
+                            return;
+                        }
+                        if !answered {
+                            answered = true;
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            socket.write_all(answer).await.unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{address}/hook")
+    }
+
+    #[tokio::test]
+    async fn a_pipelined_request_left_unanswered_stops_pipelining_to_its_origin() {
+        let client = Client::new(Duration::from_secs(30), true);
+        let target = Target::parse(&answers_only_the_first().await, true).unwrap();
+        let requests: Vec<Vec<u8>> = (0..3)
+            .map(|n| Client::request(&target, &[("x-n", format!("{n}").as_bytes())], b"{}"))
+            .collect();
+        assert!(client.pipelines(&target));
+        let results = client
+            .post_pipelined(&target, &requests, Some(Duration::from_millis(500)))
+            .await;
+        assert_eq!(results.len(), 3);
+        assert_eq!(results[0].as_ref().map(|a| a.status).ok(), Some(200));
+        for result in &results[1..] {
+            assert_eq!(result.as_ref().err().map(|f| f.kind), Some("timeout"));
+        }
+        assert!(
+            !client.pipelines(&target),
+            "the origin is not pipelined to again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_fails_every_pipelined_request() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = Client::new(Duration::from_secs(5), true);
+        let target = Target::parse(&format!("http://127.0.0.1:{port}/"), true).unwrap();
+        let request = Client::request(&target, &[], b"{}");
+        let results = client
+            .post_pipelined(&target, &[request.clone(), request], None)
+            .await;
+        let kinds: Vec<&str> = results
+            .iter()
+            .map(|r| r.as_ref().unwrap_err().kind)
+            .collect();
+        assert_eq!(kinds, ["connection_refused", "connection_refused"]);
+        assert!(
+            client.pipelines(&target),
+            "a refused connection says nothing of pipelining"
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use http::header::HeaderValue;
 use serde_json::Value;
 
-use super::client::{self, Target};
+use super::client::{self, Answer, Failure, Target};
 use super::signing::{self, SigningSecret};
 use super::{AttemptOutcome, Outbound, classify};
 use crate::clock;
@@ -128,6 +128,20 @@ impl Prepared {
         }
         Some(secrets)
     }
+
+    /// Where a send goes and the secrets it is signed with, or the error kind and text of the
+    /// attempt when it cannot be made.
+    fn ready(&self) -> Result<(&Target, Vec<&SigningSecret>), (&'static str, String)> {
+        let secrets = self.secrets_now().ok_or((
+            "secret",
+            "the subscription secret cannot be decrypted (master key changed?)".to_string(),
+        ))?;
+        let target = self
+            .target
+            .as_ref()
+            .map_err(|(kind, error)| (*kind, error.clone()))?;
+        Ok((target, secrets))
+    }
 }
 
 /// Sends `event` to the subscription (attempt number `attempt`, 0 for the first).
@@ -160,6 +174,57 @@ pub(crate) async fn deliver(
     send(out, sub, &meta, &body, None).await
 }
 
+/// Sends several events to the subscription pipelined on one connection (first attempts;
+/// see [`client::Client::post_pipelined`]); an exchange per event, in their order.
+pub(crate) async fn deliver_pipelined(
+    out: &Outbound,
+    sub: &SubscriptionRow,
+    events: &[Arc<EventRow>],
+) -> Vec<Exchange> {
+    let started = Instant::now();
+    let at = clock::now_ms();
+    let prepared = out.prepared.get(out, sub);
+    let (target, secrets) = match prepared.ready() {
+        Ok(ready) => ready,
+        Err((kind, error)) => {
+            return events
+                .iter()
+                .map(|_| failed(new_record(at, 0), kind, error.clone(), started))
+                .collect();
+        }
+    };
+    let timestamp = clock::now_secs();
+    let mut sending: Vec<Outgoing> = events
+        .iter()
+        .map(|event| {
+            let body = signing::body(
+                &sub.payload,
+                &event.payload,
+                &event.entity,
+                &event.record_id,
+            );
+            let meta = signing::DeliveryMeta {
+                webhook_id: &event.event_id,
+                event_type: &event.event_type,
+                subscription_name: &sub.name,
+                attempt: 0,
+                timestamp,
+            };
+            outgoing(&prepared, target, &secrets, &meta, &body, at)
+        })
+        .collect();
+    let requests: Vec<Vec<u8>> = sending
+        .iter_mut()
+        .map(|o| std::mem::take(&mut o.request))
+        .collect();
+    let answers = out.client.post_pipelined(target, &requests, None).await;
+    sending
+        .into_iter()
+        .zip(answers)
+        .map(|(outgoing, answer)| outgoing.conclude(answer, started))
+        .collect()
+}
+
 /// POSTs a signed body to the subscription's URL (deliveries, test sends, URL verification).
 pub(crate) async fn send(
     out: &Outbound,
@@ -170,35 +235,54 @@ pub(crate) async fn send(
 ) -> Exchange {
     let started = Instant::now();
     let at = clock::now_ms();
-    let mut record = AttemptRecord {
+    let prepared = out.prepared.get(out, sub);
+    let (target, secrets) = match prepared.ready() {
+        Ok(ready) => ready,
+        Err((kind, error)) => return failed(new_record(at, meta.attempt), kind, error, started),
+    };
+    let outgoing = outgoing(&prepared, target, &secrets, meta, body, at);
+    let answer = out.client.post(target, &outgoing.request, timeout).await;
+    outgoing.conclude(answer, started)
+}
+
+fn new_record(at: i64, attempt: u32) -> AttemptRecord {
+    AttemptRecord {
         at,
-        attempt: meta.attempt,
+        attempt,
         request_headers: "{}".into(),
         ..AttemptRecord::default()
-    };
-    let fail = |mut record: AttemptRecord, kind: &str, error: String| {
-        record.duration_ms = started.elapsed().as_millis() as i64;
-        record.outcome = "failed".into();
-        record.error_kind = Some(kind.into());
-        record.error = Some(error.clone());
-        Exchange {
-            outcome: classify(None, None, Some(&error)),
-            record,
-        }
-    };
-    let prepared = out.prepared.get(out, sub);
-    let Some(secrets) = prepared.secrets_now() else {
-        return fail(
-            record,
-            "secret",
-            "the subscription secret cannot be decrypted (master key changed?)".into(),
-        );
-    };
-    let target = match &prepared.target {
-        Ok(target) => target,
-        Err((kind, error)) => return fail(record, kind, error.clone()),
-    };
-    let mut signed = signing::headers(&secrets, meta, body);
+    }
+}
+
+/// An attempt that got no answer.
+fn failed(mut record: AttemptRecord, kind: &str, error: String, started: Instant) -> Exchange {
+    record.duration_ms = started.elapsed().as_millis() as i64;
+    record.outcome = "failed".into();
+    record.error_kind = Some(kind.into());
+    record.error = Some(error.clone());
+    Exchange {
+        outcome: classify(None, None, Some(&error)),
+        record,
+    }
+}
+
+/// A signed request ready to send, and its attempt as recorded so far.
+struct Outgoing {
+    request: Vec<u8>,
+    record: AttemptRecord,
+}
+
+/// Signs and frames one request; its record holds the request headers, secrets removed.
+fn outgoing(
+    prepared: &Prepared,
+    target: &Target,
+    secrets: &[&SigningSecret],
+    meta: &signing::DeliveryMeta<'_>,
+    body: &[u8],
+    at: i64,
+) -> Outgoing {
+    let mut record = new_record(at, meta.attempt);
+    let mut signed = signing::headers(secrets, meta, body);
     // Every value is ours or was checked when the subscription was saved; one that is not a
     // valid header value is left out rather than failing the send.
     signed.retain(|(_, value)| client::is_header_value(value.as_bytes()));
@@ -214,34 +298,58 @@ pub(crate) async fn send(
     if let Some(auth) = &prepared.basic_auth {
         headers.push(("authorization", auth.as_bytes()));
     }
-    let answer = match out.client.post(target, &headers, body, timeout).await {
-        Ok(answer) => answer,
-        Err(failure) => return fail(record, failure.kind, failure.text),
-    };
-    let status = answer.status;
-    let retry_after = answer
-        .headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    record.status_code = Some(status);
-    record.response_headers = Some(header_json(
-        answer
-            .headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))),
-    ));
-    record.response_body = Some(String::from_utf8_lossy(&answer.body).into_owned());
-    record.duration_ms = started.elapsed().as_millis() as i64;
-    let outcome = classify(Some(status), retry_after, None);
-    if outcome == AttemptOutcome::Succeeded {
-        record.outcome = "succeeded".into();
-    } else {
-        record.outcome = "failed".into();
-        record.error_kind = Some("http_status".into());
-        record.error = Some(format!("HTTP {status}"));
+    Outgoing {
+        request: client::Client::request(target, &headers, body),
+        record,
     }
-    Exchange { outcome, record }
+}
+
+impl Outgoing {
+    /// The attempt, from the answer (or why there was none).
+    fn conclude(self, answer: Result<Answer, Failure>, started: Instant) -> Exchange {
+        let mut record = self.record;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(failure) => return failed(record, failure.kind, failure.text, started),
+        };
+        let status = answer.status;
+        let retry_after = answer
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        record.status_code = Some(status);
+        record.response_headers = Some(header_json(
+            answer
+                .headers
+                .iter()
+                .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))),
+        ));
+        record.response_body = Some(String::from_utf8_lossy(&answer.body).into_owned());
+        record.duration_ms = started.elapsed().as_millis() as i64;
+        let outcome = classify(Some(status), retry_after, None);
+        if outcome == AttemptOutcome::Succeeded {
+            record.outcome = "succeeded".into();
+        } else {
+            record.outcome = "failed".into();
+            record.error_kind = Some("http_status".into());
+            record.error = Some(format!("HTTP {status}"));
+        }
+        Exchange { outcome, record }
+    }
+}
+
+/// How many first attempts to the subscription go pipelined on one connection: the configured
+/// depth, or 1 when its URL cannot be used or its origin left a pipelined request unanswered.
+pub(crate) fn pipeline_depth(out: &Outbound, sub: &SubscriptionRow) -> usize {
+    let depth = out.config.pipeline_depth;
+    if depth <= 1 {
+        return 1;
+    }
+    match &out.prepared.get(out, sub).target {
+        Ok(target) if out.client.pipelines(target) => depth,
+        _ => 1,
+    }
 }
 
 fn header_json<'h>(headers: impl Iterator<Item = (&'h str, &'h str)>) -> String {

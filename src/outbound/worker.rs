@@ -530,6 +530,8 @@ impl Worker {
         let Some(window) = self.windows.get_mut(id) else {
             return;
         };
+        let depth = sender::pipeline_depth(&self.out, &window.sub);
+        let mut pipelined: Vec<Arc<EventRow>> = Vec::new();
         let mut index = 0;
         while index < window.queue.len() {
             if self.in_flight >= config.delivery_concurrency {
@@ -566,12 +568,33 @@ impl Worker {
             window.busy.insert(record);
             *in_flight += 1;
             self.in_flight += 1;
-            spawn_send(
+            if depth == 1 {
+                spawn_send(
+                    self.out.clone(),
+                    self.done.clone(),
+                    window.sub.clone(),
+                    event,
+                    None,
+                );
+                continue;
+            }
+            pipelined.push(event);
+            if pipelined.len() == depth {
+                let events = std::mem::take(&mut pipelined);
+                spawn_pipelined(
+                    self.out.clone(),
+                    self.done.clone(),
+                    window.sub.clone(),
+                    events,
+                );
+            }
+        }
+        if !pipelined.is_empty() {
+            spawn_pipelined(
                 self.out.clone(),
                 self.done.clone(),
                 window.sub.clone(),
-                event,
-                None,
+                pipelined,
             );
         }
         self.advance_cursor(id);
@@ -887,6 +910,28 @@ fn spawn_send(
             claimed,
             subscription,
         });
+    });
+}
+
+/// Sends first attempts of several events to one subscription pipelined on one connection;
+/// their sends finish together.
+fn spawn_pipelined(
+    out: Arc<Outbound>,
+    done: mpsc::UnboundedSender<Done>,
+    subscription: Arc<SubscriptionRow>,
+    events: Vec<Arc<EventRow>>,
+) {
+    tokio::spawn(async move {
+        let exchanges = sender::deliver_pipelined(&out, &subscription, &events).await;
+        for (event, exchange) in events.into_iter().zip(exchanges) {
+            let _ = done.send(Done {
+                subscription_id: subscription.id.clone(),
+                event,
+                exchange,
+                claimed: None,
+                subscription: subscription.clone(),
+            });
+        }
     });
 }
 

@@ -17,6 +17,7 @@ mod limits;
 mod master_key;
 mod multinode;
 mod outbound;
+mod pipelining;
 mod providers;
 mod receiver;
 mod search;

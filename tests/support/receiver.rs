@@ -76,6 +76,9 @@ pub struct Arrival<'a> {
     pub path: &'a str,
     pub headers: &'a [httparse::Header<'a>],
     pub body: &'a [u8],
+    /// Whether it came before the answer to an earlier request on its connection (HTTP/1.1
+    /// pipelining): a client that waits for each answer never sends two requests at once.
+    pub pipelined: bool,
 }
 
 impl Arrival<'_> {
@@ -280,6 +283,7 @@ async fn observe_connection(mut stream: TcpStream, observer: Observer, count: Ar
                 path: request.path.unwrap_or("/"),
                 headers: request.headers,
                 body: &buffer[used + head..end],
+                pipelined: used > 0,
             });
             count.fetch_add(1, Ordering::Relaxed);
             answers.extend_from_slice(OBSERVED_ANSWER);

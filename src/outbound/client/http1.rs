@@ -95,6 +95,11 @@ impl Connection {
             .is_pending()
     }
 
+    /// Whether nothing was read that is not yet parsed (no answer was sent unasked).
+    pub(super) fn is_drained(&self) -> bool {
+        self.buffer.is_empty()
+    }
+
     /// Reads more into the buffer; how many bytes (0 at the end of the stream).
     async fn fill(&mut self) -> io::Result<usize> {
         self.buffer.reserve(READ_CHUNK);
@@ -158,25 +163,36 @@ pub(super) async fn exchange(
     connection: &mut Connection,
     request: &[u8],
 ) -> Result<(Answer, bool), Error> {
-    if let Err(e) = write(&mut connection.stream, request).await {
-        return Err(Error::NothingReceived(e.to_string()));
-    }
+    write(connection, request).await?;
+    let (answer, reusable) = read_answer(connection).await?;
+    Ok((answer, reusable && connection.buffer.is_empty()))
+}
+
+/// Writes requests (one, or several pipelined) in one piece; a failure is
+/// [`Error::NothingReceived`].
+pub(super) async fn write(connection: &mut Connection, requests: &[u8]) -> Result<(), Error> {
+    let written = async {
+        connection.stream.write_all(requests).await?;
+        connection.stream.flush().await
+    };
+    written
+        .await
+        .map_err(|e| Error::NothingReceived(e.to_string()))
+}
+
+/// Reads the next answer; the answer, and whether the connection is left at the start of the
+/// next one (bytes of it may already be in the buffer: a pipelined request's answer).
+pub(super) async fn read_answer(connection: &mut Connection) -> Result<(Answer, bool), Error> {
     let head = read_head(connection).await?;
     let (body, complete) = read_body(connection, &head).await?;
-    let reusable = complete && head.keep_alive && connection.buffer.is_empty();
     Ok((
         Answer {
             status: head.status,
             headers: head.headers,
             body,
         },
-        reusable,
+        complete && head.keep_alive,
     ))
-}
-
-async fn write(stream: &mut Stream, request: &[u8]) -> io::Result<()> {
-    stream.write_all(request).await?;
-    stream.flush().await
 }
 
 /// An answer's status line and headers, and how its body is framed.

@@ -205,6 +205,32 @@ impl<'a> Op<'a> {
         what: &str,
         data: Map<String, Value>,
     ) -> Result<Record, DomainError> {
+        self.insert_new(entity, key, what, data, Race::Rejects)
+    }
+
+    /// [`Op::create`] for a record that an upsert found missing (the customer, location or
+    /// contacts a project names; a completion report). Another request may be creating it at
+    /// the same moment: on PostgreSQL, whose writers run side by side, the loser's insert
+    /// meets the winner's row. Its request is then run again, alone, and finds the record,
+    /// rather than being refused for a duplicate it did not send.
+    pub(super) fn create_missing(
+        &self,
+        entity: Entity,
+        key: &[&str],
+        what: &str,
+        data: Map<String, Value>,
+    ) -> Result<Record, DomainError> {
+        self.insert_new(entity, key, what, data, Race::RunsAgain)
+    }
+
+    fn insert_new(
+        &self,
+        entity: Entity,
+        key: &[&str],
+        what: &str,
+        data: Map<String, Value>,
+        race: Race,
+    ) -> Result<Record, DomainError> {
         self.ensure_absent(entity, key, what)?;
         let record = Record {
             record_id: crypto::sortable_id("rec_"),
@@ -215,7 +241,13 @@ impl<'a> Op<'a> {
         };
         self.tx
             .insert_record(self.company(), entity.kind(), &record, &self.ctx.key_id)
-            .map_err(|e| taken_or(e, what))?;
+            .map_err(|e| match (e, race) {
+                (StoreError::Conflict(text), Race::RunsAgain) => StoreError::Aborted(format!(
+                    "{what} was created by a concurrent request ({text})"
+                ))
+                .into(),
+                (e, _) => taken_or(e, what),
+            })?;
         self.remember(entity, &record.natural_key, Some(&record));
         if let Some(event) = entity.created_event() {
             let payload = payload::created(self, entity, &record)?;
@@ -354,6 +386,15 @@ impl<'a> Op<'a> {
 
 /// A natural key taken by a transaction that committed after this one looked (another node,
 /// or another writer connection) is the same conflict as one seen by the lookup.
+/// What an insert that meets an existing natural key means (see [`Op::create_missing`]).
+#[derive(Clone, Copy)]
+enum Race {
+    /// The request asked to create it: 409 `already_exists`.
+    Rejects,
+    /// The request only needed it to exist: run the request again.
+    RunsAgain,
+}
+
 fn taken_or(e: StoreError, what: &str) -> DomainError {
     match e {
         StoreError::Conflict(_) => Rejection::new(

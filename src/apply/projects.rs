@@ -65,7 +65,7 @@ fn upsert_customer(op: &Op, name: &str, fields: Data) -> Result<Record, DomainEr
             let mut data = Data::new();
             data.insert("name".into(), json!(name));
             data.extend(fields);
-            op.create(
+            op.create_missing(
                 Entity::Customer,
                 &[name],
                 &format!("customer {name:?}"),
@@ -90,7 +90,7 @@ fn upsert_location(
             data.insert("customer_name".into(), json!(customer));
             data.insert("name".into(), json!(name));
             data.extend(fields);
-            op.create(
+            op.create_missing(
                 Entity::Location,
                 &[customer, name],
                 &format!("location {name:?}"),
@@ -113,7 +113,7 @@ fn upsert_contacts(op: &Op, customer: &str, contacts: &[Value]) -> Result<(), Do
                 let mut data = Data::new();
                 data.insert("customer_name".into(), json!(customer));
                 data.extend(contact.clone());
-                op.create(
+                op.create_missing(
                     Entity::Contact,
                     &key,
                     &format!("contact {first} {last}"),

@@ -93,7 +93,7 @@ pub(super) fn completion_submitted(op: &Op, data: &Data) -> Outcome {
             op.update(Entity::CompletionReport, &existing, &report, &[number])?
                 .0
         }
-        None => op.create(
+        None => op.create_missing(
             Entity::CompletionReport,
             &[number],
             "completion report",

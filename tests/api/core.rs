@@ -536,6 +536,39 @@ async fn concurrent_duplicates_are_applied_once() {
     assert_ne!(a.body["event_id"], b.body["event_id"]);
 }
 
+/// On PostgreSQL several writers run side by side: requests that each need the same new
+/// customer race to create it, and the losers run again and find it instead of failing.
+#[tokio::test]
+async fn projects_created_at_once_share_the_new_customer_they_name() {
+    let app = spawn_app().await;
+    let key = app.create_key("acme", "erp").await;
+    let creates = (0..16).map(|n| {
+        let project = envelope(
+            "project.created",
+            json!({"project_code": format!("RACE-{n}"), "project_name": "Race",
+                   "customer_name": "Shared Co", "location_name": "Yard"}),
+        );
+        let key = &key;
+        let app = &app;
+        async move { app.post(key, &project).await }
+    });
+    for sent in futures::future::join_all(creates).await {
+        assert_eq!(sent.status, 200, "{}", sent.body);
+    }
+    let customers = app
+        .count(&format!(
+            "SELECT COUNT(*) FROM records WHERE company_id = '{}' AND kind = 'customer'",
+            key.company_id
+        ))
+        .await;
+    assert_eq!(customers, 1, "one customer, named by every project");
+    assert!(
+        app.record(&key.company_id, "customer", "Shared Co")
+            .await
+            .is_some()
+    );
+}
+
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     let app = spawn_app().await;

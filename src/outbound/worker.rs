@@ -530,7 +530,8 @@ impl Worker {
         let Some(window) = self.windows.get_mut(id) else {
             return;
         };
-        let depth = sender::pipeline_depth(&self.out, &window.sub);
+        // Worked out at the first send: most passes over a window send nothing.
+        let mut depth = None;
         let mut pipelined: Vec<Arc<EventRow>> = Vec::new();
         let mut index = 0;
         while index < window.queue.len() {
@@ -568,6 +569,8 @@ impl Worker {
             window.busy.insert(record);
             *in_flight += 1;
             self.in_flight += 1;
+            let depth =
+                *depth.get_or_insert_with(|| sender::pipeline_depth(&self.out, &window.sub));
             if depth == 1 {
                 spawn_send(
                     self.out.clone(),

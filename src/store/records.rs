@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::sql::{Conn, Row, sql_params};
+use super::sql::{Conn, Dialect, Row, sql_params};
 use super::{ReadConn, StoreError, WriteTx};
 
 #[derive(Debug, Clone)]
@@ -119,6 +119,14 @@ fn work_type_from_row(mut r: Row) -> Result<WorkType, StoreError> {
     })
 }
 
+/// The columns `insert_event` writes, in its parameters' order.
+macro_rules! event_columns {
+    () => {
+        "event_id, company_id, origin_key_id, inbound_event_id, event_type, entity, record_id,
+        project_code, payload, created_at, about_subscription_id"
+    };
+}
+
 impl WriteTx<'_> {
     /// The record, locked against concurrent changes until the transaction ends.
     pub(crate) fn get_record(
@@ -216,13 +224,30 @@ impl WriteTx<'_> {
 
     /// Appends an event to the log; returns its sequence number.
     pub fn insert_event(&self, e: &NewEvent) -> Result<i64, StoreError> {
+        // SQLite has one writer, which commits events in the order of their `seq`: an event
+        // is published as it is written, at the position of its `seq` (the next that
+        // AUTOINCREMENT would give), with none of `publish_events`'s second write of each row
+        // and its indexes. PostgreSQL's writers commit side by side, so positions are given
+        // after the commits (`publish_events`).
+        let sql = match self.dialect() {
+            Dialect::Sqlite => concat!(
+                "WITH next(seq) AS (SELECT MAX(
+                     COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                     COALESCE((SELECT MAX(seq) FROM events), 0)) + 1)
+                 INSERT INTO events (seq, position, ",
+                event_columns!(),
+                ") SELECT next.seq, next.seq, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 FROM next
+                 RETURNING seq"
+            ),
+            Dialect::Postgres => concat!(
+                "INSERT INTO events (",
+                event_columns!(),
+                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING seq"
+            ),
+        };
         self.conn
             .query_one(
-                "INSERT INTO events (event_id, company_id, origin_key_id, inbound_event_id,
-                    event_type, entity, record_id, project_code, payload, created_at,
-                    about_subscription_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 RETURNING seq",
+                sql,
                 sql_params![
                     e.event_id,
                     e.company_id,

@@ -14,7 +14,7 @@ use rusqlite::{Connection, ErrorCode};
 
 use super::sql::{Cell, Conn, Dialect, Param, Row};
 use super::writer::{self, Syncer, TxConn, WriterHealth};
-use super::{ReadPool, Store, StoreError, StoreOptions, migrations};
+use super::{ReadPool, Store, StoreError, StoreOptions, WriteTx, migrations};
 
 /// How long a statement waits for a lock another connection holds (the CLI, a checkpoint).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,6 +23,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const RESTART_BUSY_TIMEOUT: Duration = Duration::from_millis(50);
 /// Page cache of the writer's connection, and of each read connection (KiB).
 const WRITER_CACHE_KIB: u64 = 64 * 1024;
+/// Events published at a time by the start's catch-up (see `open`).
+const PUBLISH_AT_START: usize = 10_000;
 const READER_CACHE_KIB: u64 = 8 * 1024;
 /// Checkpoints copy the WAL back into the database file; short enough that the part left for
 /// the writer's restart is small.
@@ -39,6 +41,10 @@ pub(super) fn open(options: &StoreOptions) -> Result<Store, StoreError> {
     }
     let conn = SqliteConn::open(&path)?;
     migrations::run(&conn)?;
+    // Events are published as they are written (`insert_event`); any that an earlier version
+    // left unpublished get their positions first, so that none comes after a newer one.
+    let catch_up = WriteTx { conn: &conn };
+    while catch_up.publish_events(PUBLISH_AT_START)? == PUBLISH_AT_START {}
     // Checkpoints are done by a thread of its own (below), so the fsync of the database file
     // never stalls the requests queued behind the writer.
     conn.batch("PRAGMA wal_autocheckpoint = 0")?;
@@ -493,6 +499,80 @@ mod tests {
                 .iter()
                 .any(|i| i == "events_company" || i == "events_record"),
             "{indexes:?}"
+        );
+    }
+
+    #[test]
+    fn events_are_published_as_they_are_written_and_older_unpublished_ones_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("publish.db");
+        let conn = SqliteConn::open(&path).unwrap();
+        migrations::run(&conn).unwrap();
+        // As an earlier version left it: an event without a position, after a published one.
+        conn.batch(
+            "INSERT INTO events (seq, position, event_id, company_id, event_type, entity,
+                 record_id, payload, created_at)
+             VALUES (1, 1, 'evt_a', 'co', 'customer.created', 'customer', 'r1', '{}', 1),
+                    (2, NULL, 'evt_b', 'co', 'customer.updated', 'customer', 'r1', '{}', 2)",
+        )
+        .unwrap();
+        // The one removed by retention still counts: AUTOINCREMENT never gives its seq again.
+        conn.batch(
+            "INSERT INTO events (seq, position, event_id, company_id, event_type, entity,
+                 record_id, payload, created_at)
+             VALUES (9, 9, 'evt_gone', 'co', 'customer.updated', 'customer', 'r1', '{}', 3);
+             DELETE FROM events WHERE seq = 9;",
+        )
+        .unwrap();
+        drop(conn);
+        let options = StoreOptions {
+            database: path.display().to_string(),
+            max_batch: 64,
+            writers: 1,
+            wal_restart_bytes: 64 << 20,
+            max_database_bytes: 0,
+        };
+        let store = Store::open(&options).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let payload = serde_json::json!({});
+        let seq = runtime
+            .block_on(store.write(move |tx| {
+                tx.insert_event(&super::super::NewEvent {
+                    event_id: "evt_c",
+                    company_id: "co",
+                    origin_key_id: None,
+                    inbound_event_id: None,
+                    about_subscription_id: None,
+                    event_type: "customer.updated",
+                    entity: "customer",
+                    record_id: "r1",
+                    project_code: None,
+                    payload: &payload,
+                    created_at: 4,
+                })
+            }))
+            .unwrap();
+        assert_eq!(seq, 10, "after every seq ever given");
+        let conn = SqliteConn::open(&path).unwrap();
+        let positions: Vec<(String, i64)> = conn
+            .conn
+            .prepare("SELECT event_id, position FROM events ORDER BY position")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            positions,
+            [
+                ("evt_a".into(), 1),
+                ("evt_b".into(), 2),
+                ("evt_c".into(), 10)
+            ],
+            "the unpublished one was published at start, before the new one"
         );
     }
 

@@ -175,6 +175,8 @@ pub struct OutboundConfig {
     /// Requests written ahead of their answers on one connection (HTTP/1.1 pipelining); 1 is
     /// off.
     pub pipeline_depth: usize,
+    /// Deliveries started per second across all subscriptions, at most; 0 is no cap.
+    pub max_deliveries_per_second: u32,
 }
 
 /// The operator's console at `/admin`.
@@ -608,6 +610,7 @@ const ENV_VARS: &[(&str, &str, Kind)] = &[
     ("HOOKGATE_DELIVERY_CONCURRENCY", "outbound.delivery_concurrency", Kind::Int),
     ("HOOKGATE_PER_SUBSCRIPTION_CONCURRENCY", "outbound.per_subscription_concurrency", Kind::Int),
     ("HOOKGATE_DELIVERY_PIPELINE_DEPTH", "outbound.pipeline_depth", Kind::Int),
+    ("HOOKGATE_MAX_DELIVERIES_PER_SECOND", "outbound.max_deliveries_per_second", Kind::Int),
     ("HOOKGATE_ADMIN_PASSWORD", "console.admin_password", Kind::Str),
     ("HOOKGATE_CONSOLE_SESSION_IDLE_SECS", "console.session_idle_secs", Kind::Int),
 ];

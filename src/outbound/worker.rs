@@ -225,6 +225,8 @@ struct Worker {
     next_blocked_check: Instant,
     /// When the retry queue next has something due (unix ms); 0: look now.
     next_retry_due: i64,
+    /// `outbound.max_deliveries_per_second`, when set.
+    cap: Option<DefaultDirectRateLimiter>,
 }
 
 /// Runs until `shutdown` turns true.
@@ -244,6 +246,8 @@ pub(crate) async fn run(out: Arc<Outbound>, mut shutdown: watch::Receiver<bool>)
         next_renewal: Instant::now(),
         next_blocked_check: Instant::now() + RECHECK_BLOCKED_EVERY,
         next_retry_due: 0,
+        cap: NonZeroU32::new(out.config.max_deliveries_per_second)
+            .map(|per_second| RateLimiter::direct(Quota::per_second(per_second))),
     };
     if out.store.dialect() == Dialect::Sqlite {
         // One process owns a SQLite file: leases of an earlier run of it are void.
@@ -564,6 +568,11 @@ impl Worker {
             {
                 break; // throttled, not failed: it stays queued
             }
+            if let Some(cap) = &self.cap
+                && cap.check().is_err()
+            {
+                break; // over the overall cap: it stays queued
+            }
             let event = window.queue.remove(index).expect("in range");
             window.outstanding.insert(event.position);
             window.busy.insert(record);
@@ -674,7 +683,7 @@ impl Worker {
             w.limiter
                 .as_ref()
                 .is_some_and(|(_, limiter)| limiter.check().is_err())
-        });
+        }) || self.cap.as_ref().is_some_and(|cap| cap.check().is_err());
         let limit = window.map_or(self.out.config.per_subscription_concurrency, |w| {
             w.concurrency.limit
         });

@@ -773,3 +773,40 @@ async fn a_subscription_rate_limit_throttles_without_failing() {
         (Some("active"), Some(0))
     );
 }
+
+#[tokio::test]
+async fn the_overall_delivery_cap_spreads_sends_over_time_across_subscriptions() {
+    let app = spawn_app_with(&[("HOOKGATE_MAX_DELIVERIES_PER_SECOND", "2")]).await;
+    let a = app.create_key("acme", "erp").await;
+    let b = app.create_key("acme", "crm").await;
+    let c = app.create_key("acme", "hr").await;
+    let (rb, rc) = (Receiver::start().await, Receiver::start().await);
+    for (key, receiver, name) in [(&b, &rb, "crm"), (&c, &rc, "hr")] {
+        app.subscribe(
+            key,
+            json!({"name": name, "url": receiver.url, "events": ["vendor.created"]}),
+        )
+        .await;
+    }
+    let started = std::time::Instant::now();
+    for n in 0..3 {
+        app.post(
+            &a,
+            &envelope("vendor.created", json!({"vendor_name": format!("V{n}")})),
+        )
+        .await;
+    }
+    // Six deliveries in all, two subscriptions: a burst of 2, then 2 per second overall, so
+    // the last cannot arrive before ~2 s, though neither subscription has a limit of its own.
+    assert_eq!(rb.wait_for(3).await.len(), 3);
+    assert_eq!(rc.wait_for(3).await.len(), 3);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    let failed = app
+        .count("SELECT COUNT(*) FROM delivery_attempts WHERE outcome <> 'succeeded'")
+        .await;
+    assert_eq!(failed, 0, "held back, not failed");
+}

@@ -3,6 +3,7 @@
 //! headers (secrets removed), the answer's status, headers and first 4 KiB, the duration, and
 //! what kind of failure it was.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -158,6 +159,17 @@ pub(crate) async fn deliver(
     event: &EventRow,
     attempt: u32,
 ) -> Exchange {
+    let (body, meta) = of_event(sub, event, attempt, clock::now_secs());
+    send(out, sub, &meta, &body, None).await
+}
+
+/// The body and the signing details of `event` sent to `sub`.
+fn of_event<'e>(
+    sub: &'e SubscriptionRow,
+    event: &'e EventRow,
+    attempt: u32,
+    timestamp: i64,
+) -> (Cow<'e, [u8]>, signing::DeliveryMeta<'e>) {
     let body = signing::body(
         &sub.payload,
         &event.payload,
@@ -169,9 +181,9 @@ pub(crate) async fn deliver(
         event_type: &event.event_type,
         subscription_name: &sub.name,
         attempt,
-        timestamp: clock::now_secs(),
+        timestamp,
     };
-    send(out, sub, &meta, &body, None).await
+    (body, meta)
 }
 
 /// Sends several events to the subscription pipelined on one connection (first attempts;
@@ -197,19 +209,7 @@ pub(crate) async fn deliver_pipelined(
     let mut sending: Vec<Outgoing> = events
         .iter()
         .map(|event| {
-            let body = signing::body(
-                &sub.payload,
-                &event.payload,
-                &event.entity,
-                &event.record_id,
-            );
-            let meta = signing::DeliveryMeta {
-                webhook_id: &event.event_id,
-                event_type: &event.event_type,
-                subscription_name: &sub.name,
-                attempt: 0,
-                timestamp,
-            };
+            let (body, meta) = of_event(sub, event, 0, timestamp);
             outgoing(&prepared, target, &secrets, &meta, &body, at)
         })
         .collect();

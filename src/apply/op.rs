@@ -384,8 +384,6 @@ impl<'a> Op<'a> {
     }
 }
 
-/// A natural key taken by a transaction that committed after this one looked (another node,
-/// or another writer connection) is the same conflict as one seen by the lookup.
 /// What an insert that meets an existing natural key means (see [`Op::create_missing`]).
 #[derive(Clone, Copy)]
 enum Race {
@@ -395,6 +393,8 @@ enum Race {
     RunsAgain,
 }
 
+/// A natural key taken by a transaction that committed after this one looked (another node,
+/// or another writer connection) is the same conflict as one seen by the lookup.
 fn taken_or(e: StoreError, what: &str) -> DomainError {
     match e {
         StoreError::Conflict(_) => Rejection::new(

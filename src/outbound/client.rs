@@ -170,6 +170,11 @@ impl Failure {
     fn exchange(text: impl Into<String>) -> Failure {
         Failure::new("connection", text)
     }
+
+    /// No answer within the exchange's time.
+    fn timed_out() -> Failure {
+        Failure::new("timeout", "timed out")
+    }
 }
 
 struct Idle {
@@ -234,7 +239,7 @@ impl Client {
         let limit = timeout.unwrap_or(self.timeout);
         tokio::time::timeout(limit, self.exchange(target, request))
             .await
-            .unwrap_or_else(|_| Err(Failure::new("timeout", "timed out")))
+            .unwrap_or_else(|_| Err(Failure::timed_out()))
     }
 
     /// Whether requests to the target may be pipelined: none of them was left unanswered
@@ -275,7 +280,7 @@ impl Client {
                             .expect("pipelining lock")
                             .insert(target.origin.clone());
                     }
-                    Failure::new("timeout", "timed out")
+                    Failure::timed_out()
                 }
             };
             while results.len() < requests.len() {
@@ -294,52 +299,49 @@ impl Client {
         requests: &[Vec<u8>],
         results: &mut Vec<Result<Answer, Failure>>,
     ) -> Result<(), Failure> {
-        let (mut connection, reused) = match self.check_out(&target.origin) {
-            Some(idle) => (idle, true),
-            None => (Box::pin(self.connect(target)).await?, false),
-        };
-        let written = http1::write(&mut connection, &requests.concat()).await;
-        for index in 0..requests.len() {
-            let answer = match &written {
-                Ok(()) => http1::read_answer(&mut connection).await,
-                Err(e) => Err(http1::Error::NothingReceived(e.to_string())),
-            };
-            match answer {
+        let (mut connection, reused) = self.connection(target).await?;
+        let first = results.len();
+        let mut failed = http1::write(&mut connection, &requests.concat())
+            .await
+            .err();
+        while failed.is_none() && results.len() - first < requests.len() {
+            match http1::read_answer(&mut connection).await {
                 Ok((answer, reusable)) => {
                     results.push(Ok(answer));
                     if !reusable {
                         return Ok(());
                     }
                 }
-                // The receiver closed the connection before this answer: this request and the
-                // ones after it go again on another connection. A new connection that closes
-                // before its first answer fails that request, so that every round progresses.
-                Err(http1::Error::NothingReceived(e)) => {
-                    if index == 0 && !reused {
-                        results.push(Err(Failure::exchange(e)));
-                    }
-                    return Ok(());
-                }
-                Err(e) => {
-                    results.push(Err(Failure::exchange(e.to_string())));
-                    return Ok(());
-                }
+                Err(e) => failed = Some(e),
             }
         }
-        if connection.is_drained() {
-            self.check_in(&target.origin, connection);
+        match failed {
+            None if connection.is_drained() => self.check_in(&target.origin, connection),
+            // The receiver closed the connection before this answer: this request and the ones
+            // after it go again on another connection. A new connection that closes before its
+            // first answer fails that request, so that every round progresses.
+            Some(http1::Error::NothingReceived(e)) if results.len() == first && !reused => {
+                results.push(Err(Failure::exchange(e)));
+            }
+            None | Some(http1::Error::NothingReceived(_)) => {}
+            Some(e) => results.push(Err(Failure::exchange(e.to_string()))),
         }
         Ok(())
     }
 
+    /// A pooled connection to the target (`true`), or else a new one.
+    async fn connection(&self, target: &Target) -> Result<(Connection, bool), Failure> {
+        Ok(match self.check_out(&target.origin) {
+            Some(idle) => (idle, true),
+            // Boxed: connecting (DNS, TCP, TLS) is a large future and rare once a connection
+            // is pooled; inline, every send's task would carry its size.
+            None => (Box::pin(self.connect(target)).await?, false),
+        })
+    }
+
     async fn exchange(&self, target: &Target, request: &[u8]) -> Result<Answer, Failure> {
         loop {
-            let (mut connection, reused) = match self.check_out(&target.origin) {
-                Some(idle) => (idle, true),
-                // Boxed: connecting (DNS, TCP, TLS) is a large future and rare once a
-                // connection is pooled; inline, every send's task would carry its size.
-                None => (Box::pin(self.connect(target)).await?, false),
-            };
+            let (mut connection, reused) = self.connection(target).await?;
             match http1::exchange(&mut connection, request).await {
                 Ok((answer, reusable)) => {
                     if reusable {

@@ -206,22 +206,18 @@ pub(crate) async fn deliver_pipelined(
         }
     };
     let timestamp = clock::now_secs();
-    let mut sending: Vec<Outgoing> = events
+    let (requests, records): (Vec<Vec<u8>>, Vec<AttemptRecord>) = events
         .iter()
         .map(|event| {
             let (body, meta) = of_event(sub, event, 0, timestamp);
             outgoing(&prepared, target, &secrets, &meta, &body, at)
         })
-        .collect();
-    let requests: Vec<Vec<u8>> = sending
-        .iter_mut()
-        .map(|o| std::mem::take(&mut o.request))
-        .collect();
+        .unzip();
     let answers = out.client.post_pipelined(target, &requests, None).await;
-    sending
+    records
         .into_iter()
         .zip(answers)
-        .map(|(outgoing, answer)| outgoing.conclude(answer, started))
+        .map(|(record, answer)| concluded(record, answer, started))
         .collect()
 }
 
@@ -240,9 +236,9 @@ pub(crate) async fn send(
         Ok(ready) => ready,
         Err((kind, error)) => return failed(new_record(at, meta.attempt), kind, error, started),
     };
-    let outgoing = outgoing(&prepared, target, &secrets, meta, body, at);
-    let answer = out.client.post(target, &outgoing.request, timeout).await;
-    outgoing.conclude(answer, started)
+    let (request, record) = outgoing(&prepared, target, &secrets, meta, body, at);
+    let answer = out.client.post(target, &request, timeout).await;
+    concluded(record, answer, started)
 }
 
 fn new_record(at: i64, attempt: u32) -> AttemptRecord {
@@ -266,13 +262,8 @@ fn failed(mut record: AttemptRecord, kind: &str, error: String, started: Instant
     }
 }
 
-/// A signed request ready to send, and its attempt as recorded so far.
-struct Outgoing {
-    request: Vec<u8>,
-    record: AttemptRecord,
-}
-
-/// Signs and frames one request; its record holds the request headers, secrets removed.
+/// Signs and frames one request: its bytes, and its attempt as recorded so far (the request
+/// headers, secrets removed).
 fn outgoing(
     prepared: &Prepared,
     target: &Target,
@@ -280,7 +271,7 @@ fn outgoing(
     meta: &signing::DeliveryMeta<'_>,
     body: &[u8],
     at: i64,
-) -> Outgoing {
+) -> (Vec<u8>, AttemptRecord) {
     let mut record = new_record(at, meta.attempt);
     let mut signed = signing::headers(secrets, meta, body);
     // Every value is ours or was checked when the subscription was saved; one that is not a
@@ -298,45 +289,43 @@ fn outgoing(
     if let Some(auth) = &prepared.basic_auth {
         headers.push(("authorization", auth.as_bytes()));
     }
-    Outgoing {
-        request: client::Client::request(target, &headers, body),
-        record,
-    }
+    (client::Client::request(target, &headers, body), record)
 }
 
-impl Outgoing {
-    /// The attempt, from the answer (or why there was none).
-    fn conclude(self, answer: Result<Answer, Failure>, started: Instant) -> Exchange {
-        let mut record = self.record;
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(failure) => return failed(record, failure.kind, failure.text, started),
-        };
-        let status = answer.status;
-        let retry_after = answer
+/// The attempt, from the answer (or why there was none).
+fn concluded(
+    mut record: AttemptRecord,
+    answer: Result<Answer, Failure>,
+    started: Instant,
+) -> Exchange {
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(failure) => return failed(record, failure.kind, failure.text, started),
+    };
+    let status = answer.status;
+    let retry_after = answer
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    record.status_code = Some(status);
+    record.response_headers = Some(header_json(
+        answer
             .headers
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        record.status_code = Some(status);
-        record.response_headers = Some(header_json(
-            answer
-                .headers
-                .iter()
-                .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))),
-        ));
-        record.response_body = Some(String::from_utf8_lossy(&answer.body).into_owned());
-        record.duration_ms = started.elapsed().as_millis() as i64;
-        let outcome = classify(Some(status), retry_after, None);
-        if outcome == AttemptOutcome::Succeeded {
-            record.outcome = "succeeded".into();
-        } else {
-            record.outcome = "failed".into();
-            record.error_kind = Some("http_status".into());
-            record.error = Some(format!("HTTP {status}"));
-        }
-        Exchange { outcome, record }
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))),
+    ));
+    record.response_body = Some(String::from_utf8_lossy(&answer.body).into_owned());
+    record.duration_ms = started.elapsed().as_millis() as i64;
+    let outcome = classify(Some(status), retry_after, None);
+    if outcome == AttemptOutcome::Succeeded {
+        record.outcome = "succeeded".into();
+    } else {
+        record.outcome = "failed".into();
+        record.error_kind = Some("http_status".into());
+        record.error = Some(format!("HTTP {status}"));
     }
+    Exchange { outcome, record }
 }
 
 /// How many first attempts to the subscription go pipelined on one connection: the configured

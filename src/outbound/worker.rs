@@ -406,7 +406,10 @@ impl Worker {
     /// Gives committed events their published positions (a read first, so that an idle
     /// worker makes no writes).
     async fn publish(&self) -> Result<(), StoreError> {
-        if !self.out.store.read(|r| r.has_unpublished_events()).await? {
+        // SQLite publishes each event as it writes it (`insert_event`).
+        if self.out.store.dialect() == Dialect::Sqlite
+            || !self.out.store.read(|r| r.has_unpublished_events()).await?
+        {
             return Ok(());
         }
         loop {
@@ -536,6 +539,7 @@ impl Worker {
         };
         // Worked out at the first send: most passes over a window send nothing.
         let mut depth = None;
+        // Taken from the queue, not yet sent: up to `depth` go out together.
         let mut pipelined: Vec<Arc<EventRow>> = Vec::new();
         let mut index = 0;
         while index < window.queue.len() {
@@ -580,34 +584,14 @@ impl Worker {
             self.in_flight += 1;
             let depth =
                 *depth.get_or_insert_with(|| sender::pipeline_depth(&self.out, &window.sub));
-            if depth == 1 {
-                spawn_send(
-                    self.out.clone(),
-                    self.done.clone(),
-                    window.sub.clone(),
-                    event,
-                    None,
-                );
-                continue;
-            }
             pipelined.push(event);
             if pipelined.len() == depth {
                 let events = std::mem::take(&mut pipelined);
-                spawn_pipelined(
-                    self.out.clone(),
-                    self.done.clone(),
-                    window.sub.clone(),
-                    events,
-                );
+                spawn_first_sends(&self.out, &self.done, &window.sub, events);
             }
         }
         if !pipelined.is_empty() {
-            spawn_pipelined(
-                self.out.clone(),
-                self.done.clone(),
-                window.sub.clone(),
-                pipelined,
-            );
+            spawn_first_sends(&self.out, &self.done, &window.sub, pipelined);
         }
         self.advance_cursor(id);
     }
@@ -925,14 +909,19 @@ fn spawn_send(
     });
 }
 
-/// Sends first attempts of several events to one subscription pipelined on one connection;
-/// their sends finish together.
-fn spawn_pipelined(
-    out: Arc<Outbound>,
-    done: mpsc::UnboundedSender<Done>,
-    subscription: Arc<SubscriptionRow>,
-    events: Vec<Arc<EventRow>>,
+/// Sends first attempts of events to one subscription: one alone, several pipelined on one
+/// connection (their sends finish together).
+fn spawn_first_sends(
+    out: &Arc<Outbound>,
+    done: &mpsc::UnboundedSender<Done>,
+    subscription: &Arc<SubscriptionRow>,
+    mut events: Vec<Arc<EventRow>>,
 ) {
+    if events.len() == 1 {
+        let event = events.pop().expect("one event");
+        return spawn_send(out.clone(), done.clone(), subscription.clone(), event, None);
+    }
+    let (out, done, subscription) = (out.clone(), done.clone(), subscription.clone());
     tokio::spawn(async move {
         let exchanges = sender::deliver_pipelined(&out, &subscription, &events).await;
         for (event, exchange) in events.into_iter().zip(exchanges) {

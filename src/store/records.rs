@@ -226,14 +226,13 @@ impl WriteTx<'_> {
     pub fn insert_event(&self, e: &NewEvent) -> Result<i64, StoreError> {
         // SQLite has one writer, which commits events in the order of their `seq`: an event
         // is published as it is written, at the position of its `seq` (the next that
-        // AUTOINCREMENT would give), with none of `publish_events`'s second write of each row
-        // and its indexes. PostgreSQL's writers commit side by side, so positions are given
-        // after the commits (`publish_events`).
+        // AUTOINCREMENT would give: `sqlite_sequence` holds the largest ever given), with none
+        // of `publish_events`'s second write of each row and its indexes. PostgreSQL's writers
+        // commit side by side, so positions are given after the commits (`publish_events`).
         let sql = match self.dialect() {
             Dialect::Sqlite => concat!(
-                "WITH next(seq) AS (SELECT MAX(
-                     COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
-                     COALESCE((SELECT MAX(seq) FROM events), 0)) + 1)
+                "WITH next(seq) AS (SELECT COALESCE(
+                     (SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) + 1)
                  INSERT INTO events (seq, position, ",
                 event_columns!(),
                 ") SELECT next.seq, next.seq, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 FROM next

@@ -23,9 +23,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const RESTART_BUSY_TIMEOUT: Duration = Duration::from_millis(50);
 /// Page cache of the writer's connection, and of each read connection (KiB).
 const WRITER_CACHE_KIB: u64 = 64 * 1024;
+const READER_CACHE_KIB: u64 = 8 * 1024;
 /// Events published at a time by the start's catch-up (see `open`).
 const PUBLISH_AT_START: usize = 10_000;
-const READER_CACHE_KIB: u64 = 8 * 1024;
 /// Checkpoints copy the WAL back into the database file; short enough that the part left for
 /// the writer's restart is small.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);

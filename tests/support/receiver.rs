@@ -88,7 +88,8 @@ impl Arrival<'_> {
     }
 }
 
-fn header_value<'a>(headers: &[httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
+/// The value of the first of `headers` named `name` (ASCII case ignored).
+pub fn header_value<'a>(headers: &[httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
     headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))

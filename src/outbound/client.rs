@@ -199,6 +199,16 @@ pub(crate) struct Client {
     refuse_pipelining: Mutex<HashSet<Arc<str>>>,
 }
 
+/// How a pipelined round on one connection ended.
+enum Round {
+    /// Every request answered, or the connection can carry no more: the requests left (if
+    /// any) go in another round.
+    Ended,
+    /// The receiver closed a new connection after its first answer with requests left: it
+    /// answers one request per connection.
+    OneRequestPerConnection,
+}
+
 impl Client {
     /// A client whose exchanges time out after `timeout` (unless a send gives its own).
     pub(crate) fn new(timeout: Duration, allow_private: bool) -> Client {
@@ -270,15 +280,26 @@ impl Client {
             let first = results.len();
             let round = self.pipeline_round(target, &requests[first..], &mut results);
             let failure = match tokio::time::timeout_at(deadline, round).await {
-                Ok(Ok(())) => continue,
+                Ok(Ok(Round::Ended)) => continue,
+                Ok(Ok(Round::OneRequestPerConnection)) => {
+                    self.stop_pipelining(
+                        target,
+                        "it closed a new connection after its first answer",
+                    );
+                    for request in &requests[results.len()..] {
+                        let exchange =
+                            tokio::time::timeout_at(deadline, self.exchange(target, request));
+                        results.push(exchange.await.unwrap_or_else(|_| Err(Failure::timed_out())));
+                    }
+                    continue;
+                }
                 Ok(Err(failure)) => failure,
                 Err(_) => {
                     if results.len() > first {
-                        tracing::warn!(origin = %target.origin, "a pipelined request went unanswered behind an answered one; sending one request per connection to this origin from now on");
-                        self.refuse_pipelining
-                            .lock()
-                            .expect("pipelining lock")
-                            .insert(target.origin.clone());
+                        self.stop_pipelining(
+                            target,
+                            "a pipelined request went unanswered behind an answered one",
+                        );
                     }
                     Failure::timed_out()
                 }
@@ -290,6 +311,15 @@ impl Client {
         results
     }
 
+    /// From now on, requests to the target's origin go one per connection.
+    fn stop_pipelining(&self, target: &Target, why: &str) {
+        tracing::warn!(origin = %target.origin, why, "no longer pipelining to this origin: one request per connection from now on");
+        self.refuse_pipelining
+            .lock()
+            .expect("pipelining lock")
+            .insert(target.origin.clone());
+    }
+
     /// Writes `requests` on one connection and reads answers into `results` until every
     /// request is answered, the connection cannot carry more, or it failed; `Err` when no
     /// connection could be made.
@@ -298,7 +328,7 @@ impl Client {
         target: &Target,
         requests: &[Vec<u8>],
         results: &mut Vec<Result<Answer, Failure>>,
-    ) -> Result<(), Failure> {
+    ) -> Result<Round, Failure> {
         let (mut connection, reused) = self.connection(target).await?;
         let first = results.len();
         let mut failed = http1::write(&mut connection, &requests.concat())
@@ -309,7 +339,17 @@ impl Client {
                 Ok((answer, reusable)) => {
                     results.push(Ok(answer));
                     if !reusable {
-                        return Ok(());
+                        // After several answers, a close is a limit of requests per connection
+                        // (nginx's `keepalive_requests`); after the first on a new one, it is
+                        // how this receiver works: pipelined requests would be written for
+                        // nothing, each round one fewer.
+                        let answered = results.len() - first;
+                        let left = answered < requests.len();
+                        return Ok(if !reused && answered == 1 && left {
+                            Round::OneRequestPerConnection
+                        } else {
+                            Round::Ended
+                        });
                     }
                 }
                 Err(e) => failed = Some(e),
@@ -326,7 +366,7 @@ impl Client {
             None | Some(http1::Error::NothingReceived(_)) => {}
             Some(e) => results.push(Err(Failure::exchange(e.to_string()))),
         }
-        Ok(())
+        Ok(Round::Ended)
     }
 
     /// A pooled connection to the target (`true`), or else a new one.
@@ -459,6 +499,8 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -511,6 +553,83 @@ mod tests {
             !client.pipelines(&target),
             "the origin is not pipelined to again"
         );
+    }
+
+    /// A receiver that answers the first `answers` requests of each connection, the last of
+    /// them with `connection: close`, and closes it; counts the requests that reached it.
+    async fn closes_after(answers: usize, arrived: Arc<AtomicUsize>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let arrived = arrived.clone();
+                tokio::spawn(async move {
+                    let mut received = Vec::new();
+                    let mut chunk = [0u8; 16 * 1024];
+                    // All that the client wrote, before answering any of it.
+                    while let Ok(Ok(n)) =
+                        tokio::time::timeout(Duration::from_millis(100), socket.read(&mut chunk))
+                            .await
+                    {
+                        if n == 0 {
+                            break;
+                        }
+                        received.extend_from_slice(&chunk[..n]);
+                    }
+                    let requests = received.windows(5).filter(|w| w == b"POST ").count();
+                    arrived.fetch_add(requests, Ordering::SeqCst);
+                    let answered = requests.min(answers);
+                    for n in 1..=answered {
+                        let close = if n == answered {
+                            "connection: close\r\n"
+                        } else {
+                            ""
+                        };
+                        let answer =
+                            format!("HTTP/1.1 200 OK\r\n{close}content-length: 2\r\n\r\nok");
+                        let _ = socket.write_all(answer.as_bytes()).await;
+                    }
+                });
+            }
+        });
+        format!("http://{address}/hook")
+    }
+
+    /// Sends five requests pipelined to a receiver that closes after `answers` of each
+    /// connection; every one is answered. Returns the client, the target and how many
+    /// requests reached the receiver.
+    async fn five_pipelined_to(answers: usize) -> (Client, Target, usize) {
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let client = Client::new(Duration::from_secs(5), true);
+        let target = Target::parse(&closes_after(answers, arrived.clone()).await, true).unwrap();
+        let requests: Vec<Vec<u8>> = (0..5)
+            .map(|n| Client::request(&target, &[("x-n", format!("{n}").as_bytes())], b"{}"))
+            .collect();
+        let results = client.post_pipelined(&target, &requests, None).await;
+        let statuses: Vec<Option<u16>> = results
+            .iter()
+            .map(|r| r.as_ref().ok().map(|a| a.status))
+            .collect();
+        assert_eq!(statuses, [Some(200); 5]);
+        let arrived = arrived.load(Ordering::SeqCst);
+        (client, target, arrived)
+    }
+
+    #[tokio::test]
+    async fn an_origin_that_closes_after_each_answer_is_not_pipelined_to_again() {
+        let (client, target, arrived) = five_pipelined_to(1).await;
+        assert!(!client.pipelines(&target));
+        // The first connection carried all five; the four left went one to a connection.
+        assert_eq!(arrived, 5 + 4);
+    }
+
+    #[tokio::test]
+    async fn a_limit_of_requests_per_connection_does_not_stop_pipelining() {
+        let (client, target, arrived) = five_pipelined_to(2).await;
+        assert!(client.pipelines(&target));
+        // Two answered per connection, the rest pipelined again on the next.
+        assert_eq!(arrived, 5 + 3 + 1);
     }
 
     #[tokio::test]

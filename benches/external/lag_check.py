@@ -50,15 +50,9 @@ def sign(secret, body):
     return ts, hmac.new(secret.encode(), f"{ts}.{body}".encode(), hashlib.sha256).hexdigest()
 
 
-def start(work):
-    with open(os.path.join(HERE, "nginx.conf")) as f:
-        conf = f.read().replace("@WORK@", work).replace("@PORT@", str(RECEIVER))
-    with open(os.path.join(work, "nginx.conf"), "w") as f:
-        f.write(conf)
-    os.makedirs(os.path.join(work, "body"))
-    nginx = subprocess.Popen(["nginx", "-c", os.path.join(work, "nginx.conf"), "-g", "daemon off;"])
-    env = dict(
-        os.environ,
+def gateway_env(work):
+    """The gateway's settings: its file in `work`, the receiver's local http URL allowed."""
+    return dict(
         HOOKGATE_DATABASE=os.path.join(work, "hookgate.db"),
         HOOKGATE_LISTEN=f"127.0.0.1:{GATEWAY}",
         HOOKGATE_ALLOW_HTTP_URLS="true",
@@ -67,6 +61,16 @@ def start(work):
         HOOKGATE_INBOUND_PER_HOUR="1000000000",
         HOOKGATE_LOG_FORMAT="json",
     )
+
+
+def start(work):
+    with open(os.path.join(HERE, "nginx.conf")) as f:
+        conf = f.read().replace("@WORK@", work).replace("@PORT@", str(RECEIVER))
+    with open(os.path.join(work, "nginx.conf"), "w") as f:
+        f.write(conf)
+    os.makedirs(os.path.join(work, "body"))
+    nginx = subprocess.Popen(["nginx", "-c", os.path.join(work, "nginx.conf"), "-g", "daemon off;"])
+    env = dict(os.environ, **gateway_env(work))
     log_path = os.path.join(work, "serve.log")
     serve = subprocess.Popen([BIN, "serve"], env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     for _ in range(200):

@@ -14,7 +14,6 @@ after the restart the last one arrived; exits 1 if any is missing.
 import collections
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -97,11 +96,7 @@ def main():
         if missing:
             sys.exit(1)
     finally:
-        for process, sig in ((gateway, signal.SIGTERM), (nginx, signal.SIGQUIT)):
-            if process is not None and process.poll() is None:
-                process.send_signal(sig)
-                process.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
+        lag_check.shut_down(work, gateway, nginx)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,15 @@ def start(work):
     return nginx, serve, key, secret
 
 
+def shut_down(work, gateway, nginx):
+    """Stops the gateway and nginx (either may be `None`) and removes `work`."""
+    for process, sig in ((gateway, signal.SIGTERM), (nginx, signal.SIGQUIT)):
+        if process is not None and process.poll() is None:
+            process.send_signal(sig)
+            process.wait(timeout=30)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def probe(key, secret, stop, sent):
     """A vendor.created every PROBE_EVERY until `stop`; `sent` gets (record_id, send time)."""
     conn = http.client.HTTPConnection("127.0.0.1", GATEWAY)
@@ -181,11 +190,7 @@ def main():
               f"{deliveries:.0f}/s (ratio {deliveries / intake_in_window:.2f}), {delivered} delivered in all; "
               f"{len(lags)} probes, lag p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms, max {lags[-1]:.0f} ms")
     finally:
-        for process, sig in ((serve, signal.SIGTERM), (nginx, signal.SIGQUIT)):
-            if process is not None and process.poll() is None:
-                process.send_signal(sig)
-                process.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
+        shut_down(work, serve, nginx)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 //! HTTP/1.1 pipelining of deliveries (`outbound.pipeline_depth`, issue 11): when it is on,
 //! deliveries go several to a connection and still arrive whole, signed, once per attempt and
-//! in order per record; requests a receiver leaves unanswered by closing the connection are
-//! sent again, and are not counted as attempts.
+//! in order per record; requests a receiver leaves unanswered (closing the connection, or
+//! dropping what was pipelined) are sent again, and are not counted as attempts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -238,4 +238,72 @@ async fn requests_left_unanswered_by_a_closed_connection_go_again_without_an_att
     let ids: std::collections::HashSet<&String> = answered.iter().collect();
     assert_eq!(ids.len(), 60, "each event was answered");
     assert_eq!(answered.len(), 60, "and only once");
+}
+
+/// A receiver that answers one request for each read and ignores whatever else came with it,
+/// keeping the connection open: requests one after another are served, those pipelined behind
+/// the first are left unanswered.
+async fn one_answer_per_read() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut chunk = [0u8; 64 * 1024];
+                while let Ok(n) = socket.read(&mut chunk).await {
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if n == 0 || socket.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_receiver_that_drops_pipelined_requests_gets_them_one_by_one_and_stays_enabled() {
+    let mut env = PIPELINED.to_vec();
+    env.push(("HOOKGATE_DELIVERY_TIMEOUT_SECS", "1"));
+    let app = spawn_app_with(&env).await;
+    let a = app.create_key("acme", "erp").await;
+    let b = app.create_key("acme", "crm").await;
+    let url = one_answer_per_read().await;
+    let sub = app
+        .subscribe(
+            &b,
+            json!({"name": "crm", "url": url, "events": ["project.*"]}),
+        )
+        .await;
+    create_projects(&app, &a, 40, 16).await;
+    let sub_id = sub["id"].as_str().unwrap();
+    let succeeded = format!(
+        "SELECT COUNT(*) FROM deliveries WHERE subscription_id = '{sub_id}' AND status = 'succeeded'"
+    );
+    for _ in 0..300 {
+        if app.count(&succeeded).await >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.settle().await;
+    assert_eq!(app.count(&succeeded).await, 40, "every delivery succeeded");
+    let failed = app
+        .count(&format!(
+            "SELECT COUNT(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.subscription_id = '{sub_id}' AND a.outcome <> 'succeeded'"
+        ))
+        .await;
+    assert_eq!(
+        failed, 0,
+        "what pipelining left unanswered is not a failed attempt"
+    );
+    let status = app
+        .count(&format!(
+            "SELECT COUNT(*) FROM subscriptions WHERE id = '{sub_id}' AND status = 'active'"
+        ))
+        .await;
+    assert_eq!(status, 1, "the subscription stays active");
 }

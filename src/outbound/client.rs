@@ -272,7 +272,7 @@ impl Client {
     /// to it: a new connection closed after its first answer, and a request still unanswered
     /// at the timeout behind an answered one. The requests left then go one per connection, in
     /// the second case within a timeout of their own: what failed is pipelining, not the
-    /// receiver, and counting them as failed attempts could disable a healthy subscription.
+    /// receiver, and as failed attempts they would wait for their retries.
     pub(crate) async fn post_pipelined(
         &self,
         target: &Target,
@@ -563,8 +563,8 @@ mod tests {
         let results = client
             .post_pipelined(&target, &requests, Some(Duration::from_millis(500)))
             .await;
-        // The two left unanswered went again, one per connection, and were answered: not
-        // failed attempts that could disable the subscription.
+        // The two left unanswered went again, one per connection, and were answered rather
+        // than failed as attempts.
         let statuses: Vec<Option<u16>> = results
             .iter()
             .map(|r| r.as_ref().ok().map(|a| a.status))

@@ -5,81 +5,16 @@
 //! and every node's ingest log follows the others'. Needs `HOOKGATE_TEST_POSTGRES`.
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookgate::keys::{CreatedKey, KeyOptions};
+use hookgate::keys::KeyOptions;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
 use crate::helpers::*;
+use crate::nodes::{signed, start_node};
 use crate::receiver::Receiver;
 use crate::test_db::postgres_url;
-
-struct Node {
-    base: String,
-    child: Child,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_node(database: &str) -> Node {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
-        .arg("serve")
-        .env("HOOKGATE_CONFIG", config_path())
-        .env("HOOKGATE_DATABASE", database)
-        .env("HOOKGATE_MASTER_KEY", MASTER_KEY)
-        .env("HOOKGATE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKGATE_ALLOW_HTTP_URLS", "true")
-        .env("HOOKGATE_ALLOW_PRIVATE_URLS", "true")
-        .env("HOOKGATE_RETRY_SCHEDULE", "0,1,1,1,1,1")
-        .env("HOOKGATE_WRITER_CONNECTIONS", "4")
-        .env("RUST_LOG", "warn")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start hookgate serve");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-            && r.status() == 200
-        {
-            return Node { base, child };
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("node on port {port} did not become ready");
-}
-
-fn signed(
-    client: &reqwest::Client,
-    base: &str,
-    key: &CreatedKey,
-    body: &Value,
-) -> reqwest::RequestBuilder {
-    let body = serde_json::to_vec(body).unwrap();
-    let ts = now();
-    client
-        .post(format!("{base}/webhooks/inbound"))
-        .header("X-API-Key", &key.key_id)
-        .header("Content-Type", "application/json")
-        .header("X-Webhook-Timestamp", ts.to_string())
-        .header("X-Webhook-Signature", sign(&key.secret, ts, &body))
-        .body(body)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_one_killed_nothing_lost_or_doubled() {

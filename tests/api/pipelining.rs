@@ -35,6 +35,33 @@ async fn create_projects(app: &TestApp, key: &CreatedKey, count: usize, concurre
         .await;
 }
 
+/// The subscription's deliveries recorded as succeeded (and, with `first_attempt`, at their
+/// first attempt), once there are `expected` of them or 15 s have passed. Answered is not yet
+/// recorded: the recorder writes in batches after the answers.
+async fn succeeded_deliveries(
+    app: &TestApp,
+    subscription_id: &str,
+    first_attempt: bool,
+    expected: usize,
+) -> i64 {
+    let only_first = if first_attempt {
+        " AND attempts = 1"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT COUNT(*) FROM deliveries WHERE subscription_id = '{subscription_id}' AND status = 'succeeded'{only_first}"
+    );
+    for _ in 0..300 {
+        if app.count(&sql).await >= expected as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.settle().await;
+    app.count(&sql).await
+}
+
 /// What the observing receiver saw of one request.
 struct Seen {
     id: String,
@@ -122,20 +149,8 @@ async fn pipelined_deliveries_arrive_signed_once_and_in_order() {
     let in_order: Vec<String> = (1..=10).map(|n| format!("v{n}")).collect();
     assert_eq!(versions, in_order, "one record's changes arrive in order");
 
-    // Answered is not yet recorded: the recorder writes in batches after the answers.
     let sub_id = sub["id"].as_str().unwrap();
-    let recorded = format!(
-        "SELECT COUNT(*) FROM deliveries WHERE subscription_id = '{sub_id}' AND status = 'succeeded' AND attempts = 1"
-    );
-    let mut succeeded = 0;
-    for _ in 0..200 {
-        succeeded = app.count(&recorded).await;
-        if succeeded >= expected as i64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    app.settle().await;
+    let succeeded = succeeded_deliveries(&app, sub_id, true, expected).await;
     assert_eq!(
         succeeded, expected as i64,
         "each delivery recorded as one successful attempt"
@@ -209,17 +224,8 @@ async fn requests_left_unanswered_by_a_closed_connection_go_again_without_an_att
         .await;
     create_projects(&app, &a, 60, 16).await;
     let sub_id = sub["id"].as_str().unwrap();
-    let succeeded = format!(
-        "SELECT COUNT(*) FROM deliveries WHERE subscription_id = '{sub_id}' AND status = 'succeeded'"
-    );
-    for _ in 0..200 {
-        if app.count(&succeeded).await >= 60 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    app.settle().await;
-    assert_eq!(app.count(&succeeded).await, 60, "every delivery succeeded");
+    let succeeded = succeeded_deliveries(&app, sub_id, false, 60).await;
+    assert_eq!(succeeded, 60, "every delivery succeeded");
     let attempts = app
         .count(&format!(
             "SELECT COUNT(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
@@ -279,17 +285,8 @@ async fn a_receiver_that_drops_pipelined_requests_gets_them_one_by_one_and_stays
         .await;
     create_projects(&app, &a, 40, 16).await;
     let sub_id = sub["id"].as_str().unwrap();
-    let succeeded = format!(
-        "SELECT COUNT(*) FROM deliveries WHERE subscription_id = '{sub_id}' AND status = 'succeeded'"
-    );
-    for _ in 0..300 {
-        if app.count(&succeeded).await >= 40 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    app.settle().await;
-    assert_eq!(app.count(&succeeded).await, 40, "every delivery succeeded");
+    let succeeded = succeeded_deliveries(&app, sub_id, false, 40).await;
+    assert_eq!(succeeded, 40, "every delivery succeeded");
     let failed = app
         .count(&format!(
             "SELECT COUNT(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id

@@ -31,7 +31,7 @@ async fn deliveries_in_flight_at_a_kill_arrive_after_the_restart_with_their_ids(
         &crm,
         // Slower than the creates, so that the kill leaves deliveries not yet sent as well as
         // sends in flight and sends not yet recorded.
-        json!({"name": "crm", "url": receiver.url, "events": ["customer.created"], "rate_limit": 50}),
+        json!({"name": "crm", "url": receiver.url, "events": ["customer.created"], "rate_limit": 20}),
     )
     .await;
     let db = app.stop().await;

@@ -406,8 +406,7 @@ impl Worker {
     /// Gives committed events their published positions (a read first, so that an idle
     /// worker makes no writes).
     async fn publish(&self) -> Result<(), StoreError> {
-        // SQLite publishes each event as it writes it (`insert_event`).
-        if self.out.store.dialect() == Dialect::Sqlite
+        if self.out.store.publishes_events_as_written()
             || !self.out.store.read(|r| r.has_unpublished_events()).await?
         {
             return Ok(());
@@ -663,15 +662,18 @@ impl Worker {
         let sub_id = subscription.id.clone();
         let in_flight = self.in_flight_by_sub.entry(sub_id.clone()).or_default();
         let window = self.windows.get(&sub_id);
-        let throttled = window.is_some_and(|w| {
-            w.limiter
-                .as_ref()
-                .is_some_and(|(_, limiter)| limiter.check().is_err())
-        }) || self.cap.as_ref().is_some_and(|cap| cap.check().is_err());
         let limit = window.map_or(self.out.config.per_subscription_concurrency, |w| {
             w.concurrency.limit
         });
-        if *in_flight >= limit || throttled {
+        // In that order: a rate check takes its token, which is wasted if the send waits.
+        let held_back = *in_flight >= limit
+            || window.is_some_and(|w| {
+                w.limiter
+                    .as_ref()
+                    .is_some_and(|(_, limiter)| limiter.check().is_err())
+            })
+            || self.cap.as_ref().is_some_and(|cap| cap.check().is_err());
+        if held_back {
             self.recorder.submit(Item::Released {
                 delivery_id: delivery.id,
                 at: self.out.retry_clock.now_ms() + 1_000,

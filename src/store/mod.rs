@@ -153,6 +153,12 @@ impl Store {
         self.dialect
     }
 
+    /// Whether every event gets its published position as it is written (SQLite's single
+    /// writer, `insert_event`), so that `publish_events` never has anything to do.
+    pub(crate) fn publishes_events_as_written(&self) -> bool {
+        self.dialect == Dialect::Sqlite
+    }
+
     /// Runs `job` inside a writer's group transaction, then waits until that transaction is
     /// committed and durable. An `Err` from `job` undoes only `job`'s own writes. The job may
     /// run more than once (when its first transaction was lost), so it must not consume what

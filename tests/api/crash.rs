@@ -13,7 +13,7 @@ use hookgate::keys::KeyOptions;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::nodes::{signed, start_node};
+use crate::nodes::{open_store, signed, start_node};
 use crate::receiver::Receiver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -78,14 +78,7 @@ async fn deliveries_in_flight_at_a_kill_arrive_after_the_restart_with_their_ids(
     );
 
     // What the killed process stored, read with the gateway down.
-    let store = hookgate::store::Store::open(&hookgate::store::StoreOptions {
-        database: db.url.clone(),
-        max_batch: 16,
-        writers: 1,
-        wal_restart_bytes: 64 << 20,
-        max_database_bytes: 0,
-    })
-    .unwrap();
+    let store = open_store(&db.url);
     let rows = store
         .read(|r| {
             r.query_rows(

@@ -12,7 +12,7 @@ use hookgate::keys::KeyOptions;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::nodes::{signed, start_node};
+use crate::nodes::{open_store, signed, start_node};
 use crate::receiver::Receiver;
 use crate::test_db::postgres_url;
 
@@ -43,14 +43,7 @@ async fn three_nodes_one_killed_nothing_lost_or_doubled() {
     // the first one started takes the subscription's lease before the others exist.
     let db = app.stop().await;
     let database = db.url.clone();
-    let store = hookgate::store::Store::open(&hookgate::store::StoreOptions {
-        database: database.clone(),
-        max_batch: 16,
-        writers: 1,
-        wal_restart_bytes: 64 << 20,
-        max_database_bytes: 0,
-    })
-    .unwrap();
+    let store = open_store(&database);
     let rows = |sql: String| {
         let store = store.clone();
         async move { store.read(move |r| r.query_rows(&sql)).await.unwrap() }

@@ -73,3 +73,15 @@ pub fn signed(
         .header("X-Webhook-Signature", sign(&key.secret, ts, &body))
         .body(body)
 }
+
+/// A store on the database the nodes run on, to read what they stored.
+pub fn open_store(database: &str) -> hookgate::store::Store {
+    hookgate::store::Store::open(&hookgate::store::StoreOptions {
+        database: database.to_string(),
+        max_batch: 16,
+        writers: 1,
+        wal_restart_bytes: 64 << 20,
+        max_database_bytes: 0,
+    })
+    .unwrap()
+}
